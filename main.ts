@@ -1,0 +1,71 @@
+/**
+ * beyond-pg: PID 1 and supervisor for a PostgreSQL microVM. CLI dispatch only:
+ * parse → run one subcommand (loaded lazily, so per-segment commands stay cheap) → exit code.
+ */
+import { VERSION } from "./src/version.ts";
+
+type Command = (args: string[]) => Promise<number>;
+
+const commands: Record<string, { summary: string; load: () => Promise<Command> }> = {
+  supervisor: {
+    summary: "boot, then start and supervise postgres + PgBouncer (PID 1 in the VM)",
+    load: () => import("./src/cli/supervisor.ts").then((m) => m.main),
+  },
+  boot: {
+    summary: "idempotent boot-time setup only: initdb if empty, config, pre-start hooks",
+    load: () => import("./src/cli/boot.ts").then((m) => m.main),
+  },
+  archive: {
+    summary: "archive_command: archive %p %f (no-op without BEYOND_PG_ARCHIVE_TARGET)",
+    load: () => import("./src/cli/archive.ts").then((m) => m.main),
+  },
+  version: {
+    summary: "print the version",
+    load: () =>
+      Promise.resolve(() => {
+        console.log(`beyond-pg ${VERSION} (deno ${Deno.version.deno})`);
+        return Promise.resolve(0);
+      }),
+  },
+  help: {
+    summary: "this text",
+    load: () => Promise.resolve(() => (console.log(usage()), Promise.resolve(0))),
+  },
+};
+
+function usage(): string {
+  const width = Math.max(...Object.keys(commands).map((k) => k.length));
+  return [
+    `beyond-pg ${VERSION} — PostgreSQL microVM supervisor`,
+    "",
+    "usage: beyond-pg <command> [args]",
+    "",
+    ...Object.entries(commands).map(([name, c]) => `  ${name.padEnd(width)}  ${c.summary}`),
+    "",
+    "Settings come from the environment (and instance metadata when enabled); see README.md.",
+  ].join("\n");
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [name = "help", ...args] = argv;
+  const command = commands[name === "--help" || name === "-h" ? "help" : name];
+  if (!command) {
+    console.error(`beyond-pg: unknown command ${JSON.stringify(name)}; run \`beyond-pg help\``);
+    return 2;
+  }
+  try {
+    return await (await command.load())(args);
+  } catch (error) {
+    const { errorMessage } = await import("./src/util/errors.ts");
+    const code = (error as { exitCode?: number }).exitCode;
+    console.error(`beyond-pg: ${errorMessage(error)}`);
+    if (code === undefined && error instanceof Error && error.stack) {
+      console.error(error.stack.split("\n").slice(1, 6).join("\n"));
+    }
+    return code ?? 1;
+  }
+}
+
+if (import.meta.main) {
+  Deno.exit(await main(Deno.args));
+}

@@ -1,0 +1,101 @@
+/**
+ * SCRAM-SHA-256 verifiers as PostgreSQL stores them:
+ *   SCRAM-SHA-256$<iterations>:<salt b64>$<StoredKey b64>:<ServerKey b64>
+ * Computed here so that a plaintext password never reaches SQL text, a log line,
+ * pg_stat_statements or a file: postgres stores a pre-computed verifier as is.
+ */
+const enc = new TextEncoder();
+
+function b64(bytes: Uint8Array): string {
+  let s = "";
+  for (const b of bytes) s += String.fromCharCode(b);
+  return btoa(s);
+}
+
+function unb64(text: string): Uint8Array {
+  return Uint8Array.from(atob(text), (c) => c.charCodeAt(0));
+}
+
+/**
+ * PostgreSQL's rule: SASLprep when it succeeds, the raw bytes when it does not. Printable
+ * ASCII is its own SASLprep, so the (slow to load) tables are only imported for other input.
+ */
+export async function normalizePassword(password: string): Promise<string> {
+  if (/^[\x20-\x7e]*$/.test(password)) return password;
+  const { default: saslprep } = await import("saslprep");
+  try {
+    const prepped = saslprep(password);
+    return prepped === "" ? password : prepped;
+  } catch {
+    return password;
+  }
+}
+
+async function hmac(key: Uint8Array, data: string): Promise<Uint8Array> {
+  const k = await crypto.subtle.importKey(
+    "raw",
+    key as BufferSource,
+    { name: "HMAC", hash: "SHA-256" },
+    false,
+    [
+      "sign",
+    ],
+  );
+  return new Uint8Array(await crypto.subtle.sign("HMAC", k, enc.encode(data)));
+}
+
+async function keys(password: string, salt: Uint8Array, iterations: number) {
+  const base = await crypto.subtle.importKey(
+    "raw",
+    enc.encode(await normalizePassword(password)),
+    "PBKDF2",
+    false,
+    ["deriveBits"],
+  );
+  const salted = new Uint8Array(
+    await crypto.subtle.deriveBits(
+      { name: "PBKDF2", hash: "SHA-256", salt: salt as BufferSource, iterations },
+      base,
+      256,
+    ),
+  );
+  const clientKey = await hmac(salted, "Client Key");
+  const storedKey = new Uint8Array(
+    await crypto.subtle.digest("SHA-256", clientKey as BufferSource),
+  );
+  const serverKey = await hmac(salted, "Server Key");
+  return { storedKey, serverKey };
+}
+
+export interface ParsedVerifier {
+  iterations: number;
+  salt: Uint8Array;
+  storedKey: string;
+  serverKey: string;
+}
+
+export function parseVerifier(verifier: string): ParsedVerifier | undefined {
+  const m = verifier.match(
+    /^SCRAM-SHA-256\$(\d+):([A-Za-z0-9+/=]+)\$([A-Za-z0-9+/=]+):([A-Za-z0-9+/=]+)$/,
+  );
+  if (!m) return undefined;
+  return { iterations: Number(m[1]), salt: unb64(m[2]!), storedKey: m[3]!, serverKey: m[4]! };
+}
+
+export async function buildVerifier(
+  password: string,
+  options: { salt?: Uint8Array; iterations?: number } = {},
+): Promise<string> {
+  const salt = options.salt ?? crypto.getRandomValues(new Uint8Array(16));
+  const iterations = options.iterations ?? 4096;
+  const { storedKey, serverKey } = await keys(password, salt, iterations);
+  return `SCRAM-SHA-256$${iterations}:${b64(salt)}$${b64(storedKey)}:${b64(serverKey)}`;
+}
+
+/** Whether `password` is the one `verifier` was made from (no write needed then). */
+export async function verifierMatches(password: string, verifier: string | null): Promise<boolean> {
+  const parsed = verifier ? parseVerifier(verifier) : undefined;
+  if (!parsed) return false;
+  const { storedKey, serverKey } = await keys(password, parsed.salt, parsed.iterations);
+  return b64(storedKey) === parsed.storedKey && b64(serverKey) === parsed.serverKey;
+}

@@ -1,0 +1,162 @@
+/**
+ * EFFECT: boot-time setup, idempotent (also `beyond-pg boot`): data directory (first boot if
+ * empty), layered configuration, pre-start hooks. Everything that does not need a running
+ * server; the supervisor does the rest.
+ */
+import type { ServerCaps } from "../config/gate.ts";
+import type { Layout } from "../config/layout.ts";
+import type { Manifest } from "../config/manifest.ts";
+import { type ConfigPlan, planConfig } from "../config/plan.ts";
+import { withIncludeDir } from "../config/postgresql_conf.ts";
+import type { Settings } from "../settings/settings.ts";
+import { OperatorError } from "../util/errors.ts";
+import { log } from "../util/log.ts";
+import type { Binaries } from "./binaries.ts";
+import { ensureDir, exists, removeIfExists, writeAtomic, writeIfChanged } from "./files.ts";
+import { runHooks } from "./hooks.ts";
+import { clearMarkers, firstBoot } from "./initdb.ts";
+import type { RunAs } from "./users.ts";
+
+export interface BootContext {
+  settings: Settings;
+  layout: Layout;
+  bins: Binaries;
+  caps: ServerCaps;
+  runAs: RunAs;
+  manifest: Manifest;
+  ramMb: number;
+  vcpus: number;
+  /** Shell command postgres runs per WAL segment: "<self> archive %p %f". */
+  archiveCommand: string;
+  /** Non-secret environment for hooks and children. */
+  hookEnv: Record<string, string>;
+}
+
+export interface BootResult {
+  initdbMs: number;
+  configMs: number;
+  hooksMs: number;
+  firstBoot: boolean;
+  plan: ConfigPlan;
+  /** Paths rewritten this boot (unchanged files are not touched). */
+  changed: string[];
+}
+
+/** Create a directory we own if it is missing; an existing one (maybe shared) is left alone. */
+function createDir(path: string, mode: number, owner: RunAs["switchTo"]): void {
+  if (exists(path)) return;
+  ensureDir(path, mode, owner);
+}
+
+export function checkMajor(layout: Layout, major: number): void {
+  let text: string;
+  try {
+    text = Deno.readTextFileSync(`${layout.pgdata}/PG_VERSION`).trim();
+  } catch {
+    return;
+  }
+  if (text !== String(major)) {
+    throw new OperatorError(
+      `Cannot start: ${layout.pgdata} holds a PostgreSQL ${text} cluster but this image runs PostgreSQL ${major}; upgrade the data with pg_upgrade (a maintenance VM with both versions) or boot an image for ${text}`,
+      { exitCode: 2 },
+    );
+  }
+}
+
+/** Apply a config plan; returns the paths that changed. */
+export function applyPlan(plan: ConfigPlan, owner: RunAs["switchTo"]): string[] {
+  const changed: string[] = [];
+  for (const file of plan.files) {
+    if (writeIfChanged(file.path, file.content, { mode: file.mode, owner })) {
+      changed.push(file.path);
+    }
+  }
+  for (const file of plan.createOnce) {
+    if (!exists(file.path)) {
+      writeAtomic(file.path, file.content, { mode: file.mode, owner });
+      changed.push(file.path);
+    }
+  }
+  for (const path of plan.remove) if (removeIfExists(path)) changed.push(path);
+  return changed;
+}
+
+export function planFor(ctx: BootContext): ConfigPlan {
+  return planConfig({
+    settings: ctx.settings,
+    layout: ctx.layout,
+    ramMb: ctx.ramMb,
+    vcpus: ctx.vcpus,
+    caps: ctx.caps,
+    manifest: ctx.manifest,
+    pgbouncerVersion: ctx.bins.pgbouncerVersion,
+    archiveCommand: ctx.archiveCommand,
+    identUsers: [ctx.runAs.self, ctx.runAs.user.name],
+  });
+}
+
+/** Everything postgres needs on disk, except for running hooks. */
+export async function prepareData(ctx: BootContext): Promise<Omit<BootResult, "hooksMs">> {
+  const { layout, runAs } = ctx;
+  const owner = runAs.switchTo;
+  ensureDir(layout.dataRoot, 0o700, owner);
+  createDir(layout.runDir, 0o755, undefined);
+  createDir(layout.socketDir, 0o2775, owner);
+  ensureDir(layout.pgbouncerDir, 0o700, owner);
+  ensureDir(`${layout.runDir}/deno`, 0o700, owner); // DENO_DIR of the commands postgres runs
+
+  checkMajor(layout, ctx.bins.major);
+  const t0 = performance.now();
+  const fresh = !exists(`${layout.pgdata}/PG_VERSION`);
+  if (fresh) {
+    log.info(`first boot: initializing ${layout.pgdata} (PostgreSQL ${ctx.bins.version})`);
+    await firstBoot({ layout, bins: ctx.bins, runAs, password: ctx.settings.password });
+  }
+  clearMarkers(layout);
+  const t1 = performance.now();
+
+  ensureDir(layout.confDir, 0o700, owner);
+  ensureDir(layout.stateDir, 0o700, owner);
+  const plan = planFor(ctx);
+  for (const warning of plan.warnings) log.warn(warning);
+  const changed = applyPlan(plan, owner);
+  const confPath = `${layout.pgdata}/postgresql.conf`;
+  const stock = Deno.readTextFileSync(confPath);
+  if (writeIfChanged(confPath, withIncludeDir(stock, layout.confDir), { mode: 0o600, owner })) {
+    changed.push(confPath);
+  }
+  if (changed.length) {
+    log.info(`configuration written: ${changed.map((p) => p.split("/").pop()).join(", ")}`);
+  }
+  return {
+    initdbMs: Math.round(t1 - t0),
+    configMs: Math.round(performance.now() - t1),
+    firstBoot: fresh,
+    plan,
+    changed,
+  };
+}
+
+export async function runPreStart(ctx: BootContext): Promise<number> {
+  const t = performance.now();
+  const results = await runHooks("pre-start", {
+    hooksDir: ctx.layout.hooksDir,
+    timeoutMs: ctx.settings.hookTimeoutMs,
+    env: ctx.hookEnv,
+  });
+  const failed = results.find((r) => r.code !== 0);
+  if (failed) {
+    throw new OperatorError(
+      `Cannot start: pre-start hook ${failed.name} ${
+        failed.timedOut ? "timed out" : `exited ${failed.code}`
+      }; fix or remove ${ctx.layout.hooksDir}/pre-start.d/${failed.name}`,
+    );
+  }
+  return Math.round(performance.now() - t);
+}
+
+export async function boot(ctx: BootContext): Promise<BootResult> {
+  const prepared = await prepareData(ctx);
+  const hooksMs = await runPreStart(ctx);
+  return { ...prepared, hooksMs };
+}

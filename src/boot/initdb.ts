@@ -1,0 +1,164 @@
+/**
+ * EFFECT: first boot, atomically. The commit point is PGDATA/PG_VERSION appearing (a rename),
+ * after everything else initdb made is already in place. A kill -9 at any step leaves either
+ * no PG_VERSION and our "incomplete" marker (the next boot clears our leftovers and starts
+ * over) or a complete cluster. We never clear a directory we did not mark as ours.
+ *
+ * The password reaches initdb as a SCRAM verifier in a 0600 file that is removed at once;
+ * the plaintext never touches the disk or a command line.
+ */
+import { buildVerifier } from "../auth/scram.ts";
+import type { Layout } from "../config/layout.ts";
+import type { Secret } from "../settings/secret.ts";
+import { run } from "../process/spawner.ts";
+import { OperatorError } from "../util/errors.ts";
+import { log } from "../util/log.ts";
+import type { Binaries } from "./binaries.ts";
+import { ensureDir, exists, removeIfExists, syncDir, writeAtomic } from "./files.ts";
+import type { RunAs } from "./users.ts";
+
+export const INCOMPLETE_MARKER = ".beyond-initdb-incomplete";
+const STAGING = ".beyond-initdb";
+const PWFILE = ".beyond-initdb-pw";
+const IGNORED = new Set(["lost+found", INCOMPLETE_MARKER]);
+
+export type DataState = "existing" | "empty" | "incomplete";
+
+/** Classify a data directory; throws when it holds something that is not ours. */
+export function dataState(layout: Layout): DataState {
+  if (exists(`${layout.pgdata}/PG_VERSION`)) return "existing";
+  const check = (dir: string): boolean => {
+    if (!exists(dir)) return false;
+    const entries = [...Deno.readDirSync(dir)].map((e) => e.name).filter((n) => !IGNORED.has(n));
+    const marked = exists(`${dir}/${INCOMPLETE_MARKER}`);
+    if (entries.length > 0 && !marked) {
+      throw new OperatorError(
+        `Cannot start: ${dir} is not empty but holds no PostgreSQL cluster (no PG_VERSION in ${layout.pgdata}); move its contents away or point BEYOND_PG_DATA_ROOT at an empty volume`,
+        { exitCode: 2 },
+      );
+    }
+    return marked;
+  };
+  const a = check(layout.pgdata);
+  const b = check(layout.walDir);
+  return a || b ? "incomplete" : "empty";
+}
+
+/**
+ * Remove everything in `dir` but `keep`. An initdb orphaned by a killed supervisor may still be
+ * writing into its staging directory for a moment, so "directory not empty" is retried.
+ */
+async function clearExcept(dir: string, keep: Set<string>): Promise<void> {
+  for (let attempt = 0;; attempt++) {
+    try {
+      for (const entry of Deno.readDirSync(dir)) {
+        if (!keep.has(entry.name)) Deno.removeSync(`${dir}/${entry.name}`, { recursive: true });
+      }
+      return;
+    } catch (error) {
+      const busy = error instanceof Error && /not empty|os error 39/i.test(error.message);
+      if (!busy || attempt >= 100) throw error;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+}
+
+function mark(dir: string, owner: RunAs["switchTo"]): void {
+  writeAtomic(`${dir}/${INCOMPLETE_MARKER}`, "beyond-pg first boot in progress\n", {
+    mode: 0o600,
+    owner,
+  });
+}
+
+function moveInto(from: string, to: string, skip: Set<string> = new Set()): void {
+  for (const entry of Deno.readDirSync(from)) {
+    if (skip.has(entry.name)) continue;
+    try {
+      Deno.renameSync(`${from}/${entry.name}`, `${to}/${entry.name}`);
+    } catch (error) {
+      // Different filesystems (WAL on its own device): copy, then remove.
+      if (!(error instanceof Error) || !/cross-device|EXDEV/i.test(error.message)) throw error;
+      Deno.copyFileSync(`${from}/${entry.name}`, `${to}/${entry.name}`);
+      Deno.removeSync(`${from}/${entry.name}`);
+    }
+  }
+}
+
+/** Locale for initdb: the spec's en_US.UTF-8 when this system has it, else C.UTF-8. */
+async function pickLocale(): Promise<string> {
+  try {
+    const out = (await run("locale", ["-a"], { check: false })).stdout.split("\n").map((l) =>
+      l.trim()
+    );
+    if (out.some((l) => /^en_US\.utf-?8$/i.test(l))) return "en_US.UTF-8";
+    if (out.some((l) => /^C\.utf-?8$/i.test(l))) return "C.UTF-8";
+  } catch { /* no locale(1): fall through */ }
+  return "C";
+}
+
+export interface InitdbOptions {
+  layout: Layout;
+  bins: Binaries;
+  runAs: RunAs;
+  password: Secret;
+}
+
+/** Run initdb into staging and commit it into PGDATA. Returns when PG_VERSION is in place. */
+export async function firstBoot({ layout, bins, runAs, password }: InitdbOptions): Promise<void> {
+  const owner = runAs.switchTo;
+  ensureDir(layout.pgdata, 0o700, owner);
+  ensureDir(layout.walDir, 0o700, owner);
+  const state = dataState(layout);
+  if (state === "existing") return;
+  if (state === "incomplete") {
+    log.warn(`completing an interrupted first boot in ${layout.dataRoot}`);
+  }
+  mark(layout.pgdata, owner);
+  mark(layout.walDir, owner);
+  await clearExcept(layout.pgdata, new Set(IGNORED));
+  await clearExcept(layout.walDir, new Set([INCOMPLETE_MARKER]));
+
+  // A unique name: a leftover initdb from a killed boot can only ever write into its own.
+  const staging = `${layout.pgdata}/${STAGING}-${crypto.randomUUID().slice(0, 8)}`;
+  const pwfile = `${layout.pgdata}/${PWFILE}`;
+  writeAtomic(pwfile, await buildVerifier(password.reveal()) + "\n", { mode: 0o600, owner });
+  const locale = await pickLocale();
+  try {
+    await run(`${bins.binDir}/initdb`, [
+      "-D",
+      staging,
+      "--username=postgres",
+      "--auth=scram-sha-256",
+      `--pwfile=${pwfile}`,
+      "--encoding=UTF8",
+      `--locale=${locale}`,
+      "--data-checksums",
+      "--no-instructions",
+    ], { ...owner, timeoutMs: 300_000 });
+  } finally {
+    removeIfExists(pwfile);
+  }
+
+  // pg_wal → <root>/wal (the Tier 2 seam: one symlink swap relocates WAL).
+  moveInto(`${staging}/pg_wal`, layout.walDir);
+  Deno.removeSync(`${staging}/pg_wal`);
+  Deno.symlinkSync(layout.walDir, `${staging}/pg_wal`);
+  if (owner) Deno.chownSync(`${staging}/pg_wal`, owner.uid, owner.gid);
+  syncDir(layout.walDir);
+
+  moveInto(staging, layout.pgdata, new Set(["PG_VERSION"]));
+  syncDir(layout.pgdata);
+  Deno.renameSync(`${staging}/PG_VERSION`, `${layout.pgdata}/PG_VERSION`); // commit
+  syncDir(layout.pgdata);
+  Deno.removeSync(staging);
+  clearMarkers(layout);
+}
+
+/** After the commit (or on a boot that finds a complete cluster): drop our markers. */
+export function clearMarkers(layout: Layout): void {
+  const removed = [
+    removeIfExists(`${layout.pgdata}/${INCOMPLETE_MARKER}`),
+    removeIfExists(`${layout.walDir}/${INCOMPLETE_MARKER}`),
+  ];
+  if (removed.some(Boolean)) syncDir(layout.pgdata);
+}

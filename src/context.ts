@@ -1,0 +1,89 @@
+/**
+ * EFFECT: everything the boot and the supervisor need, gathered once: settings (environment
+ * and, when enabled, metadata), the installed binaries and what they support, resources, the
+ * extension manifest, and who postgres runs as. Fails before anything is written to disk.
+ */
+import defaultManifest from "../conf/extensions.toml" with { type: "text" };
+import type { BootContext } from "./boot/boot.ts";
+import { probeInstallation } from "./boot/binaries.ts";
+import { resolveRunAs } from "./boot/users.ts";
+import { layoutFor } from "./config/layout.ts";
+import { parseManifest } from "./config/manifest.ts";
+import { detectResources, readSystemFile } from "./resources/resources.ts";
+import { loadRawSettings, resolveMmdsUrl } from "./settings/load.ts";
+import { parseSettings } from "./settings/settings.ts";
+import { selfCommand } from "./self.ts";
+import { OperatorError } from "./util/errors.ts";
+
+export interface ContextOptions {
+  env?: Record<string, string>;
+  /** Running as PID 1 inside our own VM: metadata comes from MMDS by default. */
+  inOwnVm?: boolean;
+  mmdsDeadlineMs?: number;
+}
+
+export interface Context extends BootContext {
+  settingsMs: number;
+  resourcesSource: string;
+}
+
+function readManifest(path: string | undefined) {
+  if (!path) return parseManifest(defaultManifest, "conf/extensions.toml (bundled)");
+  let text: string;
+  try {
+    text = Deno.readTextFileSync(path);
+  } catch (error) {
+    throw new OperatorError(
+      `Cannot start: BEYOND_PG_EXTENSIONS=${path} cannot be read; point it at a TOML manifest`,
+      { cause: error, exitCode: 2 },
+    );
+  }
+  return parseManifest(text, path);
+}
+
+export async function buildContext(options: ContextOptions = {}): Promise<Context> {
+  const t0 = performance.now();
+  const env = options.env ?? Deno.env.toObject();
+  const raw = await loadRawSettings({
+    major: 0,
+    env,
+    mmdsUrl: resolveMmdsUrl(env, options.inOwnVm ?? false),
+    mmdsDeadlineMs: options.mmdsDeadlineMs,
+  });
+  const { bins, caps } = await probeInstallation({
+    binDir: raw["BEYOND_PG_BIN_DIR"] || undefined,
+    pgbouncer: raw["BEYOND_PG_PGBOUNCER"] || undefined,
+  });
+  const settings = parseSettings(raw, {
+    major: bins.major,
+    readFile: (path) => Deno.readTextFileSync(path),
+  });
+  const runAs = resolveRunAs(settings.osUser);
+  const detected = detectResources(readSystemFile);
+  const manifest = readManifest(settings.extensionsManifest);
+  const layout = layoutFor(settings);
+  return {
+    settings,
+    layout,
+    bins,
+    caps,
+    runAs,
+    manifest,
+    ramMb: settings.ramMb ?? detected.ramMb,
+    vcpus: settings.vcpus ?? detected.vcpus,
+    resourcesSource: `ram from ${settings.ramMb ? "settings" : detected.ramSource}, vcpus from ${
+      settings.vcpus ? "settings" : detected.cpuSource
+    }`,
+    archiveCommand: selfCommand("archive", "%p", "%f"),
+    hookEnv: {
+      PGDATA: layout.pgdata,
+      PGHOST: layout.socketDir,
+      PGPORT: String(settings.directPort),
+      PGUSER: "postgres",
+      PGDATABASE: settings.database,
+      BEYOND_PG_DATA_ROOT: layout.dataRoot,
+      BEYOND_PG_RUN_DIR: layout.runDir,
+    },
+    settingsMs: Math.round(performance.now() - t0),
+  };
+}

@@ -1,0 +1,59 @@
+/**
+ * Every setting beyond-pg reads, by the name used both in instance metadata (MMDS) and in the
+ * environment. Metadata wins over the environment for the same name.
+ */
+export interface KeyDoc {
+  name: string;
+  default: string;
+  doc: string;
+}
+
+export const settingKeys: readonly KeyDoc[] = [
+  { name: "POSTGRES_PASSWORD", default: "(required)", doc: "password of the postgres role" },
+  {
+    name: "POSTGRES_PASSWORD_FILE",
+    default: "",
+    doc: "file holding the password (instead of POSTGRES_PASSWORD)",
+  },
+  { name: "POSTGRES_DATABASE", default: "postgres", doc: "database created for the app" },
+  { name: "BEYOND_PG_TIER", default: "single", doc: "deployment tier (single)" },
+  {
+    name: "BEYOND_VOLUME_EPHEMERAL",
+    default: "false",
+    doc: "true on throwaway volumes: synchronous_commit = off",
+  },
+  { name: "BEYOND_PG_ARCHIVE_TARGET", default: "", doc: "s3://bucket/prefix for WAL archiving" },
+  { name: "BEYOND_PG_WAL_SINK", default: "", doc: "HTTP endpoint of a WAL sink (Tier 1.5)" },
+  {
+    name: "BEYOND_PG_DATA_ROOT",
+    default: "/var/lib/postgresql/<major>",
+    doc: "volume root; PGDATA is <root>/main, WAL <root>/wal",
+  },
+  { name: "BEYOND_PG_RUN_DIR", default: "/run/beyond-pg", doc: "runtime files (tmpfs)" },
+  { name: "BEYOND_PG_SOCKET_DIR", default: "/var/run/postgresql", doc: "Unix socket directory" },
+  { name: "BEYOND_PG_PORT", default: "5432", doc: "PgBouncer port (apps)" },
+  { name: "BEYOND_PG_DIRECT_PORT", default: "5433", doc: "Postgres port on 127.0.0.1 (direct)" },
+  { name: "BEYOND_PG_LISTEN_ADDR", default: "0.0.0.0", doc: "address PgBouncer listens on" },
+  { name: "BEYOND_PG_BIN_DIR", default: "(newest installed)", doc: "Postgres bin directory" },
+  { name: "BEYOND_PG_PGBOUNCER", default: "pgbouncer", doc: "PgBouncer executable" },
+  {
+    name: "BEYOND_PG_HOOKS_DIR",
+    default: "/etc/postgresql/<major>/main/hooks",
+    doc: "pre-start.d, post-start.d, pre-stop.d, pre-fork.d",
+  },
+  {
+    name: "BEYOND_PG_OS_USER",
+    default: "postgres",
+    doc: "OS user for postgres when started as root",
+  },
+  { name: "BEYOND_PG_RAM_MB", default: "(detected)", doc: "RAM used for tuning" },
+  { name: "BEYOND_PG_VCPUS", default: "(detected)", doc: "vCPUs used for tuning" },
+  {
+    name: "BEYOND_PG_EXTENSIONS",
+    default: "(bundled conf/extensions.toml)",
+    doc: "extension manifest",
+  },
+  { name: "BEYOND_PG_STOP_TIMEOUT", default: "30", doc: "seconds for a fast shutdown" },
+  { name: "BEYOND_PG_HOOK_TIMEOUT", default: "60", doc: "seconds each hook may run" },
+  { name: "BEYOND_MMDS_URL", default: "(off; on as PID 1)", doc: "metadata service base URL" },
+];

@@ -1,0 +1,260 @@
+/**
+ * PURE: metadata + environment (already merged into one record) → typed, validated Settings.
+ * Every problem is an OperatorError whose message names the key, the bad value and the fix.
+ */
+import { OperatorError } from "../util/errors.ts";
+import { Secret } from "./secret.ts";
+
+export type Tier = "single";
+
+export interface Settings {
+  tier: Tier;
+  ephemeral: boolean;
+  password: Secret;
+  database: string;
+  archiveTarget: string | undefined;
+  walSink: string | undefined;
+  dataRoot: string;
+  runDir: string;
+  socketDir: string;
+  port: number;
+  directPort: number;
+  listenAddr: string;
+  binDir: string | undefined;
+  pgbouncerBin: string;
+  hooksDir: string;
+  osUser: string;
+  ramMb: number | undefined;
+  vcpus: number | undefined;
+  extensionsManifest: string | undefined;
+  stopTimeoutMs: number;
+  hookTimeoutMs: number;
+}
+
+export interface ParseContext {
+  /** Major version of the installed server; shapes the default paths. */
+  major: number;
+  /** Reads POSTGRES_PASSWORD_FILE; injected so this module stays pure. */
+  readFile: (path: string) => string;
+}
+
+export class SettingsError extends OperatorError {
+  constructor(message: string, cause?: unknown) {
+    super(`Cannot start: ${message}`, { cause, exitCode: 2 });
+    this.name = "SettingsError";
+  }
+}
+
+const knownTiers: Record<string, string> = {
+  single: "supported",
+  primary: "planned (Tier 2), not in this image yet",
+  replica: "planned (read replicas), not in this image yet",
+};
+
+function present(raw: Record<string, string | undefined>, key: string): string | undefined {
+  const value = raw[key];
+  return value === undefined || value === "" ? undefined : value;
+}
+
+export function parseBool(key: string, value: string | undefined, fallback: boolean): boolean {
+  if (value === undefined) return fallback;
+  const v = value.trim().toLowerCase();
+  if (["1", "true", "yes", "on"].includes(v)) return true;
+  if (["0", "false", "no", "off"].includes(v)) return false;
+  throw new SettingsError(`${key}=${JSON.stringify(value)} is not a boolean; use true or false`);
+}
+
+function parsePort(key: string, value: string | undefined, fallback: number): number {
+  if (value === undefined) return fallback;
+  const n = Number(value.trim());
+  if (!/^\d+$/.test(value.trim()) || n < 1 || n > 65535) {
+    throw new SettingsError(
+      `${key}=${JSON.stringify(value)} is not a TCP port; use a number from 1 to 65535`,
+    );
+  }
+  return n;
+}
+
+function parsePositive(
+  key: string,
+  value: string | undefined,
+  opts: { min: number; max: number },
+): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value.trim());
+  if (!Number.isInteger(n) || n < opts.min || n > opts.max) {
+    throw new SettingsError(
+      `${key}=${
+        JSON.stringify(value)
+      } is out of range; use a whole number from ${opts.min} to ${opts.max}`,
+    );
+  }
+  return n;
+}
+
+function parsePath(key: string, value: string | undefined, fallback: string): string {
+  const path = value ?? fallback;
+  if (!path.startsWith("/")) {
+    throw new SettingsError(
+      `${key}=${JSON.stringify(path)} is not an absolute path; start it with /`,
+    );
+  }
+  return path.length > 1 ? path.replace(/\/+$/, "") : path;
+}
+
+function parsePassword(raw: Record<string, string | undefined>, ctx: ParseContext): Secret {
+  const inline = present(raw, "POSTGRES_PASSWORD");
+  const file = present(raw, "POSTGRES_PASSWORD_FILE");
+  if (inline !== undefined && file !== undefined) {
+    throw new SettingsError(
+      "both POSTGRES_PASSWORD and POSTGRES_PASSWORD_FILE are set; set only one of them",
+    );
+  }
+  let value = inline;
+  if (file !== undefined) {
+    try {
+      value = ctx.readFile(file).replace(/\r?\n$/, "");
+    } catch (error) {
+      throw new SettingsError(
+        `POSTGRES_PASSWORD_FILE=${
+          JSON.stringify(file)
+        } cannot be read; point it at a readable file`,
+        error,
+      );
+    }
+    if (value === "") {
+      throw new SettingsError(
+        `POSTGRES_PASSWORD_FILE=${JSON.stringify(file)} is empty; put a non-empty secret in it`,
+      );
+    }
+  }
+  if (value === undefined) {
+    throw new SettingsError(
+      "POSTGRES_PASSWORD is not set in metadata or environment; set it (or POSTGRES_PASSWORD_FILE) to a non-empty secret",
+    );
+  }
+  if (value.includes("\0")) {
+    throw new SettingsError("POSTGRES_PASSWORD contains a NUL byte; choose a password without one");
+  }
+  return new Secret(value);
+}
+
+function parseDatabase(value: string | undefined): string {
+  const name = value ?? "postgres";
+  if (new TextEncoder().encode(name).length > 63 || name.includes("\0")) {
+    throw new SettingsError(
+      `POSTGRES_DATABASE=${
+        JSON.stringify(name)
+      } is not a valid database name; use at most 63 bytes`,
+    );
+  }
+  return name;
+}
+
+function parseArchiveTarget(value: string | undefined): string | undefined {
+  if (value === undefined) return undefined;
+  if (!/^s3:\/\/[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](\/.*)?$/.test(value)) {
+    throw new SettingsError(
+      `BEYOND_PG_ARCHIVE_TARGET=${
+        JSON.stringify(value)
+      } is not an S3 target; use s3://bucket/prefix`,
+    );
+  }
+  return value;
+}
+
+function parseUrl(key: string, value: string | undefined): string | undefined {
+  if (value === undefined) return undefined;
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch (error) {
+    throw new SettingsError(
+      `${key}=${JSON.stringify(value)} is not a URL; use http://host:port`,
+      error,
+    );
+  }
+  if (url.protocol !== "http:" && url.protocol !== "https:") {
+    throw new SettingsError(`${key}=${JSON.stringify(value)} is not http(s); use http://host:port`);
+  }
+  return value;
+}
+
+function parseTier(value: string | undefined): Tier {
+  const tier = value ?? "single";
+  if (tier === "single") return tier;
+  const known = knownTiers[tier];
+  if (known !== undefined) {
+    throw new SettingsError(`BEYOND_PG_TIER=${JSON.stringify(tier)} is ${known}; use "single"`);
+  }
+  throw new SettingsError(
+    `BEYOND_PG_TIER=${JSON.stringify(tier)} is not a known tier; use "single"`,
+  );
+}
+
+/** Validate everything; the first problem found is thrown. */
+export function parseSettings(
+  raw: Record<string, string | undefined>,
+  ctx: ParseContext,
+): Settings {
+  const get = (key: string) => present(raw, key);
+  const port = parsePort("BEYOND_PG_PORT", get("BEYOND_PG_PORT"), 5432);
+  const directPort = parsePort("BEYOND_PG_DIRECT_PORT", get("BEYOND_PG_DIRECT_PORT"), 5433);
+  if (port === directPort) {
+    throw new SettingsError(
+      `BEYOND_PG_PORT and BEYOND_PG_DIRECT_PORT are both ${port}; give them different ports`,
+    );
+  }
+  const stopTimeout = parsePositive("BEYOND_PG_STOP_TIMEOUT", get("BEYOND_PG_STOP_TIMEOUT"), {
+    min: 1,
+    max: 3600,
+  });
+  const hookTimeout = parsePositive("BEYOND_PG_HOOK_TIMEOUT", get("BEYOND_PG_HOOK_TIMEOUT"), {
+    min: 1,
+    max: 86400,
+  });
+  const tier = parseTier(get("BEYOND_PG_TIER"));
+  const runDir = parsePath("BEYOND_PG_RUN_DIR", get("BEYOND_PG_RUN_DIR"), "/run/beyond-pg");
+  const socketDir = parsePath(
+    "BEYOND_PG_SOCKET_DIR",
+    get("BEYOND_PG_SOCKET_DIR"),
+    "/var/run/postgresql",
+  );
+  if (runDir === socketDir) {
+    // The socket dir belongs to postgres; our control socket must not live where it can write.
+    throw new SettingsError(
+      `BEYOND_PG_SOCKET_DIR and BEYOND_PG_RUN_DIR are both ${runDir}; give them different directories`,
+    );
+  }
+  return {
+    tier,
+    ephemeral: parseBool("BEYOND_VOLUME_EPHEMERAL", get("BEYOND_VOLUME_EPHEMERAL"), false),
+    password: parsePassword(raw, ctx),
+    database: parseDatabase(get("POSTGRES_DATABASE")),
+    archiveTarget: parseArchiveTarget(get("BEYOND_PG_ARCHIVE_TARGET")),
+    walSink: parseUrl("BEYOND_PG_WAL_SINK", get("BEYOND_PG_WAL_SINK")),
+    dataRoot: parsePath(
+      "BEYOND_PG_DATA_ROOT",
+      get("BEYOND_PG_DATA_ROOT"),
+      `/var/lib/postgresql/${ctx.major}`,
+    ),
+    runDir,
+    socketDir,
+    port,
+    directPort,
+    listenAddr: get("BEYOND_PG_LISTEN_ADDR") ?? "0.0.0.0",
+    binDir: get("BEYOND_PG_BIN_DIR"),
+    pgbouncerBin: get("BEYOND_PG_PGBOUNCER") ?? "pgbouncer",
+    hooksDir: parsePath(
+      "BEYOND_PG_HOOKS_DIR",
+      get("BEYOND_PG_HOOKS_DIR"),
+      `/etc/postgresql/${ctx.major}/main/hooks`,
+    ),
+    osUser: get("BEYOND_PG_OS_USER") ?? "postgres",
+    ramMb: parsePositive("BEYOND_PG_RAM_MB", get("BEYOND_PG_RAM_MB"), { min: 64, max: 1 << 24 }),
+    vcpus: parsePositive("BEYOND_PG_VCPUS", get("BEYOND_PG_VCPUS"), { min: 1, max: 4096 }),
+    extensionsManifest: get("BEYOND_PG_EXTENSIONS"),
+    stopTimeoutMs: (stopTimeout ?? 30) * 1000,
+    hookTimeoutMs: (hookTimeout ?? 60) * 1000,
+  };
+}

@@ -1,0 +1,102 @@
+/**
+ * EFFECT: one supervised child (postgres or PgBouncer): spawned in its own session so a
+ * terminal's Ctrl-C reaches only the supervisor, output handed on line by line with its name,
+ * the last lines kept for error reports.
+ */
+import { childEnv } from "../process/env.ts";
+import { pipeLines } from "./lines.ts";
+
+export type OutputSink = (source: string, line: string) => void;
+
+export interface ChildSpec {
+  name: string;
+  cmd: string;
+  args: string[];
+  env: Record<string, string>;
+  cwd?: string;
+  runAs: { uid: number; gid: number } | undefined;
+}
+
+export interface ExitStatus {
+  code: number;
+  signal: Deno.Signal | null;
+}
+
+const TAIL = 40;
+
+export class Child {
+  readonly name: string;
+  readonly pid: number;
+  readonly startedAt: number;
+  /** Settles when the process has exited and its output is drained. */
+  readonly exited: Promise<ExitStatus>;
+  readonly #process: Deno.ChildProcess;
+  readonly #tail: string[] = [];
+  #exitStatus: ExitStatus | undefined;
+
+  constructor(spec: ChildSpec, sink: OutputSink) {
+    this.name = spec.name;
+    this.#process = new Deno.Command(spec.cmd, {
+      args: spec.args,
+      cwd: spec.cwd,
+      env: childEnv(spec.env),
+      clearEnv: true,
+      uid: spec.runAs?.uid,
+      gid: spec.runAs?.gid,
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+      detached: true,
+    }).spawn();
+    this.pid = this.#process.pid;
+    this.startedAt = performance.now();
+    const onLine = (line: string) => {
+      this.#tail.push(line);
+      if (this.#tail.length > TAIL) this.#tail.shift();
+      sink(spec.name, line);
+    };
+    const drained = Promise.all([
+      pipeLines(this.#process.stdout, onLine),
+      pipeLines(this.#process.stderr, onLine),
+    ]);
+    this.exited = this.#process.status.then(async (s) => {
+      await drained;
+      this.#exitStatus = { code: s.code, signal: s.signal };
+      return this.#exitStatus;
+    });
+  }
+
+  get running(): boolean {
+    return this.#exitStatus === undefined;
+  }
+
+  get exitStatus(): ExitStatus | undefined {
+    return this.#exitStatus;
+  }
+
+  /** The last lines of output (for "why did it fail"). */
+  tail(): string[] {
+    return [...this.#tail];
+  }
+
+  signal(sig: Deno.Signal): void {
+    if (!this.running) return;
+    try {
+      this.#process.kill(sig);
+    } catch { /* exited in between */ }
+  }
+
+  /** Send `sig`, wait up to `ms`; true when it exited in time. */
+  async stop(sig: Deno.Signal, ms: number): Promise<boolean> {
+    this.signal(sig);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<false>((r) => (timer = setTimeout(() => r(false), ms)));
+    const done = await Promise.race([this.exited.then(() => true as const), timeout]);
+    clearTimeout(timer);
+    return done;
+  }
+}
+
+export function describeExit(s: ExitStatus): string {
+  return s.signal ? `killed by ${s.signal}` : `exited ${s.code}`;
+}

@@ -1,0 +1,57 @@
+/**
+ * Readiness without a SQL polling loop: postmaster.pid's 8th line is the postmaster's status
+ * ("starting", "stopping", "ready", "standby"), which it rewrites itself.
+ */
+
+export interface PostmasterPid {
+  pid: number;
+  dataDir: string;
+  port: number;
+  socketDir: string;
+  status: string;
+}
+
+/** PURE */
+export function parsePostmasterPid(text: string): PostmasterPid | undefined {
+  const lines = text.split("\n");
+  const pid = Number(lines[0]);
+  if (!Number.isInteger(pid) || pid <= 0) return undefined;
+  return {
+    pid,
+    dataDir: lines[1] ?? "",
+    port: Number(lines[3] ?? 0),
+    socketDir: lines[4] ?? "",
+    status: (lines[7] ?? "").trim(),
+  };
+}
+
+export function readPostmasterPid(pgdata: string): PostmasterPid | undefined {
+  try {
+    return parsePostmasterPid(Deno.readTextFileSync(`${pgdata}/postmaster.pid`));
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Resolve when the postmaster with `pid` says "ready"; reject-free: returns false when
+ * `gone` settles first (the process exited) or the signal aborts.
+ */
+export async function waitReady(
+  pgdata: string,
+  pid: number,
+  gone: Promise<unknown>,
+  signal: AbortSignal,
+): Promise<boolean> {
+  let exited = false;
+  gone.then(() => (exited = true), () => (exited = true));
+  const started = performance.now();
+  while (!exited && !signal.aborted) {
+    const info = readPostmasterPid(pgdata);
+    if (info?.pid === pid && info.status === "ready") return true;
+    // Tight at first (a warm start is ~20 ms), gentler once it is clearly a long recovery.
+    const elapsed = performance.now() - started;
+    await new Promise((r) => setTimeout(r, elapsed < 2000 ? 3 : 50));
+  }
+  return false;
+}

@@ -1,0 +1,297 @@
+/**
+ * Integration harness: runs the real supervisor (a subprocess, `deno run main.ts`) on a temp
+ * data root with free loopback ports, collects its output, and cleans up — every process it
+ * started (and their descendants) by PID, and the temp dirs — even when a test fails.
+ */
+import { repoRoot } from "./paths.ts";
+
+export const deno = Deno.execPath();
+export const mainTs = `${repoRoot}/main.ts`;
+const decoder = new TextDecoder();
+
+/** A free TCP port on 127.0.0.1 (bind to 0, read, release). */
+export function freePort(): number {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (l.addr as Deno.NetAddr).port;
+  l.close();
+  return port;
+}
+
+/** A temp root that the postgres user can traverse, removed by `cleanup()`. */
+export async function tempRoot(prefix = "bpg-test-"): Promise<string> {
+  const dir = await Deno.makeTempDir({ prefix });
+  await Deno.chmod(dir, 0o755);
+  return dir;
+}
+
+/** All descendants of `pid` (children first found by scanning /proc). */
+export function descendants(pid: number): number[] {
+  const parent = new Map<number, number>();
+  for (const e of Deno.readDirSync("/proc")) {
+    const p = Number(e.name);
+    if (!Number.isInteger(p)) continue;
+    try {
+      const stat = Deno.readTextFileSync(`/proc/${p}/stat`);
+      parent.set(p, Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]));
+    } catch { /* gone */ }
+  }
+  const out: number[] = [];
+  const walk = (p: number) => {
+    for (const [child, pp] of parent) {
+      if (pp === p && !out.includes(child)) {
+        out.push(child);
+        walk(child);
+      }
+    }
+  };
+  walk(pid);
+  return out;
+}
+
+export function killPids(pids: number[], sig: Deno.Signal = "SIGKILL"): void {
+  for (const p of pids) {
+    try {
+      Deno.kill(p, sig);
+    } catch { /* gone */ }
+  }
+}
+
+export interface Instance {
+  root: string;
+  env: Record<string, string>;
+  port: number;
+  directPort: number;
+  password: string;
+  socketDir: string;
+  pgdata: string;
+  proc: Deno.ChildProcess;
+  lines: string[];
+  /** Resolves with the matching line, or throws after `ms` (or when the process exits). */
+  waitFor(pattern: RegExp, ms?: number, from?: number): Promise<string>;
+  /** SIGTERM (default) and wait; returns the exit code. */
+  stop(sig?: Deno.Signal, ms?: number): Promise<number>;
+  exited: Promise<Deno.CommandStatus>;
+  /** Every process this instance started that is still around, by PID. */
+  pids(): number[];
+}
+
+export interface StartOptions {
+  root?: string;
+  env?: Record<string, string>;
+  password?: string | null;
+  args?: string[];
+  /** Ports to reuse (a restart on the same data root). */
+  port?: number;
+  directPort?: number;
+}
+
+/** The light manifest most tests use (first-boot tests use the real one). */
+export const lightManifest = `${repoRoot}/tests/support/light-extensions.toml`;
+
+export function instanceEnv(root: string, o: StartOptions & { port: number; directPort: number }) {
+  const env: Record<string, string> = {
+    PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin",
+    BEYOND_PG_DATA_ROOT: `${root}/data`,
+    BEYOND_PG_RUN_DIR: `${root}/run`,
+    BEYOND_PG_SOCKET_DIR: `${root}/sock`,
+    BEYOND_PG_HOOKS_DIR: `${root}/hooks`,
+    BEYOND_PG_PORT: String(o.port),
+    BEYOND_PG_DIRECT_PORT: String(o.directPort),
+    BEYOND_PG_LISTEN_ADDR: "127.0.0.1",
+    BEYOND_PG_RAM_MB: "1024",
+    BEYOND_PG_VCPUS: "2",
+    BEYOND_PG_STOP_TIMEOUT: "20",
+    BEYOND_PG_EXTENSIONS: lightManifest,
+    BEYOND_MMDS_URL: "off",
+    DENO_NO_UPDATE_CHECK: "1",
+    ...(o.password === null ? {} : { POSTGRES_PASSWORD: o.password ?? "test-secret-1" }),
+    ...o.env,
+  };
+  for (const [k, v] of Object.entries(env)) if (v === "") delete env[k];
+  return env;
+}
+
+export function startSupervisor(options: StartOptions = {}): Promise<Instance> {
+  return (async () => {
+    const root = options.root ?? await tempRoot();
+    const port = options.port ?? freePort();
+    const directPort = options.directPort ?? freePort();
+    const env = instanceEnv(root, { ...options, port, directPort });
+    const proc = new Deno.Command(deno, {
+      args: ["run", "-A", "--quiet", mainTs, ...(options.args ?? ["supervisor"])],
+      env,
+      clearEnv: true,
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    const lines: string[] = [];
+    const waiters = new Set<() => void>();
+    let done = false;
+    const pump = async (stream: ReadableStream<Uint8Array>) => {
+      let buf = "";
+      for await (const chunk of stream) {
+        buf += decoder.decode(chunk, { stream: true });
+        let nl: number;
+        while ((nl = buf.indexOf("\n")) >= 0) {
+          lines.push(buf.slice(0, nl));
+          buf = buf.slice(nl + 1);
+        }
+        for (const w of waiters) w();
+      }
+      if (buf) lines.push(buf);
+    };
+    const pumps = Promise.all([pump(proc.stdout), pump(proc.stderr)]);
+    const exited = proc.status.then(async (s) => {
+      await pumps;
+      done = true;
+      for (const w of waiters) w();
+      return s;
+    });
+    const known = new Set<number>([proc.pid]);
+    const instance: Instance = {
+      root,
+      env,
+      port,
+      directPort,
+      password: env["POSTGRES_PASSWORD"] ?? "",
+      socketDir: `${root}/sock`,
+      pgdata: `${root}/data/main`,
+      proc,
+      lines,
+      exited,
+      pids() {
+        for (const p of descendants(proc.pid)) known.add(p);
+        return [...known].filter((p) => {
+          try {
+            const s = Deno.readTextFileSync(`/proc/${p}/stat`);
+            return s.slice(s.lastIndexOf(")") + 2)[0] !== "Z";
+          } catch {
+            return false;
+          }
+        });
+      },
+      waitFor(pattern, ms = 30_000, from = 0) {
+        return new Promise((resolve, reject) => {
+          const check = () => {
+            const hit = lines.slice(from).find((l) => pattern.test(l));
+            if (hit !== undefined) {
+              cleanupWaiter();
+              resolve(hit);
+            } else if (done) {
+              cleanupWaiter();
+              reject(
+                new Error(`exited before ${pattern}; output:\n${lines.slice(-30).join("\n")}`),
+              );
+            }
+          };
+          const timer = setTimeout(() => {
+            cleanupWaiter();
+            reject(
+              new Error(
+                `timed out waiting for ${pattern}; output:\n${lines.slice(-30).join("\n")}`,
+              ),
+            );
+          }, ms);
+          const cleanupWaiter = () => {
+            clearTimeout(timer);
+            waiters.delete(check);
+          };
+          waiters.add(check);
+          check();
+        });
+      },
+      async stop(sig: Deno.Signal = "SIGTERM", ms = 60_000) {
+        instance.pids(); // remember descendants before they are reparented
+        try {
+          proc.kill(sig);
+        } catch { /* exited */ }
+        let timer: ReturnType<typeof setTimeout> | undefined;
+        const status = await Promise.race([
+          exited,
+          new Promise<never>((
+            _,
+            rej,
+          ) => (timer = setTimeout(() => rej(new Error("stop timed out")), ms))),
+        ]);
+        clearTimeout(timer);
+        return status.code;
+      },
+    };
+    // Keep track of descendants while it runs, so that cleanup can find reparented ones.
+    const tracker = setInterval(() => instance.pids(), 200);
+    exited.finally(() => clearInterval(tracker));
+    registry.add(instance);
+    return instance;
+  })();
+}
+
+const registry = new Set<Instance>();
+
+/** Kill everything any instance started (by PID) and remove its temp root. */
+export async function cleanup(...instances: Instance[]): Promise<void> {
+  for (const inst of instances.length ? instances : [...registry]) {
+    const pids = inst.pids();
+    killPids(pids, "SIGKILL");
+    await inst.exited.catch(() => {});
+    registry.delete(inst);
+  }
+}
+
+export async function removeRoot(root: string): Promise<void> {
+  await Deno.remove(root, { recursive: true }).catch(() => {});
+}
+
+/** Run SQL with psql (a real client); throws with stderr on failure. */
+export async function psql(
+  port: number,
+  sql: string,
+  o: {
+    password?: string;
+    user?: string;
+    db?: string;
+    host?: string;
+    env?: Record<string, string>;
+  } = {},
+): Promise<string> {
+  const out = await new Deno.Command("psql", {
+    args: [
+      "-X",
+      "-q",
+      "-A",
+      "-t",
+      "-v",
+      "ON_ERROR_STOP=1",
+      "-h",
+      o.host ?? "127.0.0.1",
+      "-p",
+      String(port),
+      "-U",
+      o.user ?? "postgres",
+      "-d",
+      o.db ?? "postgres",
+      "-c",
+      sql,
+    ],
+    env: { PGPASSWORD: o.password ?? "", PGCONNECT_TIMEOUT: "10", ...o.env },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  if (!out.success) throw new Error(`psql failed: ${decoder.decode(out.stderr).trim()}`);
+  return decoder.decode(out.stdout).trim();
+}
+
+/** pg_controldata's "Database cluster state". */
+export async function clusterState(pgdata: string): Promise<string> {
+  const bin = [...Deno.readDirSync("/usr/lib/postgresql")].map((e) => e.name).sort().pop();
+  const out = await new Deno.Command(`/usr/lib/postgresql/${bin}/bin/pg_controldata`, {
+    args: [pgdata],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  return decoder.decode(out.stdout).match(/Database cluster state:\s+(.*)/)?.[1]?.trim() ?? "";
+}
+
+export function postmasterPid(pgdata: string): number {
+  return Number(Deno.readTextFileSync(`${pgdata}/postmaster.pid`).split("\n")[0]);
+}

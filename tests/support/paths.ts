@@ -1,0 +1,1 @@
+export const repoRoot = new URL("../../", import.meta.url).pathname.replace(/\/$/, "");

@@ -15,6 +15,10 @@ const commands: Record<string, { summary: string; load: () => Promise<Command> }
     summary: "idempotent boot-time setup only: initdb if empty, config, pre-start hooks",
     load: () => import("./src/cli/boot.ts").then((m) => m.main),
   },
+  seed: {
+    summary: "build the prepared cluster first boot copies (an image build step)",
+    load: () => import("./src/cli/seed.ts").then((m) => m.main),
+  },
   archive: {
     summary: "archive_command: archive %p %f (no-op without BEYOND_PG_ARCHIVE_TARGET)",
     load: () => import("./src/cli/archive.ts").then((m) => m.main),

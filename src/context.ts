@@ -5,7 +5,9 @@
  */
 import defaultManifest from "../conf/extensions.toml" with { type: "text" };
 import type { BootContext } from "./boot/boot.ts";
-import { probeInstallation } from "./boot/binaries.ts";
+import type { Probe } from "./boot/binaries.ts";
+import { probeInstallation, writeProbeCache } from "./boot/binaries.ts";
+import { exists } from "./boot/files.ts";
 import { resolveRunAs } from "./boot/users.ts";
 import { layoutFor } from "./config/layout.ts";
 import { parseManifest } from "./config/manifest.ts";
@@ -23,6 +25,7 @@ export interface ContextOptions {
 }
 
 export interface Context extends BootContext {
+  probe: Probe;
   settingsMs: number;
   resourcesSource: string;
 }
@@ -50,19 +53,24 @@ export async function buildContext(options: ContextOptions = {}): Promise<Contex
     mmdsUrl: resolveMmdsUrl(env, options.inOwnVm ?? false),
     mmdsDeadlineMs: options.mmdsDeadlineMs,
   });
-  const { bins, caps } = await probeInstallation({
+  const runCache = `${raw["BEYOND_PG_RUN_DIR"] || "/run/beyond-pg"}/probe.json`;
+  const { bins, caps, probe } = await probeInstallation({
     binDir: raw["BEYOND_PG_BIN_DIR"] || undefined,
     pgbouncer: raw["BEYOND_PG_PGBOUNCER"] || undefined,
+    cacheFiles: [`${raw["BEYOND_PG_SEED_DIR"] || "/usr/lib/beyond-pg/seed"}/probe.json`, runCache],
   });
   const settings = parseSettings(raw, {
     major: bins.major,
     readFile: (path) => Deno.readTextFileSync(path),
   });
+  // Only now (settings are valid) may anything be written.
+  if (exists(settings.runDir)) writeProbeCache(`${settings.runDir}/probe.json`, probe);
   const runAs = resolveRunAs(settings.osUser);
   const detected = detectResources(readSystemFile);
   const manifest = readManifest(settings.extensionsManifest);
   const layout = layoutFor(settings);
   return {
+    probe,
     settings,
     layout,
     bins,

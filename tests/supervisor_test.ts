@@ -195,7 +195,7 @@ Deno.test("a bad 99-user.conf is moved aside, postgres starts without it, and it
       );
       assert.ok(moved);
       assert.equal(Deno.readTextFileSync(`${first.pgdata}/conf.d/${moved.name}`), bad);
-      assert.ok(second.lines.some((l) => /error: 99-user.conf broke startup/.test(l)));
+      await second.waitFor(/error: 99-user.conf broke startup and was moved to .*; fix it/);
       assert.equal(await psql(second.port, "select 1", { password: second.password }), "1");
     } finally {
       await cleanup(second);

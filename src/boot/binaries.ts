@@ -12,6 +12,8 @@ export interface Binaries {
   major: number;
   /** "15.20" */
   version: string;
+  /** The full version line, e.g. "PostgreSQL 15.20 (Debian 15.20-0+deb12u1)". */
+  versionText: string;
   pkglibdir: string;
   pgbouncer: string;
   /** "1.18.0" */
@@ -76,15 +78,89 @@ export function parsePgConfig(text: string): Map<string, string> {
 export interface Installation {
   bins: Binaries;
   caps: ServerCaps;
+  /** The serializable probe, for the cache (see probeCachePaths). */
+  probe: Probe;
+}
+
+/** What the slow part of probing found (spawns); cached, keyed by the binaries' identity. */
+export interface Probe {
+  key: string;
+  versionText: string;
+  pkglibdir: string;
+  lz4: boolean;
+  pgbouncerVersion: string;
+  settings: string[];
+}
+
+function identity(paths: string[]): string {
+  return paths.map((p) => {
+    try {
+      const i = Deno.statSync(p);
+      return `${p}:${i.size}:${i.mtime?.getTime()}:${i.ino}`;
+    } catch {
+      return `${p}:missing`;
+    }
+  }).join("|");
+}
+
+function readCache(files: string[], key: string): Probe | undefined {
+  for (const file of files) {
+    try {
+      const probe = JSON.parse(Deno.readTextFileSync(file)) as Probe;
+      if (probe.key === key && Array.isArray(probe.settings)) return probe;
+    } catch { /* absent or unreadable: probe */ }
+  }
+  return undefined;
+}
+
+/** Store a probe for the next start (best effort: a read-only place is fine). */
+export function writeProbeCache(file: string, probe: Probe): void {
+  try {
+    const tmp = `${file}.tmp-${crypto.randomUUID().slice(0, 8)}`;
+    Deno.writeTextFileSync(tmp, JSON.stringify(probe) + "\n", { mode: 0o644 });
+    Deno.renameSync(tmp, file);
+  } catch { /* not writable: next start probes again */ }
+}
+
+async function spawnProbe(
+  postgres: string,
+  pgConfig: string | undefined,
+  pgbouncer: string,
+  key: string,
+): Promise<Probe> {
+  const [config, describe, bouncer] = await Promise.all([
+    pgConfig ? run(pgConfig, []) : run(postgres, ["--version"]),
+    run(postgres, ["--describe-config"]),
+    run(pgbouncer, ["--version"]),
+  ]);
+  const fields = pgConfig ? parsePgConfig(config.stdout) : new Map<string, string>();
+  const versionText = pgConfig
+    ? `(PostgreSQL) ${fields.get("VERSION")?.replace(/^PostgreSQL\s+/, "")}`
+    : config.stdout;
+  const bouncerVersion = parsePgbouncerVersion(bouncer.stdout + bouncer.stderr);
+  if (!bouncerVersion) {
+    throw new OperatorError(
+      `Cannot start: cannot read the PgBouncer version from ${pgbouncer} --version`,
+    );
+  }
+  return {
+    key,
+    versionText: versionText.trim(),
+    pkglibdir: fields.get("PKGLIBDIR") ?? `${postgres.replace(/\/bin\/postgres$/, "")}/lib`,
+    // Without pg_config, assume the common build (PGDG and Debian build with lz4).
+    lz4: pgConfig ? (fields.get("CONFIGURE") ?? "").includes("with-lz4") : true,
+    pgbouncerVersion: bouncerVersion,
+    settings: [...parseDescribeConfig(describe.stdout)],
+  };
 }
 
 /**
- * Find the executables and probe them in one parallel round (this is on the warm-start path):
- * `pg_config` (version, pkglibdir, configure flags), `postgres --describe-config`,
- * `pgbouncer --version`.
+ * Find the executables and learn what they are: `pg_config` (version, pkglibdir, configure
+ * flags), `postgres --describe-config`, `pgbouncer --version` — one parallel round, or none
+ * when a cache file holds the answers for these exact binaries (this is on the warm-start path).
  */
 export async function probeInstallation(
-  options: { binDir?: string | undefined; pgbouncer?: string | undefined },
+  options: { binDir?: string | undefined; pgbouncer?: string | undefined; cacheFiles?: string[] },
 ): Promise<Installation> {
   let binDir = options.binDir ?? newestDebianBinDir();
   if (!binDir) {
@@ -109,36 +185,23 @@ export async function probeInstallation(
     );
   }
   const postgres = `${binDir}/postgres`;
-  const hasPgConfig = isFile(`${binDir}/pg_config`);
-  const [config, describe, bouncer] = await Promise.all([
-    hasPgConfig ? run(`${binDir}/pg_config`, []) : run(postgres, ["--version"]),
-    run(postgres, ["--describe-config"]),
-    run(pgbouncer, ["--version"]),
-  ]);
-  const pgConfig = hasPgConfig ? parsePgConfig(config.stdout) : new Map<string, string>();
-  const versionText = hasPgConfig
-    ? `(PostgreSQL) ${pgConfig.get("VERSION")?.replace(/^PostgreSQL\s+/, "")}`
-    : config.stdout;
-  const parsed = parsePostgresVersion(versionText);
+  const pgConfig = isFile(`${binDir}/pg_config`) ? `${binDir}/pg_config` : undefined;
+  const key = identity([postgres, pgConfig ?? "-", pgbouncer]);
+  const probe = readCache(options.cacheFiles ?? [], key) ??
+    await spawnProbe(postgres, pgConfig, pgbouncer, key);
+  const parsed = parsePostgresVersion(probe.versionText);
   if (!parsed || parsed.major < 15) {
     throw new OperatorError(
       `Cannot start: ${postgres} reports ${
-        JSON.stringify(versionText.trim())
+        JSON.stringify(probe.versionText)
       }; beyond-pg needs PostgreSQL 15 to 18`,
       { exitCode: 2 },
     );
   }
   // A major newer than 18 is untested but allowed: every setting is gated on the server.
-  const bouncerVersion = parsePgbouncerVersion(bouncer.stdout + bouncer.stderr);
-  if (!bouncerVersion) {
-    throw new OperatorError(
-      `Cannot start: cannot read the PgBouncer version from ${pgbouncer} --version`,
-    );
-  }
-  const pkglibdir = pgConfig.get("PKGLIBDIR") ?? `${binDir.replace(/\/bin$/, "")}/lib`;
-  const libraries = new Set<string>();
+  const libraries = new Set<string>(); // always live: extension packages come and go
   try {
-    for (const entry of Deno.readDirSync(pkglibdir)) {
+    for (const entry of Deno.readDirSync(probe.pkglibdir)) {
       if (entry.name.endsWith(".so")) libraries.add(entry.name.slice(0, -3));
     }
   } catch { /* no library dir: nothing preloadable */ }
@@ -147,16 +210,16 @@ export async function probeInstallation(
     postgres,
     major: parsed.major,
     version: parsed.version,
-    pkglibdir,
+    versionText: probe.versionText.replace(/^\(PostgreSQL\)\s*/, "PostgreSQL "),
+    pkglibdir: probe.pkglibdir,
     pgbouncer,
-    pgbouncerVersion: bouncerVersion,
+    pgbouncerVersion: probe.pgbouncerVersion,
   };
   const caps: ServerCaps = {
     major: parsed.major,
-    knownSettings: parseDescribeConfig(describe.stdout),
+    knownSettings: new Set(probe.settings),
     libraries,
-    // Without pg_config, assume the common build (PGDG and Debian build with lz4).
-    lz4: hasPgConfig ? (pgConfig.get("CONFIGURE") ?? "").includes("with-lz4") : true,
+    lz4: probe.lz4,
   };
-  return { bins, caps };
+  return { bins, caps, probe };
 }

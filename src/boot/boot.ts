@@ -15,6 +15,7 @@ import type { Binaries } from "./binaries.ts";
 import { ensureDir, exists, removeIfExists, writeAtomic, writeIfChanged } from "./files.ts";
 import { runHooks } from "./hooks.ts";
 import { clearMarkers, firstBoot } from "./initdb.ts";
+import { findSeed } from "./seed.ts";
 import type { RunAs } from "./users.ts";
 
 export interface BootContext {
@@ -109,8 +110,13 @@ export async function prepareData(ctx: BootContext): Promise<Omit<BootResult, "h
   const t0 = performance.now();
   const fresh = !exists(`${layout.pgdata}/PG_VERSION`);
   if (fresh) {
-    log.info(`first boot: initializing ${layout.pgdata} (PostgreSQL ${ctx.bins.version})`);
-    await firstBoot({ layout, bins: ctx.bins, runAs, password: ctx.settings.password });
+    const seed = findSeed(ctx.settings.seedDir, ctx.bins, ctx.manifest, ctx.caps);
+    log.info(
+      `first boot: initializing ${layout.pgdata} (PostgreSQL ${ctx.bins.version}) from ${
+        seed ? `the seed in ${seed.dir}` : "initdb"
+      }`,
+    );
+    await firstBoot({ layout, bins: ctx.bins, runAs, password: ctx.settings.password, seed });
   }
   clearMarkers(layout);
   const t1 = performance.now();

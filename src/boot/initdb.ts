@@ -4,17 +4,17 @@
  * no PG_VERSION and our "incomplete" marker (the next boot clears our leftovers and starts
  * over) or a complete cluster. We never clear a directory we did not mark as ours.
  *
- * The password reaches initdb as a SCRAM verifier in a 0600 file that is removed at once;
- * the plaintext never touches the disk or a command line.
+ * The cluster comes from the image's seed (a prepared cluster given a fresh system identifier)
+ * when one matches this server and manifest, else from initdb.
  */
-import { buildVerifier } from "../auth/scram.ts";
 import type { Layout } from "../config/layout.ts";
 import type { Secret } from "../settings/secret.ts";
-import { run } from "../process/spawner.ts";
-import { OperatorError } from "../util/errors.ts";
+import { errorMessage, OperatorError } from "../util/errors.ts";
 import { log } from "../util/log.ts";
 import type { Binaries } from "./binaries.ts";
 import { ensureDir, exists, removeIfExists, syncDir, writeAtomic } from "./files.ts";
+import { runInitdb } from "./initdb_cmd.ts";
+import { copySeed, type Seed } from "./seed.ts";
 import type { RunAs } from "./users.ts";
 
 export const INCOMPLETE_MARKER = ".beyond-initdb-incomplete";
@@ -84,32 +84,23 @@ function moveInto(from: string, to: string, skip: Set<string> = new Set()): void
   }
 }
 
-/** Locale for initdb: the spec's en_US.UTF-8 when this system has it, else C.UTF-8. */
-async function pickLocale(): Promise<string> {
-  try {
-    const out = (await run("locale", ["-a"], { check: false })).stdout.split("\n").map((l) =>
-      l.trim()
-    );
-    if (out.some((l) => /^en_US\.utf-?8$/i.test(l))) return "en_US.UTF-8";
-    if (out.some((l) => /^C\.utf-?8$/i.test(l))) return "C.UTF-8";
-  } catch { /* no locale(1): fall through */ }
-  return "C";
-}
-
 export interface InitdbOptions {
   layout: Layout;
   bins: Binaries;
   runAs: RunAs;
   password: Secret;
+  seed: Seed | undefined;
 }
 
-/** Run initdb into staging and commit it into PGDATA. Returns when PG_VERSION is in place. */
-export async function firstBoot({ layout, bins, runAs, password }: InitdbOptions): Promise<void> {
+/** Create a cluster in staging and commit it into PGDATA; returns how it was made. */
+export async function firstBoot(
+  { layout, bins, runAs, password, seed }: InitdbOptions,
+): Promise<"seed" | "initdb" | "existing"> {
   const owner = runAs.switchTo;
   ensureDir(layout.pgdata, 0o700, owner);
   ensureDir(layout.walDir, 0o700, owner);
   const state = dataState(layout);
-  if (state === "existing") return;
+  if (state === "existing") return "existing";
   if (state === "incomplete") {
     log.warn(`completing an interrupted first boot in ${layout.dataRoot}`);
   }
@@ -120,23 +111,19 @@ export async function firstBoot({ layout, bins, runAs, password }: InitdbOptions
 
   // A unique name: a leftover initdb from a killed boot can only ever write into its own.
   const staging = `${layout.pgdata}/${STAGING}-${crypto.randomUUID().slice(0, 8)}`;
-  const pwfile = `${layout.pgdata}/${PWFILE}`;
-  writeAtomic(pwfile, await buildVerifier(password.reveal()) + "\n", { mode: 0o600, owner });
-  const locale = await pickLocale();
-  try {
-    await run(`${bins.binDir}/initdb`, [
-      "-D",
-      staging,
-      "--username=postgres",
-      "--auth=scram-sha-256",
-      `--pwfile=${pwfile}`,
-      "--encoding=UTF8",
-      `--locale=${locale}`,
-      "--data-checksums",
-      "--no-instructions",
-    ], { ...owner, timeoutMs: 300_000 });
-  } finally {
-    removeIfExists(pwfile);
+  let how: "seed" | "initdb" = "initdb";
+  if (seed) {
+    try {
+      ensureDir(staging, 0o700, owner);
+      await copySeed(seed, staging, { bins, runAs });
+      how = "seed";
+    } catch (error) {
+      log.warn(`seed ${seed.dir} not used (${errorMessage(error)}); running initdb instead`);
+      await clearExcept(layout.pgdata, new Set(IGNORED));
+    }
+  }
+  if (how === "initdb") {
+    await runInitdb(staging, { bins, runAs, password, pwfile: `${layout.pgdata}/${PWFILE}` });
   }
 
   // pg_wal → <root>/wal (the Tier 2 seam: one symlink swap relocates WAL).
@@ -152,6 +139,7 @@ export async function firstBoot({ layout, bins, runAs, password }: InitdbOptions
   syncDir(layout.pgdata);
   Deno.removeSync(staging);
   clearMarkers(layout);
+  return how;
 }
 
 /** After the commit (or on a boot that finds a complete cluster): drop our markers. */

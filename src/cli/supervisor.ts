@@ -5,7 +5,12 @@ import { buildContext } from "../context.ts";
 import { Supervisor } from "../supervise/supervisor.ts";
 import { stderrSink } from "./output.ts";
 
-export async function main(_args: string[]): Promise<number> {
+export interface SupervisorCliOptions {
+  /** Called once, when 5432 first serves a ready database (dev prints DSNs here). */
+  onReady?: () => void;
+}
+
+export async function main(_args: string[], options: SupervisorCliOptions = {}): Promise<number> {
   // Listen for signals first: a stop that arrives while we gather settings must still count
   // (and Deno as PID 1 without a SIGTERM listener crashes on SIGTERM).
   let supervisor: Supervisor | undefined;
@@ -23,6 +28,7 @@ export async function main(_args: string[]): Promise<number> {
   try {
     supervisor = new Supervisor(ctx, stderrSink);
     if (stopEarly) supervisor.requestStop(stopEarly);
+    if (options.onReady) supervisor.ready.then(options.onReady);
     return await supervisor.run();
   } finally {
     lock.close();

@@ -53,6 +53,11 @@ export const settingKeys: readonly KeyDoc[] = [
     default: "(bundled conf/extensions.toml)",
     doc: "extension manifest",
   },
+  {
+    name: "BEYOND_PG_SEED_DIR",
+    default: "/usr/lib/beyond-pg/seed",
+    doc: "prepared cluster copied on first boot (`beyond-pg seed` builds it)",
+  },
   { name: "BEYOND_PG_STOP_TIMEOUT", default: "30", doc: "seconds for a fast shutdown" },
   { name: "BEYOND_PG_HOOK_TIMEOUT", default: "60", doc: "seconds each hook may run" },
   { name: "BEYOND_MMDS_URL", default: "(off; on as PID 1)", doc: "metadata service base URL" },

@@ -27,6 +27,7 @@ export interface Settings {
   ramMb: number | undefined;
   vcpus: number | undefined;
   extensionsManifest: string | undefined;
+  seedDir: string;
   stopTimeoutMs: number;
   hookTimeoutMs: number;
 }
@@ -254,6 +255,7 @@ export function parseSettings(
     ramMb: parsePositive("BEYOND_PG_RAM_MB", get("BEYOND_PG_RAM_MB"), { min: 64, max: 1 << 24 }),
     vcpus: parsePositive("BEYOND_PG_VCPUS", get("BEYOND_PG_VCPUS"), { min: 1, max: 4096 }),
     extensionsManifest: get("BEYOND_PG_EXTENSIONS"),
+    seedDir: parsePath("BEYOND_PG_SEED_DIR", get("BEYOND_PG_SEED_DIR"), "/usr/lib/beyond-pg/seed"),
     stopTimeoutMs: (stopTimeout ?? 30) * 1000,
     hookTimeoutMs: (hookTimeout ?? 60) * 1000,
   };

@@ -149,15 +149,13 @@ export class Supervisor {
 
     this.#facts.phase = "up";
     this.#facts.problem = undefined;
+    if (this.#facts.quarantined) log.error(deriveState(this.#facts).reason);
     log.info(
       `ready: PgBouncer ${ctx.bins.pgbouncerVersion} on ${ctx.settings.listenAddr}:${ctx.settings.port}, PostgreSQL ${ctx.bins.version} on 127.0.0.1:${ctx.settings.directPort}`,
     );
     log.info(
       `startup phases: ${Object.entries(this.#phases).map(([k, v]) => `${k}=${v}`).join(" ")}`,
     );
-    if (this.#facts.quarantined) {
-      log.error(deriveState(this.#facts).reason);
-    }
     this.#readyResolve();
     await new Promise((r) => this.#stop.signal.addEventListener("abort", r, { once: true }));
     return await this.#shutdown();

@@ -7,6 +7,16 @@ import { repoRoot } from "./paths.ts";
 
 export const deno = Deno.execPath();
 export const mainTs = `${repoRoot}/main.ts`;
+
+/**
+ * How to run beyond-pg: the built artifact when BEYOND_PG_TEST_BIN names one (the bench and
+ * the build test do), else `deno run main.ts`.
+ */
+export function beyondPgCommand(args: string[]): { cmd: string; args: string[] } {
+  const bin = Deno.env.get("BEYOND_PG_TEST_BIN");
+  if (bin) return { cmd: bin, args };
+  return { cmd: deno, args: ["run", "-A", "--quiet", mainTs, ...args] };
+}
 const decoder = new TextDecoder();
 
 /** A free TCP port on 127.0.0.1 (bind to 0, read, release). */
@@ -117,8 +127,9 @@ export function startSupervisor(options: StartOptions = {}): Promise<Instance> {
     const port = options.port ?? freePort();
     const directPort = options.directPort ?? freePort();
     const env = instanceEnv(root, { ...options, port, directPort });
-    const proc = new Deno.Command(deno, {
-      args: ["run", "-A", "--quiet", mainTs, ...(options.args ?? ["supervisor"])],
+    const command = beyondPgCommand(options.args ?? ["supervisor"]);
+    const proc = new Deno.Command(command.cmd, {
+      args: command.args,
       env,
       clearEnv: true,
       stdin: "null",

@@ -1,0 +1,63 @@
+/** Benchmark helpers: medians, side-by-side tables, and timing of real commands. */
+
+export function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
+export function fmt(ms: number): string {
+  return ms >= 100 ? ms.toFixed(0) : ms.toFixed(1);
+}
+
+export interface Row {
+  name: string;
+  ours: number[];
+  base: number[];
+  target?: number;
+  unit?: string;
+}
+
+/** Print one comparison row: medians, ratio, target verdict. */
+export function report(row: Row): { ratio: number; pass: boolean | undefined } {
+  const mo = median(row.ours);
+  const mb = median(row.base);
+  const ratio = mo / mb;
+  const pass = row.target === undefined ? undefined : ratio <= row.target;
+  const unit = row.unit ?? "ms";
+  console.log(
+    `${row.name}: ours ${fmt(mo)} ${unit} vs baseline ${
+      fmt(mb)
+    } ${unit} (medians of ${row.ours.length}) → ${ratio.toFixed(2)}×${
+      row.target === undefined ? "" : ` (target ≤ ${row.target}×: ${pass ? "PASS" : "FAIL"})`
+    }`,
+  );
+  console.log(`  ours: ${row.ours.map(fmt).join(" ")}  baseline: ${row.base.map(fmt).join(" ")}`);
+  return { ratio, pass };
+}
+
+const decoder = new TextDecoder();
+
+export async function sh(
+  cmd: string,
+  args: string[],
+  o: { env?: Record<string, string>; uid?: number; gid?: number; check?: boolean } = {},
+): Promise<string> {
+  const out = await new Deno.Command(cmd, {
+    args,
+    env: o.env,
+    uid: o.uid,
+    gid: o.gid,
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  if ((o.check ?? true) && !out.success) {
+    throw new Error(`${cmd} ${args.join(" ")} failed: ${decoder.decode(out.stderr)}`);
+  }
+  return decoder.decode(out.stdout);
+}
+
+export function runsFromArgs(fallback = 5): number {
+  const i = Deno.args.indexOf("--runs");
+  return i >= 0 ? Number(Deno.args[i + 1]) : Number(Deno.env.get("BENCH_RUNS") ?? fallback);
+}

@@ -1,0 +1,183 @@
+/**
+ * Issue 2 benchmark: supervisor start → first query through 5432, against bare postgres
+ * tooling on the same data directory, side by side in one run (alternating, medians).
+ *
+ *   warm start:  supervisor on an existing volume      vs  pg_ctl start -w + first query
+ *   first boot:  supervisor on an empty volume         vs  initdb + pg_ctl start -w + first query
+ *   idle RSS:    the supervisor's peak RSS after boot  (target ≤ 60 MB)
+ *
+ * Usage: deno run -A bench/startup.ts [--runs N]     (runs as root: postgres runs as `postgres`)
+ */
+import {
+  cleanup,
+  freePort,
+  psql,
+  removeRoot,
+  startSupervisor,
+  tempRoot,
+} from "../tests/support/harness.ts";
+import { median, report, runsFromArgs, sh } from "./lib.ts";
+
+const runs = runsFromArgs(5);
+// Measure what the image runs: the built artifact (compiled, or bundle + launcher).
+const repo = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
+await sh(Deno.execPath(), ["task", "--quiet", "build"], {
+  env: { PATH: Deno.env.get("PATH") ?? "" },
+});
+Deno.env.set("BEYOND_PG_TEST_BIN", `${repo}/dist/beyond-pg`);
+const artifact = Deno.readTextFileSync(`${repo}/dist/BUILD`).trim();
+const READY = /\[beyond-pg\] ready:/;
+const binDir = `/usr/lib/postgresql/${
+  [...Deno.readDirSync("/usr/lib/postgresql")].map((e) => e.name).sort().pop()
+}/bin`;
+const pgUser = (() => {
+  const line = Deno.readTextFileSync("/etc/passwd").split("\n").find((l) =>
+    l.startsWith("postgres:")
+  );
+  const f = line?.split(":") ?? [];
+  return Deno.uid() === 0 && line ? { uid: Number(f[2]), gid: Number(f[3]) } : {};
+})();
+const benchEnv = { BEYOND_PG_EXTENSIONS: "" }; // the real manifest
+
+async function supervisorToQuery(
+  root: string,
+  port: number,
+  directPort: number,
+  password: string,
+  env: Record<string, string> = {},
+) {
+  const t0 = performance.now();
+  const pg = await startSupervisor({
+    root,
+    port,
+    directPort,
+    password,
+    env: { ...benchEnv, ...env },
+  });
+  try {
+    await pg.waitFor(READY, 120_000);
+    await psql(port, "select 1", { password });
+    const ms = performance.now() - t0;
+    const rss = Deno.readTextFileSync(`/proc/${pg.proc.pid}/status`);
+    const hwm = Number(rss.match(/VmHWM:\s+(\d+)/)?.[1] ?? 0) / 1024;
+    if ((await pg.stop()) !== 0) throw new Error("supervisor did not stop cleanly");
+    return { ms, hwmMb: hwm };
+  } finally {
+    await cleanup(pg);
+  }
+}
+
+async function pgCtlToQuery(pgdata: string, directPort: number, password: string, init?: string) {
+  const t0 = performance.now();
+  if (init) {
+    await sh(`${binDir}/initdb`, [
+      "-D",
+      pgdata,
+      "--username=postgres",
+      "--auth=scram-sha-256",
+      `--pwfile=${init}`,
+      "--encoding=UTF8",
+      "--locale=C.UTF-8",
+    ], pgUser);
+  }
+  await sh(`${binDir}/pg_ctl`, [
+    "-D",
+    pgdata,
+    "-w",
+    "-l",
+    "/dev/null",
+    "-o",
+    `-p ${directPort} -k /tmp -c listen_addresses=127.0.0.1`,
+    "start",
+  ], pgUser);
+  await psql(directPort, "select 1", { password });
+  const ms = performance.now() - t0;
+  await sh(`${binDir}/pg_ctl`, ["-D", pgdata, "-m", "fast", "-w", "stop"], pgUser);
+  return ms;
+}
+
+const password = "bench-secret";
+const root = await tempRoot("bpg-bench-");
+try {
+  // ---- warm start on one volume, alternating -------------------------------------------
+  const port = freePort();
+  const directPort = freePort();
+  await supervisorToQuery(root, port, directPort, password); // first boot, not measured
+  const warmOurs: number[] = [];
+  const warmBase: number[] = [];
+  const hwm: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    const r = await supervisorToQuery(root, port, directPort, password);
+    warmOurs.push(r.ms);
+    hwm.push(r.hwmMb);
+    warmBase.push(await pgCtlToQuery(`${root}/data/main`, directPort, password));
+  }
+  console.log(
+    `# beyond-pg startup benchmark (${runs} runs each, alternating; ${binDir}; 1 GiB/2 vCPU tuning; dist/beyond-pg = ${artifact})`,
+  );
+  report({
+    name: "warm start → first query via 5432",
+    ours: warmOurs,
+    base: warmBase,
+    target: 1.15,
+  });
+
+  // ---- first boot on empty volumes, alternating ----------------------------------------
+  // The image ships a seed (built by `beyond-pg seed` at image build); build it here the same way.
+  const seedDir = `${root}/seed`;
+  const t0 = performance.now();
+  await sh(`${repo}/dist/beyond-pg`, ["seed"], {
+    env: {
+      PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin",
+      BEYOND_PG_SEED_DIR: seedDir,
+      BEYOND_PG_DATA_ROOT: `${root}/unused`,
+      BEYOND_PG_SOCKET_DIR: `${root}/seed-sock`,
+      BEYOND_PG_RUN_DIR: `${root}/seed-run`,
+      BEYOND_MMDS_URL: "off",
+    },
+  });
+  console.log(`seed build (image build step, once): ${(performance.now() - t0).toFixed(0)} ms`);
+  const pwfile = `${root}/pw`;
+  Deno.writeTextFileSync(pwfile, password + "\n");
+  if (pgUser.uid !== undefined) Deno.chownSync(pwfile, pgUser.uid, pgUser.gid!);
+  const firstOurs: number[] = [];
+  const firstNoSeed: number[] = [];
+  const firstBase: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    for (
+      const [list, env] of [[firstOurs, { BEYOND_PG_SEED_DIR: seedDir }], [
+        firstNoSeed,
+        {},
+      ]] as const
+    ) {
+      const r1 = `${root}/fb-${i}`;
+      Deno.mkdirSync(r1, { mode: 0o755 });
+      list.push((await supervisorToQuery(r1, port, directPort, password, env)).ms);
+      await Deno.remove(r1, { recursive: true });
+    }
+    const b1 = `${root}/base-${i}`;
+    Deno.mkdirSync(b1, { mode: 0o755 });
+    if (pgUser.uid !== undefined) Deno.chownSync(b1, pgUser.uid, pgUser.gid!);
+    firstBase.push(await pgCtlToQuery(`${b1}/pgdata`, directPort, password, pwfile));
+    await Deno.remove(b1, { recursive: true });
+  }
+  report({
+    name: "first boot (image seed) → first query via 5432",
+    ours: firstOurs,
+    base: firstBase,
+    target: 1.2,
+  });
+  report({
+    name: "first boot without a seed (initdb + CREATE EXTENSION ×7), for reference",
+    ours: firstNoSeed,
+    base: firstBase,
+  });
+  const peak = median(hwm);
+  console.log(
+    `supervisor peak RSS after boot: ${peak.toFixed(1)} MB median (target ≤ 60 MB: ${
+      peak <= 60 ? "PASS" : "FAIL"
+    })`,
+  );
+} finally {
+  await removeRoot(root);
+}

@@ -1,0 +1,102 @@
+/**
+ * `deno task build` → dist/beyond-pg, the one program the image installs as /sbin/init.
+ *
+ * Where a `denort` runtime is available (DENORT_BIN, or a network that reaches dl.deno.land)
+ * this is `deno compile` with exactly the permissions beyond-pg uses. Otherwise it is a bundle
+ * (dist/beyond-pg.js, every dependency inlined) beside the Deno runtime (dist/deno) and a small
+ * launcher (dist/beyond-pg) that runs it with the same permissions and flags: same behaviour,
+ * same entry point, tested by tests/build_test.ts.
+ *
+ * Usage: deno task build [--bundle-only] [--out DIR]
+ */
+
+const repo = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
+const args = Deno.args;
+const outIdx = args.indexOf("--out");
+const out = outIdx >= 0 ? args[outIdx + 1]! : `${repo}/dist`;
+const bundleOnly = args.includes("--bundle-only") || Deno.env.get("BEYOND_PG_BUILD") === "bundle";
+
+/** What the program needs: files, processes, network (S3, metadata, loopback), env, FFI, sys. */
+export const PERMISSIONS = [
+  "--allow-read",
+  "--allow-write",
+  "--allow-run",
+  "--allow-net",
+  "--allow-env",
+  "--allow-ffi",
+  "--allow-sys",
+];
+/** Lower the idle footprint: a small young generation, one GC thread. */
+export const V8_FLAGS = "--v8-flags=--max-semi-space-size=1,--single-threaded-gc";
+
+async function sh(cmd: string, argv: string[], env: Record<string, string> = {}): Promise<boolean> {
+  const p = await new Deno.Command(cmd, { args: argv, env, stdout: "inherit", stderr: "inherit" })
+    .output();
+  return p.success;
+}
+
+Deno.mkdirSync(out, { recursive: true });
+for (const name of ["beyond-pg", "beyond-pg.js", "deno", "BUILD"]) {
+  await Deno.remove(`${out}/${name}`).catch(() => {});
+}
+const deno = Deno.execPath();
+let kind = "bundle";
+
+if (!bundleOnly) {
+  const env: Record<string, string> = {};
+  const denort = Deno.env.get("DENORT_BIN");
+  if (denort) env["DENORT_BIN"] = denort;
+  console.error(
+    `build: deno compile${denort ? ` (DENORT_BIN=${denort})` : " (downloading denort)"}`,
+  );
+  const ok = await sh(deno, [
+    "compile",
+    "--quiet",
+    ...PERMISSIONS,
+    V8_FLAGS,
+    "--no-check",
+    "-o",
+    `${out}/beyond-pg`,
+    `${repo}/main.ts`,
+  ], env);
+  if (ok) kind = "compiled";
+  else {console.error(
+      "build: deno compile is not possible here (no denort runtime); building the bundle",
+    );}
+}
+
+if (kind === "bundle") {
+  if (
+    !(await sh(deno, [
+      "bundle",
+      "--quiet",
+      "--platform=deno",
+      "-o",
+      `${out}/beyond-pg.js`,
+      `${repo}/main.ts`,
+    ]))
+  ) {
+    console.error("build: deno bundle failed");
+    Deno.exit(1);
+  }
+  await Deno.copyFile(deno, `${out}/deno`);
+  await Deno.chmod(`${out}/deno`, 0o755);
+  const launcher = `#!/bin/sh
+# beyond-pg launcher: the bundle on the Deno runtime beside it, with the permissions and flags
+# the compiled binary has. It execs, so as /sbin/init it stays PID 1.
+here=$(dirname "$(readlink -f "$0")")
+export BEYOND_PG_SELF="$here/beyond-pg"
+export DENO_NO_UPDATE_CHECK=1 DENO_NO_PROMPT=1
+if [ -z "\${DENO_DIR:-}" ]; then
+  if [ -d /run/beyond-pg ] && [ -w /run/beyond-pg ]; then DENO_DIR=/run/beyond-pg/deno; else DENO_DIR="\${TMPDIR:-/tmp}/beyond-pg-deno-$(id -u)"; fi
+  export DENO_DIR
+fi
+exec "$here/deno" run ${
+    PERMISSIONS.join(" ")
+  } ${V8_FLAGS} --no-config --no-lock --quiet "$here/beyond-pg.js" "$@"
+`;
+  Deno.writeTextFileSync(`${out}/beyond-pg`, launcher, { mode: 0o755 });
+  await Deno.chmod(`${out}/beyond-pg`, 0o755);
+}
+Deno.writeTextFileSync(`${out}/BUILD`, `${kind}\n`);
+console.error(`build: ${out}/beyond-pg (${kind})`);

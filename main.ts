@@ -15,6 +15,11 @@ const commands: Record<string, { summary: string; load: () => Promise<Command> }
     summary: "idempotent boot-time setup only: initdb if empty, config, pre-start hooks",
     load: () => import("./src/cli/boot.ts").then((m) => m.main),
   },
+  control: {
+    summary:
+      "talk to the running supervisor: control <health|status|checkpoint|reload|drain|resume|hot-set|backup> [--json]",
+    load: () => import("./src/cli/control.ts").then((m) => m.main),
+  },
   seed: {
     summary: "build the prepared cluster first boot copies (an image build step)",
     load: () => import("./src/cli/seed.ts").then((m) => m.main),

@@ -19,7 +19,7 @@ import { OperatorError } from "./util/errors.ts";
 
 export interface ContextOptions {
   env?: Record<string, string>;
-  /** Running as PID 1 inside our own VM: metadata comes from MMDS by default. */
+  /** Running as PID 1 inside our own VM (init/platform.ts): metadata comes from MMDS by default. */
   inOwnVm?: boolean;
   mmdsDeadlineMs?: number;
 }

@@ -99,3 +99,71 @@ export async function verifierMatches(password: string, verifier: string | null)
   const { storedKey, serverKey } = await keys(password, parsed.salt, parsed.iterations);
   return b64(storedKey) === parsed.storedKey && b64(serverKey) === parsed.serverKey;
 }
+
+// ---- client side (RFC 5802/7677), for our own connections -----------------------------
+
+const decB64 = unb64;
+
+/** SCRAM-SHA-256 client exchange; `first()` → `final(serverFirst)` → `verify(serverFinal)`. */
+export class ScramClient {
+  readonly #password: string;
+  readonly #nonce: string;
+  /** PostgreSQL ignores the SCRAM user name (the startup message names the role). */
+  readonly #user: string;
+  #authMessage = "";
+  #serverKey: Uint8Array | undefined;
+
+  constructor(password: string, o: { nonce?: string; user?: string } = {}) {
+    this.#password = password;
+    this.#nonce = o.nonce ?? b64(crypto.getRandomValues(new Uint8Array(18)));
+    this.#user = o.user ?? "";
+  }
+
+  /** client-first-message (GS2 header "n,," : no channel binding). */
+  first(): string {
+    return `n,,n=${this.#user},r=${this.#nonce}`;
+  }
+
+  async final(serverFirst: string): Promise<string> {
+    const attrs = Object.fromEntries(serverFirst.split(",").map((kv) => [kv[0], kv.slice(2)]));
+    const nonce = attrs["r"] ?? "";
+    const salt = attrs["s"];
+    const iterations = Number(attrs["i"]);
+    if (
+      !nonce.startsWith(this.#nonce) || !salt || !Number.isInteger(iterations) || iterations < 1
+    ) {
+      throw new Error("SCRAM: malformed server-first-message");
+    }
+    const base = await crypto.subtle.importKey(
+      "raw",
+      enc.encode(await normalizePassword(this.#password)),
+      "PBKDF2",
+      false,
+      ["deriveBits"],
+    );
+    const salted = new Uint8Array(
+      await crypto.subtle.deriveBits(
+        { name: "PBKDF2", hash: "SHA-256", salt: decB64(salt) as BufferSource, iterations },
+        base,
+        256,
+      ),
+    );
+    const clientKey = await hmac(salted, "Client Key");
+    const storedKey = new Uint8Array(
+      await crypto.subtle.digest("SHA-256", clientKey as BufferSource),
+    );
+    this.#serverKey = await hmac(salted, "Server Key");
+    const withoutProof = `c=biws,r=${nonce}`;
+    this.#authMessage = `n=${this.#user},r=${this.#nonce},${serverFirst},${withoutProof}`;
+    const signature = await hmac(storedKey, this.#authMessage);
+    const proof = clientKey.map((b, i) => b ^ signature[i]!);
+    return `${withoutProof},p=${b64(proof)}`;
+  }
+
+  async verify(serverFinal: string): Promise<void> {
+    const v = serverFinal.split(",").find((kv) => kv.startsWith("v="))?.slice(2);
+    if (!v || !this.#serverKey) throw new Error("SCRAM: malformed server-final-message");
+    const expected = await hmac(this.#serverKey, this.#authMessage);
+    if (b64(expected) !== v) throw new Error("SCRAM: the server's signature does not verify");
+  }
+}

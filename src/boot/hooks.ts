@@ -5,7 +5,7 @@
  */
 import { childEnv } from "../process/env.ts";
 import { log } from "../util/log.ts";
-import { pipeLines } from "../supervise/lines.ts";
+import { pipeLines } from "../logs/lines.ts";
 
 export type HookStage = "pre-start" | "post-start" | "pre-stop" | "pre-fork";
 

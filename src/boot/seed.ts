@@ -11,7 +11,7 @@ import { renderHba, renderIdent } from "../config/hba.ts";
 import type { Manifest } from "../config/manifest.ts";
 import { run } from "../process/spawner.ts";
 import { Secret } from "../settings/secret.ts";
-import { Child } from "../supervise/child.ts";
+import { Child, discardOutput } from "../supervise/child.ts";
 import { connect, ensureExtensions, type PostStartResult } from "../supervise/post_start.ts";
 import { waitReady } from "../supervise/postmaster_pid.ts";
 import { OperatorError } from "../util/errors.ts";
@@ -186,7 +186,7 @@ export async function buildSeed(o: BuildSeedOptions): Promise<string> {
       env: {},
       cwd: data,
       runAs: owner,
-    }, () => {});
+    }, discardOutput);
     try {
       const never = new AbortController();
       if (!(await waitReady(data, server.pid, server.exited, never.signal))) {
@@ -208,7 +208,7 @@ export async function buildSeed(o: BuildSeedOptions): Promise<string> {
         const specs = o.manifest.extensions.filter((e) => identity.extensions.includes(e.name));
         await ensureExtensions(sql, specs, identity.preload, result);
       } finally {
-        await sql.end({ timeout: 1 });
+        sql.close();
       }
       log.info(`seed: extensions created: ${result.created.join(", ") || "none"}`);
     } finally {

@@ -60,5 +60,35 @@ export const settingKeys: readonly KeyDoc[] = [
   },
   { name: "BEYOND_PG_STOP_TIMEOUT", default: "30", doc: "seconds for a fast shutdown" },
   { name: "BEYOND_PG_HOOK_TIMEOUT", default: "60", doc: "seconds each hook may run" },
+  {
+    name: "BEYOND_PG_HTTP",
+    default: "127.0.0.1:9188",
+    doc: "/healthz, /readyz, /metrics (off to disable)",
+  },
+  {
+    name: "BEYOND_PG_CONTROL_SOCKET",
+    default: "<run dir>/control/control.sock",
+    doc: "control RPC Unix socket (0600)",
+  },
+  {
+    name: "BEYOND_PG_CONTROL_VSOCK_PORT",
+    default: "(off; 5000 as PID 1 in a VM)",
+    doc: "control RPC on vsock",
+  },
+  {
+    name: "BEYOND_LOG_VSOCK",
+    default: "auto",
+    doc: "log frames to vsock: auto (PID 1 in a VM), true, false",
+  },
+  { name: "BEYOND_LOG_VSOCK_CID", default: "2", doc: "vsock CID of the log receiver (the host)" },
+  { name: "BEYOND_LOG_VSOCK_PORT", default: "5002", doc: "vsock port of the log receiver" },
+  { name: "BEYOND_PG_LOG_RATE", default: "500", doc: "log lines per second forwarded (sustained)" },
+  { name: "BEYOND_PG_LOG_BURST", default: "1000", doc: "log lines forwarded in a burst" },
+  { name: "BEYOND_PG_LOG_MAX_LINE", default: "8192", doc: "longer log lines are cut (bytes)" },
+  {
+    name: "BEYOND_PG_LOG_CAPTURE",
+    default: "true",
+    doc: "false: children write to our stderr directly (no prefix, limits or forwarding)",
+  },
   { name: "BEYOND_MMDS_URL", default: "(off; on as PID 1)", doc: "metadata service base URL" },
 ];

@@ -28,6 +28,17 @@ export interface Settings {
   vcpus: number | undefined;
   extensionsManifest: string | undefined;
   seedDir: string;
+  /** undefined = HTTP off. */
+  http: { hostname: string; port: number } | undefined;
+  controlSocket: string;
+  controlVsockPort: number | undefined;
+  logVsock: "auto" | "true" | "false";
+  logVsockCid: number;
+  logVsockPort: number;
+  logRate: number;
+  logBurst: number;
+  logMaxLine: number;
+  logCapture: boolean;
   stopTimeoutMs: number;
   hookTimeoutMs: number;
 }
@@ -193,6 +204,32 @@ function parseTier(value: string | undefined): Tier {
   );
 }
 
+function parseHttp(value: string | undefined): { hostname: string; port: number } | undefined {
+  const text = value ?? "127.0.0.1:9188";
+  if (text === "off" || text === "false") return undefined;
+  const m = text.match(/^\[?([^\]]*?)\]?:(\d+)$/);
+  const port = Number(m?.[2]);
+  if (!m || !m[1] || port < 1 || port > 65535) {
+    throw new SettingsError(
+      `BEYOND_PG_HTTP=${JSON.stringify(text)} is not host:port; use e.g. 127.0.0.1:9188 or off`,
+    );
+  }
+  return { hostname: m[1], port };
+}
+
+function parseChoice<T extends string>(
+  key: string,
+  value: string | undefined,
+  choices: readonly T[],
+  fallback: T,
+): T {
+  const v = (value ?? fallback).toLowerCase();
+  if ((choices as readonly string[]).includes(v)) return v as T;
+  throw new SettingsError(
+    `${key}=${JSON.stringify(value)} is not one of ${choices.join(", ")}; use one of them`,
+  );
+}
+
 /** Validate everything; the first problem found is thrown. */
 export function parseSettings(
   raw: Record<string, string | undefined>,
@@ -256,6 +293,43 @@ export function parseSettings(
     vcpus: parsePositive("BEYOND_PG_VCPUS", get("BEYOND_PG_VCPUS"), { min: 1, max: 4096 }),
     extensionsManifest: get("BEYOND_PG_EXTENSIONS"),
     seedDir: parsePath("BEYOND_PG_SEED_DIR", get("BEYOND_PG_SEED_DIR"), "/usr/lib/beyond-pg/seed"),
+    http: parseHttp(get("BEYOND_PG_HTTP")),
+    controlSocket: parsePath(
+      "BEYOND_PG_CONTROL_SOCKET",
+      get("BEYOND_PG_CONTROL_SOCKET"),
+      `${runDir}/control/control.sock`,
+    ),
+    controlVsockPort: get("BEYOND_PG_CONTROL_VSOCK_PORT") === "off"
+      ? undefined
+      : parsePositive("BEYOND_PG_CONTROL_VSOCK_PORT", get("BEYOND_PG_CONTROL_VSOCK_PORT"), {
+        min: 1,
+        max: 2 ** 31,
+      }),
+    logVsock: parseChoice(
+      "BEYOND_LOG_VSOCK",
+      get("BEYOND_LOG_VSOCK"),
+      ["auto", "true", "false"] as const,
+      "auto",
+    ),
+    logVsockCid: parsePositive("BEYOND_LOG_VSOCK_CID", get("BEYOND_LOG_VSOCK_CID"), {
+      min: 0,
+      max: 2 ** 32 - 1,
+    }) ?? 2,
+    logVsockPort: parsePositive("BEYOND_LOG_VSOCK_PORT", get("BEYOND_LOG_VSOCK_PORT"), {
+      min: 1,
+      max: 2 ** 31,
+    }) ?? 5002,
+    logRate: parsePositive("BEYOND_PG_LOG_RATE", get("BEYOND_PG_LOG_RATE"), { min: 1, max: 1e6 }) ??
+      500,
+    logBurst:
+      parsePositive("BEYOND_PG_LOG_BURST", get("BEYOND_PG_LOG_BURST"), { min: 1, max: 1e7 }) ??
+        1000,
+    logMaxLine: parsePositive("BEYOND_PG_LOG_MAX_LINE", get("BEYOND_PG_LOG_MAX_LINE"), {
+      min: 80,
+      max: 1 << 20,
+    }) ??
+      8192,
+    logCapture: parseBool("BEYOND_PG_LOG_CAPTURE", get("BEYOND_PG_LOG_CAPTURE"), true),
     stopTimeoutMs: (stopTimeout ?? 30) * 1000,
     hookTimeoutMs: (hookTimeout ?? 60) * 1000,
   };

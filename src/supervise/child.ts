@@ -4,9 +4,25 @@
  * the last lines kept for error reports.
  */
 import { childEnv } from "../process/env.ts";
-import { pipeLines } from "./lines.ts";
 
-export type OutputSink = (source: string, line: string) => void;
+/** Where a child's output goes (the log forwarder); `tap` sees every line first. */
+export interface OutputPump {
+  /** True: the child writes to our stdout/stderr directly (no pipe, no prefix, no limits). */
+  inherit?: boolean;
+  pump(
+    source: string,
+    stream: ReadableStream<Uint8Array>,
+    tap?: (line: string) => void,
+  ): Promise<void>;
+}
+
+/** Output nobody reads (a build-time server), still drained so the child never blocks. */
+export const discardOutput: OutputPump = {
+  async pump(_source, stream, tap) {
+    const decoder = new TextDecoder();
+    for await (const chunk of stream) tap?.(decoder.decode(chunk, { stream: true }));
+  },
+};
 
 export interface ChildSpec {
   name: string;
@@ -34,7 +50,7 @@ export class Child {
   readonly #tail: string[] = [];
   #exitStatus: ExitStatus | undefined;
 
-  constructor(spec: ChildSpec, sink: OutputSink) {
+  constructor(spec: ChildSpec, output: OutputPump) {
     this.name = spec.name;
     this.#process = new Deno.Command(spec.cmd, {
       args: spec.args,
@@ -44,8 +60,8 @@ export class Child {
       uid: spec.runAs?.uid,
       gid: spec.runAs?.gid,
       stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
+      stdout: output.inherit ? "inherit" : "piped",
+      stderr: output.inherit ? "inherit" : "piped",
       detached: true,
     }).spawn();
     this.pid = this.#process.pid;
@@ -53,11 +69,10 @@ export class Child {
     const onLine = (line: string) => {
       this.#tail.push(line);
       if (this.#tail.length > TAIL) this.#tail.shift();
-      sink(spec.name, line);
     };
-    const drained = Promise.all([
-      pipeLines(this.#process.stdout, onLine),
-      pipeLines(this.#process.stderr, onLine),
+    const drained = output.inherit ? Promise.resolve() : Promise.all([
+      output.pump(spec.name, this.#process.stdout, onLine),
+      output.pump(spec.name, this.#process.stderr, onLine),
     ]);
     this.exited = this.#process.status.then(async (s) => {
       await drained;

@@ -6,11 +6,9 @@
 import type { ExtensionSpec } from "../config/manifest.ts";
 import type { Secret } from "../settings/secret.ts";
 import { buildVerifier, verifierMatches } from "../auth/scram.ts";
+import { PgConnection, quoteIdent, quoteLiteral } from "../pg/client.ts";
 import { errorMessage } from "../util/errors.ts";
 import { log } from "../util/log.ts";
-
-// Type-only: the driver itself is imported lazily, while postgres is still starting.
-type Sql = import("postgres").Sql;
 
 export interface PostStartInput {
   socketDir: string;
@@ -32,54 +30,39 @@ export interface PostStartResult {
   verifier: string;
 }
 
-export function quoteIdent(name: string): string {
-  return `"${name.replaceAll('"', '""')}"`;
-}
+export { quoteIdent, quoteLiteral };
 
-export function quoteLiteral(text: string): string {
-  return `'${text.replaceAll("'", "''")}'`;
-}
-
-const importDriver = () => import("postgres");
-let driver: ReturnType<typeof importDriver> | undefined;
-
-/** Start loading the SQL driver (call early so it overlaps with postgres startup). */
-export function preloadDriver(): ReturnType<typeof importDriver> {
-  return (driver ??= importDriver());
-}
-
-export async function connect(socketDir: string, port: number, database: string): Promise<Sql> {
-  const { default: postgres } = await preloadDriver();
-  const sql = postgres({
+/** The postgres role over the Unix socket (peer auth), with statement logging off. */
+export async function connect(
+  socketDir: string,
+  port: number,
+  database: string,
+): Promise<PgConnection> {
+  const conn = await PgConnection.connect({
     path: `${socketDir}/.s.PGSQL.${port}`,
     user: "postgres",
     database,
-    max: 1,
-    prepare: false,
-    fetch_types: false, // one round trip less at connect; we use no array types
-    connect_timeout: 10,
-    idle_timeout: 5,
-    onnotice: () => {},
-    connection: { application_name: "beyond-pg" },
+    timeoutMs: 10_000,
   });
   // Nothing this session runs is worth logging, and the role change must not be.
-  await sql`SELECT set_config('log_statement', 'none', false),
-                   set_config('log_min_duration_statement', '-1', false)`;
-  return sql;
+  await conn.query(`SELECT set_config('log_statement', 'none', false),
+                           set_config('log_min_duration_statement', '-1', false)`);
+  return conn;
 }
 
 export async function ensureExtensions(
-  sql: Sql,
+  sql: PgConnection,
   specs: readonly ExtensionSpec[],
   preload: readonly string[],
   result: PostStartResult,
 ): Promise<void> {
-  const rows = await sql<
-    { name: string; default_version: string; installed_version: string | null }[]
-  >`
-    SELECT name, default_version, installed_version FROM pg_available_extensions
-    WHERE name = ANY(string_to_array(${specs.map((s) => s.name).join(",")}, ','))`;
-  const available = new Map(rows.map((r) => [r.name, r]));
+  if (specs.length === 0) return;
+  // Names come from the validated manifest (plain identifiers); quoted all the same.
+  const names = specs.map((s) => quoteLiteral(s.name)).join(", ");
+  const rows = await sql.query(
+    `SELECT name, default_version, installed_version FROM pg_available_extensions WHERE name IN (${names})`,
+  );
+  const available = new Map(rows.map((r) => [r["name"], r]));
   for (const spec of specs) {
     const row = available.get(spec.name);
     if (!row || (spec.preload && !preload.includes(spec.library))) {
@@ -88,12 +71,12 @@ export async function ensureExtensions(
       continue;
     }
     try {
-      if (row.installed_version === null) {
-        await sql.unsafe(`CREATE EXTENSION IF NOT EXISTS ${quoteIdent(spec.name)} CASCADE`);
+      if (row["installed_version"] === null) {
+        await sql.query(`CREATE EXTENSION IF NOT EXISTS ${quoteIdent(spec.name)} CASCADE`, 120_000);
         result.created.push(spec.name);
-      } else if (row.installed_version !== row.default_version) {
-        await sql.unsafe(`ALTER EXTENSION ${quoteIdent(spec.name)} UPDATE`);
-        result.updated.push(`${spec.name} ${row.installed_version}→${row.default_version}`);
+      } else if (row["installed_version"] !== row["default_version"]) {
+        await sql.query(`ALTER EXTENSION ${quoteIdent(spec.name)} UPDATE`, 120_000);
+        result.updated.push(`${spec.name} ${row["installed_version"]}→${row["default_version"]}`);
       }
     } catch (error) {
       result.failed.push(spec.name);
@@ -113,23 +96,24 @@ export async function postStart(input: PostStartInput): Promise<PostStartResult>
     verifier: "",
   };
   const admin = await connect(input.socketDir, input.port, "postgres");
-  const open: Sql[] = [admin];
+  const open: PgConnection[] = [admin];
   try {
     if (input.preload.includes("pg_stat_statements")) {
-      await admin`SELECT set_config('pg_stat_statements.track_utility', 'off', false)`;
+      await admin.query("SELECT set_config('pg_stat_statements.track_utility', 'off', false)");
     }
-    const [role] = await admin<{ rolpassword: string | null }[]>`
-      SELECT rolpassword FROM pg_authid WHERE rolname = 'postgres'`;
+    // One round trip for everything a warm start needs to know.
+    const [state] = await admin.query(`SELECT
+        (SELECT rolpassword FROM pg_authid WHERE rolname = 'postgres') AS verifier,
+        EXISTS (SELECT 1 FROM pg_database WHERE datname = ${quoteLiteral(input.database)}) AS db`);
     const password = input.password.reveal();
-    if (!(await verifierMatches(password, role?.rolpassword ?? null))) {
-      await admin.unsafe(
+    if (!(await verifierMatches(password, state?.["verifier"] ?? null))) {
+      await admin.query(
         `ALTER ROLE postgres PASSWORD ${quoteLiteral(await buildVerifier(password))}`,
       );
       result.passwordChanged = true;
     }
-    const [db] = await admin`SELECT 1 FROM pg_database WHERE datname = ${input.database}`;
-    if (!db) {
-      await admin.unsafe(`CREATE DATABASE ${quoteIdent(input.database)}`);
+    if (state?.["db"] !== "t") {
+      await admin.query(`CREATE DATABASE ${quoteIdent(input.database)}`, 120_000);
       result.databaseCreated = true;
     }
     // Extensions, grouped by the database each one belongs in.
@@ -146,12 +130,12 @@ export async function postStart(input: PostStartInput): Promise<PostStartResult>
       }
       await ensureExtensions(sql, specs, input.preload, result);
     }
-    const [after] = await admin<{ rolpassword: string }[]>`
-      SELECT rolpassword FROM pg_authid WHERE rolname = 'postgres'`;
-    result.verifier = after?.rolpassword ?? "";
+    const [after] = await admin.query(
+      "SELECT rolpassword FROM pg_authid WHERE rolname = 'postgres'",
+    );
+    result.verifier = after?.["rolpassword"] ?? "";
   } finally {
-    // Closing needs no waiting: the session has nothing left to commit.
-    for (const s of open) s.end({ timeout: 1 }).catch(() => {});
+    for (const conn of open) conn.close();
   }
   return result;
 }

@@ -14,10 +14,10 @@ import type { Context } from "../context.ts";
 import { errorMessage } from "../util/errors.ts";
 import { log } from "../util/log.ts";
 import { nextRestart } from "./backoff.ts";
-import { Child, describeExit, type OutputSink } from "./child.ts";
+import { Child, describeExit, type OutputPump } from "./child.ts";
 import { handleLeftoverPgbouncer, handleLeftoverPostmaster } from "./leftovers.ts";
 import { pgbouncerSignals } from "./pgbouncer_signals.ts";
-import { postStart, preloadDriver } from "./post_start.ts";
+import { postStart } from "./post_start.ts";
 import { waitReady } from "./postmaster_pid.ts";
 import { sleep } from "./sleep.ts";
 import { deriveState, type Facts, type State } from "./state.ts";
@@ -57,7 +57,7 @@ async function canConnect(path: string): Promise<boolean> {
 
 export class Supervisor {
   readonly #ctx: Context;
-  readonly #sink: OutputSink;
+  readonly #output: OutputPump;
   readonly #stop = new AbortController();
   readonly #facts: Facts = {
     phase: "booting",
@@ -80,13 +80,34 @@ export class Supervisor {
   /** Settles the first time 5432 serves a ready database. */
   readonly ready = new Promise<void>((r) => (this.#readyResolve = r));
 
-  constructor(ctx: Context, sink: OutputSink) {
+  constructor(ctx: Context, output: OutputPump) {
     this.#ctx = ctx;
-    this.#sink = sink;
+    this.#output = output;
   }
 
   get stopping(): boolean {
     return this.#stop.signal.aborted;
+  }
+
+  get postgresUp(): boolean {
+    return this.#facts.postgresUp;
+  }
+
+  get pgbouncerUp(): boolean {
+    return this.#facts.pgbouncerUp;
+  }
+
+  get quarantined(): string | undefined {
+    return this.#facts.quarantined;
+  }
+
+  /** 99-user.conf was put back and loads: leave safe mode. */
+  clearQuarantine(): void {
+    this.#facts.quarantined = undefined;
+  }
+
+  get context(): Context {
+    return this.#ctx;
   }
 
   requestStop(reason: string): void {
@@ -131,7 +152,6 @@ export class Supervisor {
     }
     if (this.stopping) return await this.#shutdown();
     this.#facts.phase = "starting";
-    preloadDriver(); // overlaps the driver's load with postgres startup
 
     let t = performance.now();
     await handleLeftoverPostmaster(ctx.layout.pgdata, ctx.settings.stopTimeoutMs);
@@ -176,7 +196,7 @@ export class Supervisor {
       },
       cwd: ctx.layout.pgdata,
       runAs: ctx.runAs.switchTo,
-    }, this.#sink);
+    }, this.#output);
   }
 
   /** Start postgres until it is ready (true) or we are stopping (false). */
@@ -184,7 +204,17 @@ export class Supervisor {
     const ctx = this.#ctx;
     const userConf = `${ctx.layout.confDir}/99-user.conf`;
     while (!this.stopping) {
-      const child = this.#spawnPostgres();
+      let child: Child;
+      try {
+        child = this.#spawnPostgres();
+      } catch (error) {
+        const decision = nextRestart(this.#pgFailures, 0);
+        this.#pgFailures = decision.failures;
+        this.#facts.problem = `cannot start postgres: ${errorMessage(error)}`;
+        log.error(`${this.#facts.problem}; retrying in ${decision.delayMs} ms`);
+        await sleep(decision.delayMs, this.#stop.signal);
+        continue;
+      }
       this.#postgres = child;
       if (await waitReady(ctx.layout.pgdata, child.pid, child.exited, this.#stop.signal)) {
         this.#facts.postgresUp = true;
@@ -299,14 +329,24 @@ export class Supervisor {
     const socket = `${ctx.layout.socketDir}/.s.PGSQL.${ctx.settings.port}`;
     await handleLeftoverPgbouncer(`${ctx.layout.pgbouncerDir}/pgbouncer.pid`, ini);
     while (!this.stopping) {
-      const child = new Child({
-        name: "pgbouncer",
-        cmd: ctx.bins.pgbouncer,
-        args: [ini],
-        env: {},
-        cwd: ctx.layout.pgbouncerDir,
-        runAs: ctx.runAs.switchTo,
-      }, this.#sink);
+      let child: Child;
+      try {
+        child = new Child({
+          name: "pgbouncer",
+          cmd: ctx.bins.pgbouncer,
+          args: [ini],
+          env: {},
+          cwd: ctx.layout.pgbouncerDir,
+          runAs: ctx.runAs.switchTo,
+        }, this.#output);
+      } catch (error) {
+        const decision = nextRestart(this.#bouncerFailures, 0);
+        this.#bouncerFailures = decision.failures;
+        this.#facts.problem = `cannot start PgBouncer: ${errorMessage(error)}`;
+        log.error(`${this.#facts.problem}; retrying in ${decision.delayMs} ms`);
+        await sleep(decision.delayMs, this.#stop.signal);
+        continue;
+      }
       this.#pgbouncer = child;
       while (child.running && !this.stopping && !(await canConnect(socket))) {
         await sleep(3, this.#stop.signal);

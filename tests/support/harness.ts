@@ -71,6 +71,8 @@ export interface Instance {
   env: Record<string, string>;
   port: number;
   directPort: number;
+  httpPort: number;
+  controlSocket: string;
   password: string;
   socketDir: string;
   pgdata: string;
@@ -93,12 +95,18 @@ export interface StartOptions {
   /** Ports to reuse (a restart on the same data root). */
   port?: number;
   directPort?: number;
+  httpPort?: number;
+  /** Keep only output lines matching this (benchmarks that flood the logs). */
+  keepLines?: RegExp;
 }
 
 /** The light manifest most tests use (first-boot tests use the real one). */
 export const lightManifest = `${repoRoot}/tests/support/light-extensions.toml`;
 
-export function instanceEnv(root: string, o: StartOptions & { port: number; directPort: number }) {
+export function instanceEnv(
+  root: string,
+  o: StartOptions & { port: number; directPort: number; httpPort: number },
+) {
   const env: Record<string, string> = {
     PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin",
     BEYOND_PG_DATA_ROOT: `${root}/data`,
@@ -108,6 +116,7 @@ export function instanceEnv(root: string, o: StartOptions & { port: number; dire
     BEYOND_PG_PORT: String(o.port),
     BEYOND_PG_DIRECT_PORT: String(o.directPort),
     BEYOND_PG_LISTEN_ADDR: "127.0.0.1",
+    BEYOND_PG_HTTP: `127.0.0.1:${o.httpPort}`,
     BEYOND_PG_RAM_MB: "1024",
     BEYOND_PG_VCPUS: "2",
     BEYOND_PG_STOP_TIMEOUT: "20",
@@ -126,7 +135,8 @@ export function startSupervisor(options: StartOptions = {}): Promise<Instance> {
     const root = options.root ?? await tempRoot();
     const port = options.port ?? freePort();
     const directPort = options.directPort ?? freePort();
-    const env = instanceEnv(root, { ...options, port, directPort });
+    const httpPort = options.httpPort ?? freePort();
+    const env = instanceEnv(root, { ...options, port, directPort, httpPort });
     const command = beyondPgCommand(options.args ?? ["supervisor"]);
     const proc = new Deno.Command(command.cmd, {
       args: command.args,
@@ -145,7 +155,8 @@ export function startSupervisor(options: StartOptions = {}): Promise<Instance> {
         buf += decoder.decode(chunk, { stream: true });
         let nl: number;
         while ((nl = buf.indexOf("\n")) >= 0) {
-          lines.push(buf.slice(0, nl));
+          const line = buf.slice(0, nl);
+          if (!options.keepLines || options.keepLines.test(line)) lines.push(line);
           buf = buf.slice(nl + 1);
         }
         for (const w of waiters) w();
@@ -165,6 +176,8 @@ export function startSupervisor(options: StartOptions = {}): Promise<Instance> {
       env,
       port,
       directPort,
+      httpPort,
+      controlSocket: `${root}/run/control/control.sock`,
       password: env["POSTGRES_PASSWORD"] ?? "",
       socketDir: `${root}/sock`,
       pgdata: `${root}/data/main`,

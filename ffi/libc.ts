@@ -1,0 +1,297 @@
+/**
+ * The only place that calls Deno.dlopen. Typed wrappers over libc: each turns -1 + errno into
+ * an ErrnoError naming the call and the errno (e.g. "mount /proc failed: EBUSY").
+ * errno is read on the calling thread right after the call, so only `poll` runs off-thread
+ * (its errno is not needed: a failed poll is retried by the caller).
+ */
+import { ErrnoError } from "./errno.ts";
+import { symbols } from "./symbols.ts";
+
+let lib: Deno.DynamicLibrary<typeof symbols> | undefined;
+
+function libc(): Deno.DynamicLibrary<typeof symbols>["symbols"] {
+  lib ??= Deno.dlopen("libc.so.6", symbols);
+  return lib.symbols;
+}
+
+/** Whether FFI to libc is usable here (permission and library present). */
+export function libcAvailable(): boolean {
+  try {
+    libc();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export function errno(): number {
+  const p = libc().__errno_location();
+  return p === null ? 0 : new Deno.UnsafePointerView(p).getInt32();
+}
+
+/** -1 → ErrnoError; anything else is returned. */
+export function unwrap(ret: number | bigint, call: string, detail?: string): number {
+  const n = Number(ret);
+  if (n === -1) throw new ErrnoError(call, errno(), detail);
+  return n;
+}
+
+export function cstr(s: string): Uint8Array<ArrayBuffer> {
+  const bytes = new TextEncoder().encode(s);
+  const out = new Uint8Array(bytes.length + 1);
+  out.set(bytes);
+  return out;
+}
+
+// ---- process and system ---------------------------------------------------------------
+
+export const WNOHANG = 1;
+export const P_ALL = 0;
+export const WEXITED = 4;
+export const WNOWAIT = 0x01000000;
+
+/** waitpid(pid, WNOHANG): [pid, status] or undefined when nothing is ready / no child. */
+export function waitpidNoHang(pid: number): { pid: number; status: number } | undefined {
+  const status = new Int32Array(1);
+  const r = libc().waitpid(pid, new Uint8Array(status.buffer), WNOHANG);
+  if (r === -1) {
+    const e = errno();
+    if (e === 10) return undefined; // ECHILD: no such child
+    throw new ErrnoError("waitpid", e);
+  }
+  return r === 0 ? undefined : { pid: r, status: status[0]! };
+}
+
+/**
+ * The pid of some exited child, without reaping it (waitid WNOWAIT|WNOHANG), or undefined.
+ * Lets PID 1 look before it reaps, so it never steals an exit status Deno is waiting for.
+ */
+export function peekExitedChild(): number | undefined {
+  const info = new Uint8Array(128); // siginfo_t
+  const r = libc().waitid(P_ALL, 0, info, WEXITED | WNOHANG | WNOWAIT);
+  if (r === -1) {
+    const e = errno();
+    if (e === 10) return undefined;
+    throw new ErrnoError("waitid", e);
+  }
+  // si_pid is at offset 16 on Linux (si_signo, si_errno, si_code, then the union).
+  const pid = new DataView(info.buffer).getInt32(16, true);
+  return pid > 0 ? pid : undefined;
+}
+
+export function kill(pid: number, sig: number): void {
+  unwrap(libc().kill(pid, sig), "kill", String(pid));
+}
+
+export const PR_SET_CHILD_SUBREAPER = 36;
+export const PR_SET_NAME = 15;
+export function prctl(option: number, arg: number): void {
+  unwrap(libc().prctl(option, BigInt(arg), 0n, 0n, 0n), "prctl", String(option));
+}
+
+export const MS_NOSUID = 2;
+export const MS_NODEV = 4;
+export const MS_NOEXEC = 8;
+export const MS_RDONLY = 1;
+export const MS_REMOUNT = 32;
+export const MS_RELATIME = 1 << 21;
+export const MNT_DETACH = 2;
+
+export function mount(
+  source: string,
+  target: string,
+  fstype: string,
+  flags: number,
+  data = "",
+): void {
+  unwrap(
+    libc().mount(cstr(source), cstr(target), cstr(fstype), BigInt(flags), cstr(data)),
+    "mount",
+    target,
+  );
+}
+
+export function umount(target: string, flags = 0): void {
+  unwrap(libc().umount2(cstr(target), flags), "umount", target);
+}
+
+export const RB_POWER_OFF = 0x4321fedc;
+export const RB_AUTOBOOT = 0x01234567;
+export function reboot(cmd: number): void {
+  unwrap(libc().reboot(cmd), "reboot");
+}
+
+export function sync(): void {
+  libc().sync();
+}
+
+export function sethostname(name: string): void {
+  const bytes = new TextEncoder().encode(name);
+  unwrap(libc().sethostname(bytes, BigInt(bytes.length)), "sethostname", name);
+}
+
+export function swapon(path: string): void {
+  unwrap(libc().swapon(cstr(path), 0), "swapon", path);
+}
+
+export function getpid(): number {
+  return libc().getpid();
+}
+
+// ---- sockets (AF_VSOCK in the VM; AF_UNIX exercises the same code in tests) ------------
+
+export const AF_UNIX = 1;
+export const AF_VSOCK = 40;
+const SOCK_STREAM = 1;
+const SOCK_NONBLOCK = 0o4000;
+const SOCK_CLOEXEC = 0o2000000;
+const SOL_SOCKET = 1;
+const SO_ERROR = 4;
+export const VMADDR_CID_ANY = 0xffffffff;
+export const VMADDR_CID_LOCAL = 1;
+export const VMADDR_CID_HOST = 2;
+
+export type SockAddr = { family: "vsock"; cid: number; port: number } | {
+  family: "unix";
+  path: string;
+};
+
+function encodeAddr(addr: SockAddr): Uint8Array<ArrayBuffer> {
+  if (addr.family === "vsock") {
+    // struct sockaddr_vm { sa_family_t family; u16 reserved1; u32 port; u32 cid; u8 flags; u8 zero[3]; }
+    const buf = new Uint8Array(16);
+    const v = new DataView(buf.buffer);
+    v.setUint16(0, AF_VSOCK, true);
+    v.setUint32(4, addr.port >>> 0, true);
+    v.setUint32(8, addr.cid >>> 0, true);
+    return buf;
+  }
+  // struct sockaddr_un { sa_family_t family; char path[108]; }
+  const path = new TextEncoder().encode(addr.path);
+  if (path.length >= 108) throw new Error(`unix socket path too long: ${addr.path}`);
+  const buf = new Uint8Array(110);
+  new DataView(buf.buffer).setUint16(0, AF_UNIX, true);
+  buf.set(path, 2);
+  return buf;
+}
+
+function familyOf(addr: SockAddr): number {
+  return addr.family === "vsock" ? AF_VSOCK : AF_UNIX;
+}
+
+/** A non-blocking listening socket; returns its fd. */
+export function listenSocket(addr: SockAddr, backlog = 16): number {
+  const fd = unwrap(
+    libc().socket(familyOf(addr), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0),
+    "socket",
+  );
+  try {
+    const sa = encodeAddr(addr);
+    unwrap(libc().bind(fd, sa, sa.length), "bind", describe(addr));
+    unwrap(libc().listen(fd, backlog), "listen", describe(addr));
+  } catch (e) {
+    libc().close(fd);
+    throw e;
+  }
+  return fd;
+}
+
+/** accept4 on a non-blocking listener: an fd, or undefined when none is pending (EAGAIN). */
+export function acceptNonBlocking(fd: number): number | undefined {
+  const r = libc().accept4(fd, null, null, SOCK_NONBLOCK | SOCK_CLOEXEC);
+  if (r === -1) {
+    const e = errno();
+    if (e === 11 || e === 4) return undefined; // EAGAIN, EINTR
+    throw new ErrnoError("accept4", e);
+  }
+  return r;
+}
+
+/** Start a non-blocking connect; returns the fd (completion is signalled by writability). */
+export function connectStart(addr: SockAddr): number {
+  const fd = unwrap(
+    libc().socket(familyOf(addr), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0),
+    "socket",
+  );
+  const sa = encodeAddr(addr);
+  const r = libc().connect(fd, sa, sa.length);
+  if (r === -1) {
+    const e = errno();
+    if (e !== 115 && e !== 11) { // EINPROGRESS, EAGAIN
+      libc().close(fd);
+      throw new ErrnoError("connect", e, describe(addr));
+    }
+  }
+  return fd;
+}
+
+/** After writability: the deferred connect result (0 or throws). */
+export function connectResult(fd: number, addr: SockAddr): void {
+  const val = new Int32Array(1);
+  const len = new Uint32Array([4]);
+  unwrap(
+    libc().getsockopt(
+      fd,
+      SOL_SOCKET,
+      SO_ERROR,
+      new Uint8Array(val.buffer),
+      new Uint8Array(len.buffer),
+    ),
+    "getsockopt",
+  );
+  if (val[0] !== 0) throw new ErrnoError("connect", val[0]!, describe(addr));
+}
+
+/** Non-blocking read: bytes read (0 = EOF), or undefined on EAGAIN. */
+export function readNonBlocking(fd: number, buf: Uint8Array<ArrayBuffer>): number | undefined {
+  const r = Number(libc().read(fd, buf, BigInt(buf.length)));
+  if (r === -1) {
+    const e = errno();
+    if (e === 11 || e === 4) return undefined;
+    throw new ErrnoError("read", e);
+  }
+  return r;
+}
+
+/** Non-blocking write: bytes written, or undefined on EAGAIN. */
+export function writeNonBlocking(fd: number, buf: Uint8Array<ArrayBuffer>): number | undefined {
+  const r = Number(libc().write(fd, buf, BigInt(buf.length)));
+  if (r === -1) {
+    const e = errno();
+    if (e === 11 || e === 4) return undefined;
+    throw new ErrnoError("write", e);
+  }
+  return r;
+}
+
+export function closeFd(fd: number): void {
+  libc().close(fd);
+}
+
+export function unlink(path: string): void {
+  libc().unlink(cstr(path));
+}
+
+export const POLLIN = 1;
+export const POLLOUT = 4;
+export const POLLERR = 8;
+export const POLLHUP = 16;
+
+/**
+ * Wait (off the main thread, no busy loop) until fd has `events` or `timeoutMs` passes.
+ * Returns the revents (0 on timeout).
+ */
+export async function pollFd(fd: number, events: number, timeoutMs: number): Promise<number> {
+  // struct pollfd { int fd; short events; short revents; }
+  const buf = new Uint8Array(8);
+  const v = new DataView(buf.buffer);
+  v.setInt32(0, fd, true);
+  v.setInt16(4, events, true);
+  const r = await libc().poll(buf, 1n, timeoutMs);
+  if (r <= 0) return 0;
+  return v.getInt16(6, true);
+}
+
+function describe(addr: SockAddr): string {
+  return addr.family === "vsock" ? `vsock ${addr.cid}:${addr.port}` : addr.path;
+}

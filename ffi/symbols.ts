@@ -1,0 +1,52 @@
+/**
+ * Every libc symbol beyond-pg calls, as data. The C prototype is beside each entry. Nothing
+ * outside ffi/ sees a pointer or a raw return code: see libc.ts for the typed wrappers.
+ */
+export const symbols = {
+  // int *__errno_location(void);
+  __errno_location: { parameters: [], result: "pointer" },
+  // int socket(int domain, int type, int protocol);
+  socket: { parameters: ["i32", "i32", "i32"], result: "i32" },
+  // int bind(int fd, const struct sockaddr *addr, socklen_t len);
+  bind: { parameters: ["i32", "buffer", "u32"], result: "i32" },
+  // int listen(int fd, int backlog);
+  listen: { parameters: ["i32", "i32"], result: "i32" },
+  // int accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags);
+  accept4: { parameters: ["i32", "pointer", "pointer", "i32"], result: "i32" },
+  // int connect(int fd, const struct sockaddr *addr, socklen_t len);
+  connect: { parameters: ["i32", "buffer", "u32"], result: "i32" },
+  // int getsockopt(int fd, int level, int name, void *val, socklen_t *len);
+  getsockopt: { parameters: ["i32", "i32", "i32", "buffer", "buffer"], result: "i32" },
+  // ssize_t read(int fd, void *buf, size_t n);
+  read: { parameters: ["i32", "buffer", "usize"], result: "isize" },
+  // ssize_t write(int fd, const void *buf, size_t n);
+  write: { parameters: ["i32", "buffer", "usize"], result: "isize" },
+  // int close(int fd);
+  close: { parameters: ["i32"], result: "i32" },
+  // int poll(struct pollfd *fds, nfds_t n, int timeout_ms);  — run off the main thread
+  poll: { parameters: ["buffer", "u64", "i32"], result: "i32", nonblocking: true },
+  // int unlink(const char *path);
+  unlink: { parameters: ["buffer"], result: "i32" },
+  // int mount(const char *src, const char *target, const char *fstype, unsigned long flags, const void *data);
+  mount: { parameters: ["buffer", "buffer", "buffer", "u64", "buffer"], result: "i32" },
+  // int umount2(const char *target, int flags);
+  umount2: { parameters: ["buffer", "i32"], result: "i32" },
+  // int reboot(int cmd);
+  reboot: { parameters: ["i32"], result: "i32" },
+  // void sync(void);
+  sync: { parameters: [], result: "void" },
+  // int sethostname(const char *name, size_t len);
+  sethostname: { parameters: ["buffer", "usize"], result: "i32" },
+  // pid_t waitpid(pid_t pid, int *status, int options);
+  waitpid: { parameters: ["i32", "buffer", "i32"], result: "i32" },
+  // int waitid(idtype_t idtype, id_t id, siginfo_t *info, int options);
+  waitid: { parameters: ["i32", "u32", "buffer", "i32"], result: "i32" },
+  // int kill(pid_t pid, int sig);
+  kill: { parameters: ["i32", "i32"], result: "i32" },
+  // int prctl(int option, unsigned long a2, a3, a4, a5);  (variadic; integer args only)
+  prctl: { parameters: ["i32", "u64", "u64", "u64", "u64"], result: "i32" },
+  // int swapon(const char *path, int flags);
+  swapon: { parameters: ["buffer", "i32"], result: "i32" },
+  // pid_t getpid(void);
+  getpid: { parameters: [], result: "i32" },
+} as const satisfies Deno.ForeignLibraryInterface;

@@ -1,0 +1,152 @@
+/**
+ * EFFECT: serve the control protocol on a Unix socket (always; mode 0600 inside a 0700
+ * directory, so there is no moment it is reachable by others) and on AF_VSOCK (through FFI)
+ * when configured. Each connection is handled on its own; nothing a client sends can throw
+ * into the supervisor.
+ */
+import { FfiListener } from "../../ffi/socket.ts";
+import { VMADDR_CID_ANY } from "../../ffi/libc.ts";
+import { errorMessage } from "../util/errors.ts";
+import { log } from "../util/log.ts";
+import {
+  CLOSING_ERRORS,
+  encodeFrame,
+  errorResponse,
+  FrameDecoder,
+  parseRequest,
+  type Request,
+  type Response,
+} from "./codec.ts";
+
+/** What Deno.Conn and FfiConn have in common. */
+export interface ByteStream {
+  read(p: Uint8Array<ArrayBuffer>): Promise<number | null>;
+  write(p: Uint8Array<ArrayBuffer>): Promise<number>;
+  close(): void;
+}
+
+export type Dispatch = (req: Request) => Promise<Response>;
+
+async function writeAll(conn: ByteStream, bytes: Uint8Array<ArrayBuffer>): Promise<void> {
+  let off = 0;
+  while (off < bytes.length) off += await conn.write(bytes.subarray(off));
+}
+
+async function send(conn: ByteStream, res: Response): Promise<void> {
+  let frame: Uint8Array<ArrayBuffer>;
+  try {
+    frame = encodeFrame(res);
+  } catch (error) {
+    frame = encodeFrame(
+      errorResponse(res.id, "internal", `response not sendable: ${errorMessage(error)}`),
+    );
+  }
+  await writeAll(conn, frame);
+}
+
+/** One connection: requests in order until the peer closes, idles out, or breaks the protocol. */
+export async function serveConnection(
+  conn: ByteStream,
+  dispatch: Dispatch,
+  idleMs = 300_000,
+): Promise<void> {
+  const decoder = new FrameDecoder();
+  const buf = new Uint8Array(64 * 1024);
+  try {
+    for (;;) {
+      let next = decoder.next();
+      while (next.kind === "need-more") {
+        let timer: ReturnType<typeof setTimeout> | undefined;
+        const idle = new Promise<"idle">((r) => (timer = setTimeout(() => r("idle"), idleMs)));
+        const n = await Promise.race([conn.read(buf), idle]).finally(() => clearTimeout(timer));
+        if (n === "idle" || n === null) return;
+        decoder.push(buf.subarray(0, n));
+        next = decoder.next();
+      }
+      if (next.kind === "error") {
+        await send(conn, errorResponse(null, next.code, next.message));
+        return;
+      }
+      const parsed = parseRequest(next.payload);
+      if (!parsed.ok) {
+        await send(conn, errorResponse(parsed.id, parsed.code, parsed.message));
+        return;
+      }
+      let res: Response;
+      try {
+        res = await dispatch(parsed.value);
+      } catch (error) {
+        res = errorResponse(parsed.value.id, "internal", errorMessage(error));
+      }
+      await send(conn, res);
+      if (!res.ok && CLOSING_ERRORS.has(res.error.code)) return;
+    }
+  } catch (error) {
+    log.debug(`control connection ended: ${errorMessage(error)}`);
+  } finally {
+    try {
+      conn.close();
+    } catch { /* already closed */ }
+  }
+}
+
+export class ControlServer {
+  readonly #dispatch: Dispatch;
+  readonly #closers: (() => void)[] = [];
+
+  constructor(dispatch: Dispatch) {
+    this.#dispatch = dispatch;
+  }
+
+  #accept(next: () => Promise<ByteStream | null>, what: string): void {
+    (async () => {
+      for (;;) {
+        let conn: ByteStream | null;
+        try {
+          conn = await next();
+        } catch (error) {
+          log.warn(`control ${what}: accept failed: ${errorMessage(error)}`);
+          return;
+        }
+        if (!conn) return;
+        serveConnection(conn, this.#dispatch);
+      }
+    })();
+  }
+
+  /** Listen on `path` (its directory is made 0700 first). */
+  listenUnix(path: string): void {
+    const dir = path.slice(0, path.lastIndexOf("/"));
+    // Parents stay traversable (the run dir holds PgBouncer's files too); only ours is 0700.
+    Deno.mkdirSync(dir, { recursive: true, mode: 0o755 });
+    Deno.chmodSync(dir, 0o700);
+    try {
+      Deno.removeSync(path);
+    } catch { /* no stale socket */ }
+    const listener = Deno.listen({ transport: "unix", path });
+    Deno.chmodSync(path, 0o600);
+    this.#closers.push(() => listener.close());
+    this.#accept(async () => {
+      try {
+        return await listener.accept();
+      } catch {
+        return null; // closed
+      }
+    }, path);
+  }
+
+  /** Listen on vsock `port` (any CID), through FFI. */
+  listenVsock(port: number): void {
+    const listener = new FfiListener({ family: "vsock", cid: VMADDR_CID_ANY, port });
+    this.#closers.push(() => listener.close());
+    this.#accept(() => listener.accept(), `vsock port ${port}`);
+  }
+
+  close(): void {
+    for (const close of this.#closers.splice(0)) {
+      try {
+        close();
+      } catch { /* already closed */ }
+    }
+  }
+}

@@ -1,0 +1,115 @@
+import assert from "node:assert/strict";
+import { TokenBucket } from "./bucket.ts";
+import { encodeLogFrame, LogFrameDecoder } from "./frame.ts";
+import { LogForwarder, type LogRecord } from "./forwarder.ts";
+import { LineSplitter, TRUNCATION_MARK } from "./splitter.ts";
+
+Deno.test("TokenBucket admits a burst of 1000, then 500 per second", () => {
+  const b = new TokenBucket(500, 1000, 0);
+  let n = 0;
+  for (let i = 0; i < 1500; i++) if (b.take(0)) n++;
+  assert.equal(n, 1000);
+  n = 0;
+  for (let i = 0; i < 2000; i++) if (b.take(1000)) n++;
+  assert.equal(n, 500);
+  n = 0;
+  for (let t = 1000; t < 11_000; t += 10) for (let i = 0; i < 10; i++) if (b.take(t)) n++;
+  assert.equal(n, 4995); // 10 s at 500/s (the first 10 ms had no tokens left)
+});
+
+Deno.test("TokenBucket never holds more than the burst after a long quiet spell", () => {
+  const b = new TokenBucket(500, 1000, 0);
+  let n = 0;
+  for (let i = 0; i < 5000; i++) if (b.take(3_600_000)) n++;
+  assert.equal(n, 1000);
+});
+
+class MemorySink {
+  records: LogRecord[] = [];
+  write(r: LogRecord[]) {
+    this.records.push(...r);
+    return Promise.resolve();
+  }
+  close() {}
+}
+
+Deno.test("LogForwarder announces drops with the exact count before the next line", async () => {
+  let now = 0;
+  const sink = new MemorySink();
+  const f = new LogForwarder(sink, { now: () => now });
+  for (let i = 0; i < 1250; i++) f.write("postgres", `line ${i}`);
+  now = 1000; // 500 new tokens
+  f.write("postgres", "after");
+  await f.flush();
+  const lines = sink.records.map((r) => r.line);
+  assert.equal(lines.length, 1002);
+  assert.equal(lines[999], "line 999");
+  assert.equal(lines[1000], "[beyond-pg: dropped 250 log lines]");
+  assert.equal(sink.records[1000]!.source, "beyond-pg");
+  assert.equal(lines[1001], "after");
+  assert.equal(f.droppedTotal, 250);
+});
+
+Deno.test("LogForwarder drops instead of queueing without bound behind a stalled sink", async () => {
+  let release!: () => void;
+  const stalled = new Promise<void>((r) => (release = r));
+  const written: LogRecord[] = [];
+  const sink = {
+    write: async (r: LogRecord[]) => {
+      await stalled;
+      written.push(...r);
+    },
+    close() {},
+  };
+  const f = new LogForwarder(sink, { rate: 1e9, burst: 1e9, queueLimit: 100 });
+  for (let i = 0; i < 10_000; i++) f.write("postgres", `l${i}`);
+  assert.ok(f.maxQueued <= 100, `queued ${f.maxQueued}`);
+  release();
+  await f.flush();
+  f.write("postgres", "next");
+  await f.flush();
+  assert.equal(written.at(-2)!.line, `[beyond-pg: dropped ${10_000 - 1 - 100} log lines]`);
+});
+
+Deno.test("LineSplitter cuts long lines at the limit and bounds memory until the newline", () => {
+  const s = new LineSplitter(10);
+  const enc = new TextEncoder();
+  assert.deepEqual(s.push(enc.encode("short\nabcdefghijklmnop")), [
+    "short",
+    "abcdefghij" + TRUNCATION_MARK,
+  ]);
+  assert.deepEqual(s.push(enc.encode("qrstuvwxyz".repeat(1000))), []);
+  assert.deepEqual(s.push(enc.encode("end\nnext\r\npart")), ["next"]);
+  assert.deepEqual(s.flush(), ["part"]);
+});
+
+Deno.test("LineSplitter joins lines split across chunks", () => {
+  const s = new LineSplitter(100);
+  const enc = new TextEncoder();
+  assert.deepEqual(s.push(enc.encode("hel")), []);
+  assert.deepEqual(s.push(enc.encode("lo\nwor")), ["hello"]);
+  assert.deepEqual(s.push(enc.encode("ld\n")), ["world"]);
+});
+
+Deno.test("log frames round-trip through the decoder, split anywhere", () => {
+  const frames = [0, 1, 2].map((seq) =>
+    encodeLogFrame({
+      type: "UserProcessStreamData",
+      stream: "stderr",
+      source: "postgres",
+      seq,
+      ts: "t",
+      data: `d${seq}`,
+    })
+  );
+  const all = new Uint8Array(frames.reduce((n, f) => n + f.length, 0));
+  let off = 0;
+  for (const f of frames) (all.set(f, off), (off += f.length));
+  const d = new LogFrameDecoder();
+  const got = [
+    ...d.push(all.subarray(0, 7)),
+    ...d.push(all.subarray(7, 50)),
+    ...d.push(all.subarray(50)),
+  ];
+  assert.deepEqual(got.map((f) => [f.seq, f.data]), [[0, "d0"], [1, "d1"], [2, "d2"]]);
+});

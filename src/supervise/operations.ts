@@ -1,0 +1,248 @@
+/**
+ * EFFECT: what the control commands do, against the running supervisor. None of them takes SQL
+ * or a path from the caller.
+ */
+import { applyPlan, planFor } from "../boot/boot.ts";
+import { writeIfChanged } from "../boot/files.ts";
+import { withIncludeDir } from "../config/postgresql_conf.ts";
+import { CommandError } from "../control/commands.ts";
+import type { Context } from "../context.ts";
+import { detectResources, readSystemFile } from "../resources/resources.ts";
+import { errorMessage } from "../util/errors.ts";
+import { log } from "../util/log.ts";
+import type { Admin } from "./admin.ts";
+import { readPostmasterPid } from "./postmaster_pid.ts";
+import type { Supervisor } from "./supervisor.ts";
+
+/** Catalog relations a fork should prefetch (the spec's hot set). */
+export const HOT_CATALOGS = ["pg_class", "pg_attribute", "pg_proc", "pg_index", "pg_namespace"];
+const WAL_SEGMENTS_IN_HOT_SET = 3;
+
+export async function canConnectUnix(path: string): Promise<boolean> {
+  try {
+    const conn = await Deno.connect({ transport: "unix", path });
+    conn.close();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function fileSize(path: string): number | undefined {
+  try {
+    return Deno.statSync(path).size;
+  } catch {
+    return undefined;
+  }
+}
+
+export class Operations {
+  readonly #ctx: Context;
+  readonly #sup: Supervisor;
+  readonly #admin: Admin;
+
+  constructor(ctx: Context, supervisor: Supervisor, admin: Admin) {
+    this.#ctx = ctx;
+    this.#sup = supervisor;
+    this.#admin = admin;
+  }
+
+  #requirePostgres(what: string): void {
+    if (!this.#sup.postgresUp) {
+      throw new CommandError(
+        "unavailable",
+        `${what} needs a running postgres; state is ${this.#sup.status().state}`,
+      );
+    }
+  }
+
+  async health() {
+    const pm = readPostmasterPid(this.#ctx.layout.pgdata);
+    const accepting = pm?.status === "ready";
+    let query = false;
+    let latencyMs: number | undefined;
+    let error: string | undefined;
+    const t0 = performance.now();
+    try {
+      await this.#admin.query("SELECT 1", { timeoutMs: 2000 });
+      query = true;
+      latencyMs = Math.round((performance.now() - t0) * 100) / 100;
+    } catch (e) {
+      error = errorMessage(e);
+    }
+    const pgbouncer = await canConnectUnix(
+      `${this.#ctx.layout.socketDir}/.s.PGSQL.${this.#ctx.settings.port}`,
+    );
+    return {
+      ok: accepting && query && pgbouncer,
+      postgres: {
+        accepting,
+        query,
+        ...(latencyMs !== undefined ? { latencyMs } : {}),
+        ...(error ? { error } : {}),
+      },
+      pgbouncer: { up: pgbouncer },
+    };
+  }
+
+  async #checkpointCounts(): Promise<{ timed: number; requested: number }> {
+    const sql = this.#ctx.bins.major >= 17
+      ? "SELECT num_timed AS timed, num_requested AS requested FROM pg_stat_checkpointer"
+      : "SELECT checkpoints_timed AS timed, checkpoints_req AS requested FROM pg_stat_bgwriter";
+    await this.#admin.query("SELECT pg_stat_clear_snapshot()");
+    const [row] = await this.#admin.query(sql);
+    return { timed: Number(row?.["timed"] ?? 0), requested: Number(row?.["requested"] ?? 0) };
+  }
+
+  async checkpoint() {
+    this.#requirePostgres("checkpoint");
+    const before = await this.#checkpointCounts();
+    const t0 = performance.now();
+    await this.#admin.checkpoint(10 * 60_000);
+    const ms = Math.round(performance.now() - t0);
+    // The checkpointer reports its counters just after it finishes; give it a moment.
+    let after = await this.#checkpointCounts();
+    for (let i = 0; i < 20 && after.requested <= before.requested; i++) {
+      await new Promise((r) => setTimeout(r, 50));
+      after = await this.#checkpointCounts();
+    }
+    return {
+      ms,
+      checkpointsRequestedBefore: before.requested,
+      checkpointsRequestedAfter: after.requested,
+    };
+  }
+
+  async reload() {
+    this.#requirePostgres("reload");
+    const ctx = this.#ctx;
+    const detected = detectResources(readSystemFile);
+    const plan = planFor({
+      ...ctx,
+      ramMb: ctx.settings.ramMb ?? detected.ramMb,
+      vcpus: ctx.settings.vcpus ?? detected.vcpus,
+    });
+    const changed = applyPlan(plan, ctx.runAs.switchTo);
+    const confPath = `${ctx.layout.pgdata}/postgresql.conf`;
+    if (
+      writeIfChanged(
+        confPath,
+        withIncludeDir(Deno.readTextFileSync(confPath), ctx.layout.confDir),
+        {
+          mode: 0o600,
+          owner: ctx.runAs.switchTo,
+        },
+      )
+    ) changed.push(confPath);
+    const [first] = await this.#admin.query("SELECT pg_conf_load_time()::text AS loaded");
+    const loaded = first?.["loaded"];
+    await this.#admin.query("SELECT pg_reload_conf()");
+    // Our own backend applies the reload at its next command; wait until it has.
+    for (let i = 0; i < 40; i++) {
+      const [row] = await this.#admin.query("SELECT pg_conf_load_time()::text AS loaded");
+      if (row?.["loaded"] !== loaded) break;
+      await new Promise((r) => setTimeout(r, 25));
+    }
+    const errors = await this.#admin.query(
+      // "could not be applied" is a restart-only change: reported as pending, not as an error.
+      `SELECT sourcefile, sourceline, name, error FROM pg_file_settings
+       WHERE error IS NOT NULL AND error <> 'setting could not be applied'`,
+    );
+    const pending = await this.#admin.query(
+      "SELECT name FROM pg_settings WHERE pending_restart ORDER BY name",
+    );
+    let pgbouncer = "reloaded";
+    try {
+      await this.#admin.bouncer("RELOAD");
+    } catch (e) {
+      pgbouncer = `not reloaded: ${errorMessage(e)}`;
+    }
+    const userConf = `${ctx.layout.confDir}/99-user.conf`;
+    if (this.#sup.quarantined && !errors.some((e) => e["sourcefile"] === userConf)) {
+      let text = "";
+      try {
+        text = Deno.readTextFileSync(userConf);
+      } catch { /* none */ }
+      if (!text.startsWith("# beyond-pg moved the previous contents")) {
+        this.#sup.clearQuarantine();
+        log.info("99-user.conf is back and loads without errors; leaving safe mode");
+      }
+    }
+    return {
+      changed,
+      pendingRestart: pending.map((p) => p["name"]),
+      errors: errors.map((e) => ({
+        file: e["sourcefile"],
+        line: Number(e["sourceline"]),
+        setting: e["name"],
+        error: e["error"],
+      })),
+      pgbouncer,
+      state: this.#sup.status().state,
+    };
+  }
+
+  async drain(args: Record<string, unknown>) {
+    if (!this.#sup.pgbouncerUp) {
+      throw new CommandError("unavailable", "drain needs a running PgBouncer");
+    }
+    const timeoutMs = typeof args.timeoutMs === "number" ? args.timeoutMs : 30_000;
+    const t0 = performance.now();
+    await this.#admin.bouncer("PAUSE", timeoutMs);
+    return { paused: true, ms: Math.round(performance.now() - t0) };
+  }
+
+  async resume() {
+    if (!this.#sup.pgbouncerUp) {
+      throw new CommandError("unavailable", "resume needs a running PgBouncer");
+    }
+    await this.#admin.bouncer("RESUME");
+    return { paused: false };
+  }
+
+  async hotSet() {
+    this.#requirePostgres("hot-set");
+    const ctx = this.#ctx;
+    const pgdata = ctx.layout.pgdata;
+    const list = HOT_CATALOGS.map((c) => `'${c}'::regclass`).join(", ");
+    const query = `SELECT c.relname, pg_relation_filepath(c.oid) AS path,
+        (SELECT oid FROM pg_database WHERE datname = current_database()) AS dboid
+      FROM pg_class c
+      WHERE c.oid IN (${list})
+         OR c.oid IN (SELECT indexrelid FROM pg_index WHERE indrelid IN (${list}))
+      ORDER BY 1`;
+    const databases = [...new Set(["postgres", ctx.settings.database])];
+    const files: { path: string; bytes: number; why: string }[] = [];
+    const add = (path: string, why: string) => {
+      const bytes = fileSize(path);
+      if (bytes !== undefined && !files.some((f) => f.path === path)) {
+        files.push({ path, bytes, why });
+      }
+    };
+    add(`${pgdata}/global/pg_control`, "pg_control");
+    add(`${pgdata}/global/pg_filenode.map`, "shared relation map");
+    for (const db of databases) {
+      const rows = db === "postgres"
+        ? await this.#admin.query(query)
+        : await this.#admin.queryIn(db, query);
+      if (rows[0]) {
+        add(`${pgdata}/base/${rows[0]["dboid"]}/pg_filenode.map`, `relation map (${db})`);
+      }
+      for (const row of rows) {
+        const base = `${pgdata}/${row["path"]}`;
+        const why = `${row["relname"]} (${db})`;
+        for (const fork of ["", "_fsm", "_vm"]) add(`${base}${fork}`, why);
+        for (let seg = 1; fileSize(`${base}.${seg}`) !== undefined; seg++) {
+          add(`${base}.${seg}`, why);
+        }
+      }
+    }
+    const wal = [...Deno.readDirSync(ctx.layout.walDir)]
+      .map((e) => e.name)
+      .filter((n) => /^[0-9A-F]{24}$/.test(n))
+      .sort()
+      .slice(-WAL_SEGMENTS_IN_HOT_SET);
+    for (const seg of wal) add(`${ctx.layout.walDir}/${seg}`, "recent WAL");
+    return { files, totalBytes: files.reduce((n, f) => n + f.bytes, 0) };
+  }
+}

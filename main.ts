@@ -28,6 +28,10 @@ const commands: Record<string, { summary: string; load: () => Promise<Command> }
     summary: "archive_command: archive %p %f (no-op without BEYOND_PG_ARCHIVE_TARGET)",
     load: () => import("./src/cli/archive.ts").then((m) => m.main),
   },
+  permissions: {
+    summary: "the Deno permissions each command keeps (--check COMMAND probes them)",
+    load: () => import("./src/cli/permissions.ts").then((m) => m.main),
+  },
   version: {
     summary: "print the version",
     load: () =>
@@ -62,6 +66,11 @@ async function main(argv: string[]): Promise<number> {
     console.error(`beyond-pg: unknown command ${JSON.stringify(name)}; run \`beyond-pg help\``);
     return 2;
   }
+  // Least privilege: drop what this command does not use before its code is loaded. The
+  // `permissions --check X` probe narrows further itself, so it starts with its own profile
+  // widened to what it probes.
+  const { applyProfile } = await import("./src/security/permissions.ts");
+  applyProfile(name === "permissions" && args.includes("--check") ? "supervisor" : name);
   try {
     return await (await command.load())(args);
   } catch (error) {

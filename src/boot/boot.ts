@@ -16,6 +16,7 @@ import { ensureDir, exists, removeIfExists, writeAtomic, writeIfChanged } from "
 import { runHooks } from "./hooks.ts";
 import { clearMarkers, firstBoot } from "./initdb.ts";
 import { findSeed } from "./seed.ts";
+import { resolveTls, type TlsMaterial, type TlsOptions } from "../tls/material.ts";
 import type { RunAs } from "./users.ts";
 
 export interface BootContext {
@@ -34,6 +35,8 @@ export interface BootContext {
 }
 
 export interface BootResult {
+  tls: TlsMaterial | undefined;
+  tlsProblem: string | undefined;
   initdbMs: number;
   configMs: number;
   hooksMs: number;
@@ -82,8 +85,9 @@ export function applyPlan(plan: ConfigPlan, owner: RunAs["switchTo"]): string[] 
   return changed;
 }
 
-export function planFor(ctx: BootContext): ConfigPlan {
+export function planFor(ctx: BootContext, tls: TlsMaterial | undefined): ConfigPlan {
   return planConfig({
+    tls,
     settings: ctx.settings,
     layout: ctx.layout,
     ramMb: ctx.ramMb,
@@ -94,6 +98,17 @@ export function planFor(ctx: BootContext): ConfigPlan {
     archiveCommand: ctx.archiveCommand,
     identUsers: [ctx.runAs.self, ctx.runAs.user.name],
   });
+}
+
+export function tlsOptions(ctx: BootContext): TlsOptions {
+  return {
+    stateDir: ctx.layout.stateDir,
+    platformDir: ctx.settings.tlsDir,
+    runDir: ctx.layout.runDir,
+    hostname: Deno.hostname(),
+    extraNames: ctx.settings.tlsNames,
+    runAs: ctx.runAs,
+  };
 }
 
 /** Everything postgres needs on disk, except for running hooks. */
@@ -123,7 +138,8 @@ export async function prepareData(ctx: BootContext): Promise<Omit<BootResult, "h
 
   ensureDir(layout.confDir, 0o700, owner);
   ensureDir(layout.stateDir, 0o700, owner);
-  const plan = planFor(ctx);
+  const tls = await resolveTls(tlsOptions(ctx));
+  const plan = planFor(ctx, tls.material);
   for (const warning of plan.warnings) log.warn(warning);
   const changed = applyPlan(plan, owner);
   const confPath = `${layout.pgdata}/postgresql.conf`;
@@ -135,6 +151,8 @@ export async function prepareData(ctx: BootContext): Promise<Omit<BootResult, "h
     log.info(`configuration written: ${changed.map((p) => p.split("/").pop()).join(", ")}`);
   }
   return {
+    tls: tls.material,
+    tlsProblem: tls.problem,
     initdbMs: Math.round(t1 - t0),
     configMs: Math.round(performance.now() - t1),
     firstBoot: fresh,

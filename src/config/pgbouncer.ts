@@ -12,6 +12,8 @@ export interface PgbouncerInput {
   authFile: string;
   pidFile: string;
   poolSize: number;
+  /** More options appended as given (TLS). */
+  extra?: [string, string | number][];
 }
 
 /** Minimum PgBouncer version per option we set (options not listed are old enough). */
@@ -52,6 +54,7 @@ export function renderPgbouncerIni(i: PgbouncerInput): { content: string; warnin
     ["ignore_startup_parameters", "extra_float_digits, search_path"],
     ["pidfile", i.pidFile],
     ["syslog", 0],
+    ...(i.extra ?? []),
   ];
   const warnings: string[] = [];
   const lines = [

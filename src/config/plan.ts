@@ -11,6 +11,7 @@ import type { Layout } from "./layout.ts";
 import type { ExtensionSpec, Manifest } from "./manifest.ts";
 import { renderPgbouncerIni } from "./pgbouncer.ts";
 import { computeTuning, tuningEntries } from "./tuning.ts";
+import { pgbouncerTlsOptions, tlsEntries, type TlsFiles } from "./tls_conf.ts";
 
 export const POOL_SIZE = 20;
 
@@ -25,6 +26,8 @@ export interface PlanInput {
   archiveCommand: string;
   /** OS users mapped to the postgres role on the socket (e.g. root when PID 1). */
   identUsers: string[];
+  /** Resolved TLS files; undefined = TLS off (06-tls.conf removed). */
+  tls?: TlsFiles | undefined;
 }
 
 export interface PlannedFile {
@@ -94,6 +97,7 @@ export function planConfig(input: PlanInput): ConfigPlan {
     authFile: `${layout.pgbouncerDir}/userlist.txt`,
     pidFile: `${layout.pgbouncerDir}/pgbouncer.pid`,
     poolSize: POOL_SIZE,
+    extra: input.tls ? pgbouncerTlsOptions(input.tls, settings.tlsClientMode) : [],
   });
   warnings.push(...ini.warnings);
 
@@ -117,6 +121,21 @@ export function planConfig(input: PlanInput): ConfigPlan {
   ];
   const durability = `${layout.confDir}/02-durability.conf`;
   const remove: string[] = [];
+  const tlsConf = `${layout.confDir}/06-tls.conf`;
+  if (input.tls) {
+    const gated = gateEntries(tlsEntries(input.tls), caps, "06-tls.conf");
+    warnings.push(...gated.warnings);
+    files.push({
+      path: tlsConf,
+      content: renderConf(
+        MANAGED_HEADER("TLS material resolved at boot (user-managed, platform or self-signed)."),
+        gated.entries,
+      ),
+      mode: 0o644,
+    });
+  } else {
+    remove.push(tlsConf);
+  }
   if (settings.ephemeral) {
     files.push({
       path: durability,

@@ -63,6 +63,11 @@ export const allSettings15 = new Set([
   "max_parallel_workers",
   "max_parallel_workers_per_gather",
   "max_parallel_maintenance_workers",
+  "ssl",
+  "ssl_cert_file",
+  "ssl_key_file",
+  "ssl_ca_file",
+  "ssl_min_protocol_version",
 ]);
 
 export const manifestFixture = parseManifest(

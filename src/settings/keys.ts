@@ -90,5 +90,20 @@ export const settingKeys: readonly KeyDoc[] = [
     default: "true",
     doc: "false: children write to our stderr directly (no prefix, limits or forwarding)",
   },
+  {
+    name: "BEYOND_PG_TLS_DIR",
+    default: "/run/beyond/tls",
+    doc: "platform-provisioned cert.pem, key.pem, ca.pem",
+  },
+  {
+    name: "BEYOND_PG_TLS_NAMES",
+    default: "",
+    doc: "extra DNS names for the self-signed certificate",
+  },
+  {
+    name: "BEYOND_PG_TLS_CLIENT_MODE",
+    default: "allow",
+    doc: "PgBouncer client_tls_sslmode: allow or require",
+  },
   { name: "BEYOND_MMDS_URL", default: "(off; on as PID 1)", doc: "metadata service base URL" },
 ];

@@ -39,6 +39,9 @@ export interface Settings {
   logBurst: number;
   logMaxLine: number;
   logCapture: boolean;
+  tlsDir: string;
+  tlsNames: string[];
+  tlsClientMode: "allow" | "require";
   stopTimeoutMs: number;
   hookTimeoutMs: number;
 }
@@ -330,6 +333,14 @@ export function parseSettings(
     }) ??
       8192,
     logCapture: parseBool("BEYOND_PG_LOG_CAPTURE", get("BEYOND_PG_LOG_CAPTURE"), true),
+    tlsDir: parsePath("BEYOND_PG_TLS_DIR", get("BEYOND_PG_TLS_DIR"), "/run/beyond/tls"),
+    tlsNames: (get("BEYOND_PG_TLS_NAMES") ?? "").split(",").map((n) => n.trim()).filter(Boolean),
+    tlsClientMode: parseChoice(
+      "BEYOND_PG_TLS_CLIENT_MODE",
+      get("BEYOND_PG_TLS_CLIENT_MODE"),
+      ["allow", "require"] as const,
+      "allow",
+    ),
     stopTimeoutMs: (stopTimeout ?? 30) * 1000,
     hookTimeoutMs: (hookTimeout ?? 60) * 1000,
   };

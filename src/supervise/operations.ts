@@ -117,11 +117,12 @@ export class Operations {
     this.#requirePostgres("reload");
     const ctx = this.#ctx;
     const detected = detectResources(readSystemFile);
+    const tls = await this.#sup.rotateTls();
     const plan = planFor({
       ...ctx,
       ramMb: ctx.settings.ramMb ?? detected.ramMb,
       vcpus: ctx.settings.vcpus ?? detected.vcpus,
-    });
+    }, this.#sup.tls);
     const changed = applyPlan(plan, ctx.runAs.switchTo);
     const confPath = `${ctx.layout.pgdata}/postgresql.conf`;
     if (
@@ -178,6 +179,7 @@ export class Operations {
         error: e["error"],
       })),
       pgbouncer,
+      tls: { rotated: tls.changed, ...(tls.problem ? { problem: tls.problem } : {}) },
       state: this.#sup.status().state,
     };
   }

@@ -6,7 +6,8 @@
  *
  * Setup errors throw (the CLI exits non-zero); once running, problems are logged and retried.
  */
-import { boot } from "../boot/boot.ts";
+import { applyPlan, boot, planFor, tlsOptions } from "../boot/boot.ts";
+import { filesSignature, resolveTls, type TlsMaterial } from "../tls/material.ts";
 import { writeIfChanged } from "../boot/files.ts";
 import { runHooks } from "../boot/hooks.ts";
 import { renderAuthFile } from "../config/pgbouncer.ts";
@@ -33,6 +34,10 @@ export interface Status {
   lastExit: { postgres?: string; pgbouncer?: string };
   phases: Record<string, number>;
   quarantined?: string;
+  tls: { source: string; fingerprint: string; notAfter: string; problem?: string } | {
+    source: "off";
+    problem?: string;
+  };
 }
 
 import { VERSION } from "../version.ts";
@@ -68,6 +73,11 @@ export class Supervisor {
   };
   #postgres: Child | undefined;
   #pgbouncer: Child | undefined;
+  #tls: TlsMaterial | undefined;
+  #tlsProblem: string | undefined;
+  #tlsSignature = "";
+  #tlsTimer: ReturnType<typeof setInterval> | undefined;
+  #rotating = false;
   /** shared_preload_libraries as rendered this boot. */
   #preload: string[] = [];
   #pgFailures = 0;
@@ -133,7 +143,72 @@ export class Supervisor {
       lastExit: { ...this.#lastExit },
       phases: { ...this.#phases },
       ...(this.#facts.quarantined ? { quarantined: this.#facts.quarantined } : {}),
+      tls: this.#tls
+        ? {
+          source: this.#tls.source,
+          fingerprint: this.#tls.fingerprint,
+          notAfter: this.#tls.notAfter,
+          ...(this.#tlsProblem ? { problem: this.#tlsProblem } : {}),
+        }
+        : { source: "off", ...(this.#tlsProblem ? { problem: this.#tlsProblem } : {}) },
     };
+  }
+
+  get tls(): TlsMaterial | undefined {
+    return this.#tls;
+  }
+
+  /** Files whose change may mean a new certificate (in use, or a source appearing). */
+  #tlsWatchList(): string[] {
+    const ctx = this.#ctx;
+    return [
+      ...(this.#tls?.watch ?? []),
+      `${ctx.settings.tlsDir}/cert.pem`,
+      `${ctx.settings.tlsDir}/key.pem`,
+      `${ctx.settings.tlsDir}/ca.pem`,
+      `${ctx.layout.stateDir}/.user-managed`,
+      `${ctx.layout.stateDir}/server.crt`,
+      `${ctx.layout.stateDir}/server.key`,
+    ];
+  }
+
+  /**
+   * Re-resolve TLS material; when it changed (and is a valid pair), rewrite the config and
+   * reload postgres and PgBouncer (SIGHUP, as pg_ctl reload does). Open sessions stay up.
+   */
+  async rotateTls(): Promise<{ changed: boolean; problem?: string }> {
+    if (this.#rotating) return { changed: false };
+    this.#rotating = true;
+    try {
+      const before = this.#tls;
+      const { material, problem } = await resolveTls(tlsOptions(this.#ctx), before);
+      if (problem && problem !== this.#tlsProblem) log.warn(problem);
+      this.#tlsProblem = problem;
+      this.#tlsSignature = filesSignature(this.#tlsWatchList());
+      const changed = material !== undefined &&
+        (material.fingerprint !== before?.fingerprint || material.certFile !== before?.certFile);
+      if (!changed) return { changed: false, ...(problem ? { problem } : {}) };
+      this.#tls = material;
+      applyPlan(planFor(this.#ctx, material), this.#ctx.runAs.switchTo);
+      this.#postgres?.signal("SIGHUP");
+      this.#pgbouncer?.signal("SIGHUP");
+      log.info(
+        `TLS: now using the ${material.source} certificate ${
+          material.fingerprint.slice(0, 16)
+        }… (until ${material.notAfter})`,
+      );
+      return { changed: true, ...(problem ? { problem } : {}) };
+    } finally {
+      this.#rotating = false;
+    }
+  }
+
+  #watchTls(): void {
+    this.#tlsSignature = filesSignature(this.#tlsWatchList());
+    this.#tlsTimer = setInterval(() => {
+      if (this.stopping || filesSignature(this.#tlsWatchList()) === this.#tlsSignature) return;
+      this.rotateTls().catch((e) => log.warn(`TLS rotation: ${errorMessage(e)}`));
+    }, 1000);
   }
 
   async run(): Promise<number> {
@@ -145,6 +220,8 @@ export class Supervisor {
       this.#phases["config_ms"] = booted.configMs;
       this.#phases["pre_start_hooks_ms"] = booted.hooksMs;
       this.#preload = booted.plan.preload;
+      this.#tls = booted.tls;
+      this.#tlsProblem = booted.tlsProblem;
     } catch (error) {
       this.#facts.phase = "failed";
       this.#facts.problem = errorMessage(error);
@@ -177,7 +254,9 @@ export class Supervisor {
       `startup phases: ${Object.entries(this.#phases).map(([k, v]) => `${k}=${v}`).join(" ")}`,
     );
     this.#readyResolve();
+    this.#watchTls();
     await new Promise((r) => this.#stop.signal.addEventListener("abort", r, { once: true }));
+    clearInterval(this.#tlsTimer);
     return await this.#shutdown();
   }
 

@@ -1,0 +1,77 @@
+/**
+ * Least privilege with Deno's permission model: each subcommand keeps only what it uses and
+ * revokes the rest at start, before its code is loaded. The build grants the union (see
+ * scripts/build.ts); this table narrows it per command. `beyond-pg permissions` prints it.
+ */
+
+export const ALL = ["read", "write", "net", "env", "run", "ffi", "sys"] as const;
+export type Perm = typeof ALL[number];
+
+export interface Profile {
+  keep: readonly Perm[];
+  why: string;
+}
+
+export const profiles: Record<string, Profile> = {
+  supervisor: {
+    keep: ALL,
+    why: "PID 1: mounts and vsock (ffi), spawns postgres/PgBouncer (run), metadata, HTTP (net)",
+  },
+  boot: {
+    keep: ["read", "write", "net", "env", "run", "sys"],
+    why: "initdb and config (run, write), metadata (net); no ffi",
+  },
+  seed: {
+    keep: ["read", "write", "net", "env", "run", "sys"],
+    why: "initdb and a temporary server (its Unix socket counts as net); no ffi",
+  },
+  archive: {
+    keep: ["read", "write", "net", "env", "sys"],
+    why: "reads a WAL segment, talks to the supervisor or S3; never spawns, never ffi",
+  },
+  "restore-wal": {
+    keep: ["read", "write", "net", "env", "sys"],
+    why: "fetches a WAL file from S3 into pg_wal; never spawns, never ffi",
+  },
+  backup: {
+    keep: ["read", "write", "net", "env", "run", "sys"],
+    why: "runs pg_basebackup, uploads to S3; no ffi",
+  },
+  backups: { keep: ["read", "net", "env", "sys"], why: "lists or prunes objects in S3" },
+  restore: {
+    keep: ["read", "write", "net", "env", "run", "sys"],
+    why: "fetches a base backup, boots postgres; no ffi",
+  },
+  control: {
+    keep: ["read", "write", "net", "env"],
+    why: "a Unix socket client (Deno counts that as read, write and net)",
+  },
+  permissions: { keep: ["read", "env"], why: "prints this table" },
+  version: { keep: [], why: "prints a string" },
+  help: { keep: [], why: "prints usage" },
+};
+
+/** Revoke everything the command does not keep (unknown commands keep nothing). */
+export function applyProfile(command: string): void {
+  const keep = new Set<Perm>(profiles[command]?.keep ?? []);
+  for (const name of ALL) {
+    if (!keep.has(name)) {
+      try {
+        Deno.permissions.revokeSync({ name });
+      } catch { /* already denied */ }
+    }
+  }
+}
+
+export function matrix(): string {
+  const names = Object.keys(profiles);
+  const width = Math.max(...names.map((n) => n.length));
+  const header = `${"command".padEnd(width)}  ${ALL.map((p) => p.padEnd(5)).join(" ")}  why`;
+  const rows = names.map((n) => {
+    const keep = new Set(profiles[n]!.keep);
+    return `${n.padEnd(width)}  ${
+      ALL.map((p) => (keep.has(p) ? "yes" : "-").padEnd(5)).join(" ")
+    }  ${profiles[n]!.why}`;
+  });
+  return [header, ...rows].join("\n");
+}

@@ -16,7 +16,7 @@ export function selfArgv(): string[] {
   // --no-config: what postgres runs (archive, restore-wal) imports no npm package, so it must
   // not make Deno resolve the project's npm dependencies (as another user, maybe offline).
   const main = new URL("../main.ts", import.meta.url).pathname;
-  return [exec, "run", "-A", "--quiet", "--no-config", main];
+  return [exec, "run", "-A", "--quiet", "--no-prompt", "--no-config", main];
 }
 
 export function selfCommand(...args: string[]): string {

@@ -28,6 +28,10 @@ const commands: Record<string, { summary: string; load: () => Promise<Command> }
     summary: "archive_command: archive %p %f (no-op without BEYOND_PG_ARCHIVE_TARGET)",
     load: () => import("./src/cli/archive.ts").then((m) => m.main),
   },
+  "log-receiver": {
+    summary: "listen on vsock and print the supervisor's log frames (a host agent's view)",
+    load: () => import("./src/cli/log_receiver.ts").then((m) => m.main),
+  },
   permissions: {
     summary: "the Deno permissions each command keeps (--check COMMAND probes them)",
     load: () => import("./src/cli/permissions.ts").then((m) => m.main),
@@ -60,6 +64,14 @@ function usage(): string {
 }
 
 async function main(argv: string[]): Promise<number> {
+  // As /sbin/init the kernel passes no command (and stray cmdline words as arguments).
+  if (
+    Deno.pid === 1 && (argv.length === 0 || argv[0] === "supervisor" || !(argv[0]! in commands))
+  ) {
+    const { detectPlatform } = await import("./src/init/platform.ts");
+    const { initMain } = await import("./src/init/pid1.ts");
+    return await initMain(detectPlatform());
+  }
   const [name = "help", ...args] = argv;
   const command = commands[name === "--help" || name === "-h" ? "help" : name];
   if (!command) {

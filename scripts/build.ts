@@ -16,18 +16,21 @@ const outIdx = args.indexOf("--out");
 const out = outIdx >= 0 ? args[outIdx + 1]! : `${repo}/dist`;
 const bundleOnly = args.includes("--bundle-only") || Deno.env.get("BEYOND_PG_BUILD") === "bundle";
 
-/** What the program needs: files, processes, network (S3, metadata, loopback), env, FFI, sys. */
-export const PERMISSIONS = [
-  "--allow-read",
-  "--allow-write",
-  "--allow-run",
-  "--allow-net",
-  "--allow-env",
-  "--allow-ffi",
-  "--allow-sys",
-];
-/** Lower the idle footprint: a small young generation, one GC thread. */
-export const V8_FLAGS = "--v8-flags=--max-semi-space-size=1,--single-threaded-gc";
+/**
+ * What the program needs: files, processes, network (S3, metadata, loopback), env, FFI, sys —
+ * and /proc and /sys (mounts, readiness, reaping, resources), which Deno only lets a process
+ * read with all permissions granted. So the binary is granted all, and each subcommand
+ * revokes what it does not use as it starts (src/security/permissions.ts).
+ */
+export const PERMISSIONS = ["--allow-all"];
+/**
+ * V8 flags: a small young generation and one GC thread (a lower idle footprint), and no JIT.
+ * Without --jitless V8 reserves a ~510 MB read-write-execute code range per process, which
+ * the image's strict overcommit (vm.overcommit_memory = 2) charges in full: in a 1 GiB VM
+ * a second Deno process (an archive_command, a control call) could not even start.
+ * beyond-pg is I/O-bound; its hashing, compression and JSON run natively.
+ */
+export const V8_FLAGS = "--v8-flags=--max-semi-space-size=1,--single-threaded-gc,--jitless";
 
 async function sh(cmd: string, argv: string[], env: Record<string, string> = {}): Promise<boolean> {
   const p = await new Deno.Command(cmd, { args: argv, env, stdout: "inherit", stderr: "inherit" })

@@ -59,6 +59,14 @@ export function checkMajor(layout: Layout, major: number): void {
   } catch {
     return;
   }
+  if (!/^\d+$/.test(text)) {
+    throw new OperatorError(
+      `Cannot start: ${layout.pgdata}/PG_VERSION is unreadable (${
+        JSON.stringify(text.slice(0, 20))
+      }); the cluster is damaged: restore it from a backup or a snapshot`,
+      { exitCode: 2 },
+    );
+  }
   if (text !== String(major)) {
     throw new OperatorError(
       `Cannot start: ${layout.pgdata} holds a PostgreSQL ${text} cluster but this image runs PostgreSQL ${major}; upgrade the data with pg_upgrade (a maintenance VM with both versions) or boot an image for ${text}`,

@@ -4,6 +4,7 @@
  * allow-listed environment (never the password).
  */
 import { childEnv } from "../process/env.ts";
+import { spawnTracked } from "../process/registry.ts";
 import { log } from "../util/log.ts";
 import { pipeLines } from "../logs/lines.ts";
 
@@ -49,14 +50,16 @@ export async function runHooks(stage: HookStage, options: RunHooksOptions): Prom
   const out = options.output ?? ((line: string) => log.info(line));
   for (const name of executables(dir)) {
     const prefix = `[hook ${stage}/${name}] `;
-    const child = new Deno.Command(`${dir}/${name}`, {
-      cwd: dir,
-      env: childEnv({ ...options.env, BEYOND_PG_HOOK_STAGE: stage }),
-      clearEnv: true,
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
+    const child = spawnTracked(
+      new Deno.Command(`${dir}/${name}`, {
+        cwd: dir,
+        env: childEnv({ ...options.env, BEYOND_PG_HOOK_STAGE: stage }),
+        clearEnv: true,
+        stdin: "null",
+        stdout: "piped",
+        stderr: "piped",
+      }),
+    );
     let timedOut = false;
     const timer = setTimeout(() => {
       timedOut = true;

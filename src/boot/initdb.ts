@@ -14,6 +14,7 @@ import { log } from "../util/log.ts";
 import type { Binaries } from "./binaries.ts";
 import { ensureDir, exists, removeIfExists, syncDir, writeAtomic } from "./files.ts";
 import { runInitdb } from "./initdb_cmd.ts";
+import { run } from "../process/spawner.ts";
 import { copySeed, type Seed } from "./seed.ts";
 import type { RunAs } from "./users.ts";
 
@@ -134,12 +135,23 @@ export async function firstBoot(
   syncDir(layout.walDir);
 
   moveInto(staging, layout.pgdata, new Set(["PG_VERSION"]));
+  // Everything must be on disk before the commit: the seed is copied with cp(1), which does
+  // not fsync, and a power cut after the rename would leave a "complete" cluster of empty
+  // files (ext4 allocates data blocks later than it journals the rename). initdb syncs its
+  // own files; a syncfs of the volume covers both paths at once.
+  await syncFilesystem(layout.pgdata);
   syncDir(layout.pgdata);
   Deno.renameSync(`${staging}/PG_VERSION`, `${layout.pgdata}/PG_VERSION`); // commit
   syncDir(layout.pgdata);
   Deno.removeSync(staging);
   clearMarkers(layout);
   return how;
+}
+
+/** syncfs(2) of the filesystem holding `path` (sync -f), falling back to sync(2). */
+async function syncFilesystem(path: string): Promise<void> {
+  const r = await run("sync", ["-f", path], { check: false });
+  if (r.code !== 0) await run("sync", []);
 }
 
 /** After the commit (or on a boot that finds a complete cluster): drop our markers. */

@@ -8,7 +8,7 @@ import type { Response } from "../control/codec.ts";
 
 function usage(): string {
   return [
-    "usage: beyond-pg control <command> [--json] [--socket PATH] [--arg key=value ...]",
+    "usage: beyond-pg control <command> [--json] [--socket PATH | --vsock CID:PORT] [--arg key=value ...]",
     "commands: health, status, checkpoint, reload, drain, resume, hot-set, backup",
   ].join("\n");
 }
@@ -29,6 +29,7 @@ export async function main(args: string[]): Promise<number> {
   const json = args.includes("--json");
   const socketIdx = args.indexOf("--socket");
   const runDir = Deno.env.get("BEYOND_PG_RUN_DIR") || "/run/beyond-pg";
+  const vsockIdx = args.indexOf("--vsock");
   const socket = socketIdx >= 0
     ? args[socketIdx + 1]!
     : Deno.env.get("BEYOND_PG_CONTROL_SOCKET") || `${runDir}/control/control.sock`;
@@ -37,7 +38,7 @@ export async function main(args: string[]): Promise<number> {
   for (let i = 0; i < args.length; i++) {
     const a = args[i]!;
     if (a === "--json") continue;
-    if (a === "--socket") {
+    if (a === "--socket" || a === "--vsock") {
       i++;
       continue;
     }
@@ -61,13 +62,21 @@ export async function main(args: string[]): Promise<number> {
     return 2;
   }
   let client: ControlClient;
+  const vsock = vsockIdx >= 0 ? args[vsockIdx + 1]?.match(/^(\d+):(\d+)$/) : undefined;
+  if (vsockIdx >= 0 && !vsock) {
+    console.error("beyond-pg control: --vsock needs CID:PORT, e.g. --vsock 1:5000");
+    return 2;
+  }
+  const where = vsock ? `vsock ${vsock[1]}:${vsock[2]}` : socket;
   try {
-    client = await ControlClient.unix(socket);
+    client = vsock
+      ? await ControlClient.ffi({ family: "vsock", cid: Number(vsock[1]), port: Number(vsock[2]) })
+      : await ControlClient.unix(socket);
   } catch (error) {
     console.error(
-      `beyond-pg control: cannot connect to ${socket} (${
+      `beyond-pg control: cannot connect to ${where} (${
         error instanceof Error ? error.message : error
-      }); is the supervisor running? set --socket or BEYOND_PG_RUN_DIR`,
+      }); is the supervisor running? set --socket, --vsock or BEYOND_PG_RUN_DIR`,
     );
     return 2;
   }

@@ -24,6 +24,13 @@ import { log, setLogWriter } from "../util/log.ts";
 export interface SupervisorCliOptions {
   /** Called once, when 5432 first serves a ready database (dev prints DSNs here). */
   onReady?: () => void;
+  /** A context already built (PID 1 builds it before mounting the data disk). */
+  context?: Context;
+  /** PID 1 in our own VM (vsock defaults on). */
+  inOwnVm?: boolean;
+  /** false: the caller (PID 1) owns the signal listeners and calls the stop given to onStopHook. */
+  manageSignals?: boolean;
+  onStopHook?: (stop: (why: string) => void) => void;
 }
 
 /** Children write straight to our stderr (BEYOND_PG_LOG_CAPTURE=false). */
@@ -39,16 +46,30 @@ async function setUpLogging(ctx: Context, inOwnVm: boolean): Promise<LogForwarde
   setLogWriter((line) => forwarder.write("beyond-pg", line.replace(/^\[beyond-pg\] /, "")));
   const wantVsock = s.logVsock === "true" || (s.logVsock === "auto" && inOwnVm);
   if (wantVsock) {
-    try {
-      forwarder.setSink(await VsockSink.connect(s.logVsockCid, s.logVsockPort));
-      log.info(`logs go to vsock ${s.logVsockCid}:${s.logVsockPort}`);
-    } catch (error) {
-      log.warn(
-        `log vsock ${s.logVsockCid}:${s.logVsockPort} unavailable (${
-          errorMessage(error)
-        }); logging to stderr`,
-      );
-    }
+    // Until the receiver answers (and whenever it goes away), logs go to stderr; retried.
+    const connect = async (first: boolean) => {
+      try {
+        const sink = await VsockSink.connect(s.logVsockCid, s.logVsockPort, 1000, () => {
+          forwarder.setSink(new StderrSink());
+          log.warn(
+            `log vsock ${s.logVsockCid}:${s.logVsockPort} went away; logging to stderr and retrying`,
+          );
+          setTimeout(() => connect(false), 2000);
+        });
+        forwarder.setSink(sink);
+        log.info(`logs go to vsock ${s.logVsockCid}:${s.logVsockPort}`);
+      } catch (error) {
+        if (first) {
+          log.warn(
+            `log vsock ${s.logVsockCid}:${s.logVsockPort} unavailable (${
+              errorMessage(error)
+            }); logging to stderr, retrying`,
+          );
+        }
+        setTimeout(() => connect(false), 2000);
+      }
+    };
+    await connect(true);
   }
   return forwarder;
 }
@@ -62,14 +83,20 @@ export async function main(_args: string[], options: SupervisorCliOptions = {}):
     if (supervisor) supervisor.requestStop(sig);
     else stopEarly = sig;
   };
-  Deno.addSignalListener("SIGTERM", onSignal("SIGTERM"));
-  Deno.addSignalListener("SIGINT", onSignal("SIGINT"));
+  if (options.manageSignals ?? true) {
+    Deno.addSignalListener("SIGTERM", onSignal("SIGTERM"));
+    Deno.addSignalListener("SIGINT", onSignal("SIGINT"));
+  }
+  options.onStopHook?.((why) => {
+    if (supervisor) supervisor.requestStop(why);
+    else stopEarly = why;
+  });
 
-  const platform = detectPlatform();
-  const ctx = await buildContext({ inOwnVm: platform.inOwnVm });
+  const inOwnVm = options.inOwnVm ?? detectPlatform().inOwnVm;
+  const ctx = options.context ?? await buildContext({ inOwnVm });
   ensureDir(ctx.layout.dataRoot, 0o700, ctx.runAs.switchTo);
   const lock = await lockDataRoot(ctx.layout.lockFile);
-  const forwarder = await setUpLogging(ctx, platform.inOwnVm);
+  const forwarder = await setUpLogging(ctx, inOwnVm);
   let control: ControlServer | undefined;
   let http: Deno.HttpServer | undefined;
   let admin: Admin | undefined;
@@ -87,7 +114,7 @@ export async function main(_args: string[], options: SupervisorCliOptions = {}):
     const dispatch = makeDispatch(controlCommands(sup, ops));
     const server = control = new ControlServer(dispatch);
     server.listenUnix(ctx.settings.controlSocket);
-    const vsockPort = ctx.settings.controlVsockPort ?? (platform.inOwnVm ? 5000 : undefined);
+    const vsockPort = ctx.settings.controlVsockPort ?? (inOwnVm ? 5000 : undefined);
     if (vsockPort !== undefined) {
       try {
         server.listenVsock(vsockPort);

@@ -23,14 +23,23 @@ export class StderrSink implements LogSink {
 /** vsock to the host (CID/port from settings); frames as in frame.ts. */
 export class VsockSink implements LogSink {
   readonly #conn: FfiConn;
+  readonly #onLost: () => void;
   #seq = 0;
+  #lost = false;
 
-  private constructor(conn: FfiConn) {
+  private constructor(conn: FfiConn, onLost: () => void) {
     this.#conn = conn;
+    this.#onLost = onLost;
   }
 
-  static async connect(cid: number, port: number, timeoutMs = 1000): Promise<VsockSink> {
-    return new VsockSink(await ffiConnect({ family: "vsock", cid, port }, timeoutMs));
+  /** `onLost` runs once when a write fails (the receiver went away). */
+  static async connect(
+    cid: number,
+    port: number,
+    timeoutMs = 1000,
+    onLost: () => void = () => {},
+  ): Promise<VsockSink> {
+    return new VsockSink(await ffiConnect({ family: "vsock", cid, port }, timeoutMs), onLost);
   }
 
   async write(records: LogRecord[]): Promise<void> {
@@ -47,7 +56,15 @@ export class VsockSink implements LogSink {
     const total = new Uint8Array(frames.reduce((n, f) => n + f.length, 0));
     let off = 0;
     for (const f of frames) (total.set(f, off), (off += f.length));
-    await this.#conn.writeAll(total, 2000);
+    try {
+      await this.#conn.writeAll(total, 2000);
+    } catch (error) {
+      if (!this.#lost) {
+        this.#lost = true;
+        queueMicrotask(this.#onLost);
+      }
+      throw error;
+    }
   }
 
   close(): void {

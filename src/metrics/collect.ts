@@ -81,6 +81,7 @@ export async function collectMetrics(
       "1 when PgBouncer is running and accepting.",
       sup.pgbouncerUp ? 1 : 0,
     ),
+    ...processFamilies(),
   ];
   if (!sup.postgresUp) {
     families.push(gauge("beyond_pg_up", "1 when postgres answers queries.", 0));
@@ -237,4 +238,35 @@ function signalNumber(name: string): number {
     SIGTERM: 15,
   };
   return table[name] ?? 0;
+}
+
+/** The supervisor process itself (the standard process_* names, prefixed). */
+function processFamilies(): Family[] {
+  try {
+    const status = Deno.readTextFileSync("/proc/self/status");
+    const kb = (k: string) =>
+      Number(status.match(new RegExp(`^${k}:\\s+(\\d+)`, "m"))?.[1] ?? 0) * 1024;
+    const stat = Deno.readTextFileSync("/proc/self/stat");
+    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    const cpu = (Number(f[11]) + Number(f[12])) / 100; // utime + stime in clock ticks
+    return [
+      gauge(
+        "beyond_pg_process_resident_memory_bytes",
+        "Resident memory of the supervisor (PID 1 in a VM).",
+        kb("VmRSS"),
+      ),
+      gauge(
+        "beyond_pg_process_resident_memory_max_bytes",
+        "Peak resident memory of the supervisor.",
+        kb("VmHWM"),
+      ),
+      counter(
+        "beyond_pg_process_cpu_seconds_total",
+        "CPU time of the supervisor (user + system).",
+        cpu,
+      ),
+    ];
+  } catch {
+    return [];
+  }
 }

@@ -4,6 +4,7 @@
  */
 import { OperatorError } from "../util/errors.ts";
 import { childEnv } from "./env.ts";
+import { spawnTracked } from "./registry.ts";
 
 export interface RunOptions {
   cwd?: string;
@@ -66,7 +67,7 @@ export async function run(
   });
   let child: Deno.ChildProcess;
   try {
-    child = command.spawn();
+    child = spawnTracked(command);
   } catch (error) {
     throw new OperatorError(
       `cannot run ${cmd}: ${error instanceof Error ? error.message : error}`,

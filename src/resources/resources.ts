@@ -131,11 +131,18 @@ export function detectResources(read: ReadFile): Resources {
   };
 }
 
-/** The real reader: missing or unreadable files are undefined. */
+/**
+ * The real reader: a missing file is undefined. Any other failure (Deno refusing /proc to a
+ * process without all permissions, say) is thrown: silently assuming defaults would mis-tune.
+ */
 export function readSystemFile(path: string): string | undefined {
   try {
     return Deno.readTextFileSync(path);
-  } catch {
-    return undefined;
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound || error instanceof Deno.errors.NotADirectory) {
+      return undefined;
+    }
+    if (error instanceof Deno.errors.PermissionDenied) return undefined; // a cgroup file we may not read
+    throw error;
   }
 }

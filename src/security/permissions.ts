@@ -1,7 +1,11 @@
 /**
  * Least privilege with Deno's permission model: each subcommand keeps only what it uses and
- * revokes the rest at start, before its code is loaded. The build grants the union (see
+ * revokes the rest at start, before its code is loaded. The build grants all (see
  * scripts/build.ts); this table narrows it per command. `beyond-pg permissions` prints it.
+ *
+ * Deno lets a process read /proc and /sys only while it holds every permission, so commands
+ * that must (supervisor: mounts, readiness, reaping; boot, seed: RAM and vCPUs from cgroups
+ * and /proc; restore: it boots the supervisor path) keep them all.
  */
 
 export const ALL = ["read", "write", "net", "env", "run", "ffi", "sys"] as const;
@@ -18,12 +22,12 @@ export const profiles: Record<string, Profile> = {
     why: "PID 1: mounts and vsock (ffi), spawns postgres/PgBouncer (run), metadata, HTTP (net)",
   },
   boot: {
-    keep: ["read", "write", "net", "env", "run", "sys"],
-    why: "initdb and config (run, write), metadata (net); no ffi",
+    keep: ALL,
+    why: "initdb and config; reads RAM and vCPUs from /proc and cgroups (Deno: all or nothing)",
   },
   seed: {
-    keep: ["read", "write", "net", "env", "run", "sys"],
-    why: "initdb and a temporary server (its Unix socket counts as net); no ffi",
+    keep: ALL,
+    why: "initdb and a temporary server; reads /proc and cgroups (Deno: all or nothing)",
   },
   archive: {
     keep: ["read", "write", "net", "env", "sys"],
@@ -38,13 +42,14 @@ export const profiles: Record<string, Profile> = {
     why: "runs pg_basebackup, uploads to S3; no ffi",
   },
   backups: { keep: ["read", "net", "env", "sys"], why: "lists or prunes objects in S3" },
-  restore: {
-    keep: ["read", "write", "net", "env", "run", "sys"],
-    why: "fetches a base backup, boots postgres; no ffi",
-  },
+  restore: { keep: ALL, why: "fetches a base backup, then the supervisor's boot path (/proc)" },
   control: {
-    keep: ["read", "write", "net", "env"],
-    why: "a Unix socket client (Deno counts that as read, write and net)",
+    keep: ["read", "write", "net", "env", "ffi"],
+    why: "a Unix socket (read, write, net to Deno) or vsock (ffi) client",
+  },
+  "log-receiver": {
+    keep: ["read", "write", "net", "env", "ffi"],
+    why: "listens on vsock (ffi) and prints log frames",
   },
   permissions: { keep: ["read", "env"], why: "prints this table" },
   version: { keep: [], why: "prints a string" },

@@ -4,6 +4,7 @@
  * the last lines kept for error reports.
  */
 import { childEnv } from "../process/env.ts";
+import { spawnTracked } from "../process/registry.ts";
 
 /** Where a child's output goes (the log forwarder); `tap` sees every line first. */
 export interface OutputPump {
@@ -52,18 +53,20 @@ export class Child {
 
   constructor(spec: ChildSpec, output: OutputPump) {
     this.name = spec.name;
-    this.#process = new Deno.Command(spec.cmd, {
-      args: spec.args,
-      cwd: spec.cwd,
-      env: childEnv(spec.env),
-      clearEnv: true,
-      uid: spec.runAs?.uid,
-      gid: spec.runAs?.gid,
-      stdin: "null",
-      stdout: output.inherit ? "inherit" : "piped",
-      stderr: output.inherit ? "inherit" : "piped",
-      detached: true,
-    }).spawn();
+    this.#process = spawnTracked(
+      new Deno.Command(spec.cmd, {
+        args: spec.args,
+        cwd: spec.cwd,
+        env: childEnv(spec.env),
+        clearEnv: true,
+        uid: spec.runAs?.uid,
+        gid: spec.runAs?.gid,
+        stdin: "null",
+        stdout: output.inherit ? "inherit" : "piped",
+        stderr: output.inherit ? "inherit" : "piped",
+        detached: true,
+      }),
+    );
     this.pid = this.#process.pid;
     this.startedAt = performance.now();
     const onLine = (line: string) => {

@@ -98,6 +98,8 @@ export interface StartOptions {
   httpPort?: number;
   /** Keep only output lines matching this (benchmarks that flood the logs). */
   keepLines?: RegExp;
+  /** Run under this command (e.g. unshare …): the program becomes its last argument list. */
+  wrap?: string[];
 }
 
 /** The light manifest most tests use (first-boot tests use the real one). */
@@ -138,8 +140,11 @@ export function startSupervisor(options: StartOptions = {}): Promise<Instance> {
     const httpPort = options.httpPort ?? freePort();
     const env = instanceEnv(root, { ...options, port, directPort, httpPort });
     const command = beyondPgCommand(options.args ?? ["supervisor"]);
-    const proc = new Deno.Command(command.cmd, {
-      args: command.args,
+    const wrapped = options.wrap
+      ? { cmd: options.wrap[0]!, args: [...options.wrap.slice(1), command.cmd, ...command.args] }
+      : command;
+    const proc = new Deno.Command(wrapped.cmd, {
+      args: wrapped.args,
       env,
       clearEnv: true,
       stdin: "null",

@@ -1,0 +1,15 @@
+#!/bin/sh
+# beyond-pg itself: the build (compiled binary, or bundle + runtime + launcher) from
+# $BEYOND_PG_DIST, /usr/local/bin/beyond-pg, /sbin/init → beyond-pg, and the hook directories.
+set -eu
+: "${BEYOND_PG_DIST:?}" "${PG_MAJOR:?}"
+rm -rf /usr/local/lib/beyond-pg
+mkdir -p /usr/local/lib/beyond-pg
+cp -a "$BEYOND_PG_DIST"/. /usr/local/lib/beyond-pg/
+ln -sf /usr/local/lib/beyond-pg/beyond-pg /usr/local/bin/beyond-pg
+rm -f /sbin/init
+ln -s /usr/local/bin/beyond-pg /sbin/init
+for d in pre-start post-start pre-stop pre-fork; do
+  mkdir -p "/etc/postgresql/$PG_MAJOR/main/hooks/$d.d"
+done
+/usr/local/bin/beyond-pg version

@@ -296,9 +296,8 @@ export function powerOff(dataRoot: string | undefined): never {
   reboot(0x4321fedc); // LINUX_REBOOT_CMD_POWER_OFF
   // reboot only returns on failure; PID 1 must not exit (that panics the kernel).
   for (;;) {
-    // deno-lint-ignore no-empty
     try {
       Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 60_000);
-    } catch {}
+    } catch { /* not allowed on this thread: keep looping */ }
   }
 }

@@ -20,6 +20,10 @@ const commands: Record<string, { summary: string; load: () => Promise<Command> }
       "talk to the running supervisor: control <health|status|checkpoint|reload|drain|resume|hot-set|backup> [--json]",
     load: () => import("./src/cli/control.ts").then((m) => m.main),
   },
+  "restore-wal": {
+    summary: "restore_command: restore-wal %f %p (from the archive target)",
+    load: () => import("./src/cli/restore_wal.ts").then((m) => m.main),
+  },
   seed: {
     summary: "build the prepared cluster first boot copies (an image build step)",
     load: () => import("./src/cli/seed.ts").then((m) => m.main),

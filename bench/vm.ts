@@ -58,7 +58,7 @@ async function bootOnce(
     }
     const init = Number((await vm.waitFor(/init: PID 1 at uptime/)).match(/uptime ([\d.]+)/)?.[1]);
     const phases = await vm.waitFor(/startup phases:/);
-    const ms = (k: string) => Number(phases.match(new RegExp(`${k}=(\\d+)`))?.[1] ?? 0) / 1000;
+    const ms = (k: string) => Number(phases.match(new RegExp(`${k}_ms=(\\d+)`))?.[1] ?? 0) / 1000;
     // Guest uptime at PID 1 ≈ kernel + initramfs; total_ms is measured from the supervisor's start.
     const sample: Sample & { rss?: number; hwm?: number; cpu?: number } = {
       total,

@@ -345,3 +345,32 @@ Deno.test("revoked permissions: archive cannot spawn a process or load a library
   );
   assert.match(control, /^run: allowed/m);
 });
+
+Deno.test("non-ASCII passwords: our SCRAM verifiers accept libpq's SASLprep of the same text", async () => {
+  // U+200B is both a space and "mapped to nothing"; U+00AD vanishes; ß and ligatures go
+  // through NFKC; a control character or mixed bidi makes SASLprep fail (raw bytes used).
+  const pg = await startSupervisor({ password: "pä\u200bss\u00ADwörd" });
+  try {
+    await pg.waitFor(READY);
+    for (const port of [pg.port, pg.directPort]) {
+      assert.equal(await psql(port, "select 1", { password: pg.password }), "1");
+    }
+    const { buildVerifier } = await import("../src/auth/scram.ts");
+    const passwords = ["\ufb01x\u2168", "é\u0007", "\u0627b\u0628", "\u00a0ß\u3000", "😀"];
+    for (const [i, pw] of passwords.entries()) {
+      const role = `u${i}`;
+      await psql(
+        pg.directPort,
+        `create role ${role} login password '${await buildVerifier(pw)}'`,
+        { password: pg.password },
+      );
+      assert.equal(
+        await psql(pg.directPort, "select current_user", { user: role, password: pw }),
+        role,
+        JSON.stringify(pw),
+      );
+    }
+  } finally {
+    await cleanup(pg);
+  }
+});

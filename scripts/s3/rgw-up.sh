@@ -11,10 +11,16 @@ export CEPH_CONF="$C/ceph.conf"
 frontend="beast endpoint=127.0.0.1:$PORT"
 if [ -n "$TLS_PORT" ]; then
   if [ ! -f "$C/tls.crt" ]; then
+    # A CA (what clients trust: $C/ca.crt) and a leaf for 127.0.0.1 signed by it.
     mkdir -p "$C"
     openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 365 \
-      -keyout "$C/tls.key" -out "$C/tls.crt" -subj /CN=localhost \
-      -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" 2>/dev/null
+      -keyout "$C/ca.key" -out "$C/ca.crt" -subj "/CN=rgw test CA" \
+      -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign" 2>/dev/null
+    openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+      -keyout "$C/tls.key" -out "$C/tls.csr" -subj /CN=localhost 2>/dev/null
+    printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n' > "$C/tls.ext"
+    openssl x509 -req -in "$C/tls.csr" -CA "$C/ca.crt" -CAkey "$C/ca.key" -CAcreateserial -days 365 \
+      -sha256 -extfile "$C/tls.ext" -out "$C/tls.crt" 2>/dev/null
   fi
   frontend="$frontend ssl_endpoint=127.0.0.1:$TLS_PORT ssl_certificate=$C/tls.crt ssl_private_key=$C/tls.key"
 fi

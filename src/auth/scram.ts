@@ -4,6 +4,8 @@
  * Computed here so that a plaintext password never reaches SQL text, a log line,
  * pg_stat_statements or a file: postgres stores a pre-computed verifier as is.
  */
+import { saslprep } from "./saslprep.ts";
+
 const enc = new TextEncoder();
 
 function b64(bytes: Uint8Array): string {
@@ -16,19 +18,9 @@ function unb64(text: string): Uint8Array {
   return Uint8Array.from(atob(text), (c) => c.charCodeAt(0));
 }
 
-/**
- * PostgreSQL's rule: SASLprep when it succeeds, the raw bytes when it does not. Printable
- * ASCII is its own SASLprep, so the (slow to load) tables are only imported for other input.
- */
-export async function normalizePassword(password: string): Promise<string> {
-  if (/^[\x20-\x7e]*$/.test(password)) return password;
-  const { default: saslprep } = await import("saslprep");
-  try {
-    const prepped = saslprep(password);
-    return prepped === "" ? password : prepped;
-  } catch {
-    return password;
-  }
+/** PostgreSQL's rule: SASLprep when it succeeds, the raw bytes when it does not. */
+export function normalizePassword(password: string): string {
+  return saslprep(password) ?? password;
 }
 
 async function hmac(key: Uint8Array, data: string): Promise<Uint8Array> {
@@ -47,7 +39,7 @@ async function hmac(key: Uint8Array, data: string): Promise<Uint8Array> {
 async function keys(password: string, salt: Uint8Array, iterations: number) {
   const base = await crypto.subtle.importKey(
     "raw",
-    enc.encode(await normalizePassword(password)),
+    enc.encode(normalizePassword(password)),
     "PBKDF2",
     false,
     ["deriveBits"],
@@ -136,7 +128,7 @@ export class ScramClient {
     }
     const base = await crypto.subtle.importKey(
       "raw",
-      enc.encode(await normalizePassword(this.#password)),
+      enc.encode(normalizePassword(this.#password)),
       "PBKDF2",
       false,
       ["deriveBits"],

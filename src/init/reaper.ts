@@ -1,8 +1,10 @@
 /**
  * PID 1's reaper: orphans re-parented to us become zombies that nobody else will wait for.
- * Every tick, find our zombie children in /proc that Deno is not waiting for (see
- * process/registry.ts) and reap exactly those pids with waitpid(pid, WNOHANG) — never
- * waitpid(-1), which would steal a supervised child's exit status.
+ * On SIGCHLD (and every 10 s as a fallback), find our zombie children that Deno is not
+ * waiting for (see process/registry.ts) and reap exactly those pids with
+ * waitpid(pid, WNOHANG) — never waitpid(-1), which would steal a supervised child's exit
+ * status. Children are listed from /proc/self/task/<tid>/children (a handful of files);
+ * the fallback scans all of /proc, since that list is documented as best effort.
  */
 import { waitpidNoHang } from "../../ffi/libc.ts";
 import { isTracked } from "../process/registry.ts";
@@ -18,10 +20,24 @@ export function zombieChildren(parent: number, stats: Iterable<[number, string]>
   return out;
 }
 
-function* procStats(): Generator<[number, string]> {
-  for (const e of Deno.readDirSync("/proc")) {
-    const pid = Number(e.name);
-    if (!Number.isInteger(pid)) continue;
+function* candidates(full: boolean): Generator<number> {
+  if (full) {
+    for (const e of Deno.readDirSync("/proc")) {
+      const pid = Number(e.name);
+      if (Number.isInteger(pid)) yield pid;
+    }
+    return;
+  }
+  for (const task of Deno.readDirSync("/proc/self/task")) {
+    try {
+      const text = Deno.readTextFileSync(`/proc/self/task/${task.name}/children`);
+      for (const pid of text.split(" ")) if (pid.trim()) yield Number(pid);
+    } catch { /* thread gone, or no CONFIG_PROC_CHILDREN: the full scan covers it */ }
+  }
+}
+
+function* procStats(full: boolean): Generator<[number, string]> {
+  for (const pid of candidates(full)) {
     try {
       yield [pid, Deno.readTextFileSync(`/proc/${pid}/stat`)];
     } catch { /* gone */ }
@@ -30,14 +46,22 @@ function* procStats(): Generator<[number, string]> {
 
 export class Reaper {
   #timer: ReturnType<typeof setInterval> | undefined;
+  #pending: ReturnType<typeof setTimeout> | undefined;
+  #onChild = () => {
+    // A burst of exits is one scan, shortly after the first.
+    this.#pending ??= setTimeout(() => {
+      this.#pending = undefined;
+      this.reapNow(false);
+    }, 20);
+  };
   reaped = 0;
 
   /** Reap what can be reaped now; returns how many. */
-  reapNow(): number {
+  reapNow(full = true): number {
     let n = 0;
     let zombies: number[];
     try {
-      zombies = zombieChildren(Deno.pid, procStats());
+      zombies = zombieChildren(Deno.pid, procStats(full));
     } catch (error) {
       log.warn(`reaper: cannot scan /proc: ${error instanceof Error ? error.message : error}`);
       return 0;
@@ -54,11 +78,21 @@ export class Reaper {
     return n;
   }
 
-  start(intervalMs = 500): void {
-    this.#timer = setInterval(() => this.reapNow(), intervalMs);
+  start(fallbackMs = 10_000): void {
+    try {
+      Deno.addSignalListener("SIGCHLD", this.#onChild);
+    } catch (error) {
+      log.warn(`reaper: no SIGCHLD listener (${error}); scanning every 500 ms instead`);
+      fallbackMs = 500;
+    }
+    this.#timer = setInterval(() => this.reapNow(true), fallbackMs);
   }
 
   stop(): void {
     clearInterval(this.#timer);
+    clearTimeout(this.#pending);
+    try {
+      Deno.removeSignalListener("SIGCHLD", this.#onChild);
+    } catch { /* never added */ }
   }
 }

@@ -265,6 +265,11 @@ function processFamilies(): Family[] {
         "CPU time of the supervisor (user + system).",
         cpu,
       ),
+      gauge("beyond_pg_process_heap_bytes", "The supervisor's JavaScript heap (V8) by kind.", [
+        { labels: { kind: "used" }, value: Deno.memoryUsage().heapUsed },
+        { labels: { kind: "total" }, value: Deno.memoryUsage().heapTotal },
+        { labels: { kind: "external" }, value: Deno.memoryUsage().external },
+      ]),
     ];
   } catch {
     return [];

@@ -23,6 +23,29 @@ export const settingKeys: readonly KeyDoc[] = [
     doc: "true on throwaway volumes: synchronous_commit = off",
   },
   { name: "BEYOND_PG_ARCHIVE_TARGET", default: "", doc: "s3://bucket/prefix for WAL archiving" },
+  {
+    name: "BEYOND_PG_S3_ENDPOINT",
+    default: "https://s3.<region>.amazonaws.com",
+    doc: "S3 endpoint URL",
+  },
+  { name: "BEYOND_PG_S3_REGION", default: "us-east-1", doc: "S3 region" },
+  {
+    name: "BEYOND_PG_S3_ACCESS_KEY",
+    default: "(AWS_ACCESS_KEY_ID)",
+    doc: "access key id (or BEYOND_PG_S3_ACCESS_KEY_FILE)",
+  },
+  {
+    name: "BEYOND_PG_S3_SECRET_KEY",
+    default: "(AWS_SECRET_ACCESS_KEY)",
+    doc: "secret key (or BEYOND_PG_S3_SECRET_KEY_FILE)",
+  },
+  {
+    name: "BEYOND_PG_S3_CA_FILE",
+    default: "",
+    doc: "extra CA certificates (PEM) for the endpoint",
+  },
+  { name: "BEYOND_PG_ARCHIVE_CODEC", default: "zstd", doc: "WAL compression: zstd, gzip or none" },
+  { name: "BEYOND_PG_ARCHIVE_PARALLEL", default: "4", doc: "uploads in flight ahead of postgres" },
   { name: "BEYOND_PG_WAL_SINK", default: "", doc: "HTTP endpoint of a WAL sink (Tier 1.5)" },
   {
     name: "BEYOND_PG_DATA_ROOT",

@@ -13,6 +13,8 @@ export interface Settings {
   password: Secret;
   database: string;
   archiveTarget: string | undefined;
+  /** Set when archiveTarget is. */
+  s3: S3Settings | undefined;
   walSink: string | undefined;
   dataRoot: string;
   runDir: string;
@@ -44,6 +46,16 @@ export interface Settings {
   tlsClientMode: "allow" | "require";
   stopTimeoutMs: number;
   hookTimeoutMs: number;
+}
+
+export interface S3Settings {
+  endpoint: string;
+  region: string;
+  accessKeyId: string;
+  secretAccessKey: Secret;
+  caFile: string | undefined;
+  codec: "zstd" | "gzip" | "none";
+  parallel: number;
 }
 
 export interface ParseContext {
@@ -233,6 +245,69 @@ function parseChoice<T extends string>(
   );
 }
 
+function secretValue(
+  raw: Record<string, string | undefined>,
+  ctx: ParseContext,
+  keys: string[],
+): string | undefined {
+  for (const key of keys) {
+    const inline = present(raw, key);
+    const file = present(raw, `${key}_FILE`);
+    if (inline !== undefined && file !== undefined) {
+      throw new SettingsError(`both ${key} and ${key}_FILE are set; set only one of them`);
+    }
+    if (inline !== undefined) return inline;
+    if (file !== undefined) {
+      try {
+        return ctx.readFile(file).replace(/\r?\n$/, "");
+      } catch (error) {
+        throw new SettingsError(
+          `${key}_FILE=${JSON.stringify(file)} cannot be read; point it at a readable file`,
+          error,
+        );
+      }
+    }
+  }
+  return undefined;
+}
+
+function parseS3(
+  raw: Record<string, string | undefined>,
+  ctx: ParseContext,
+  target: string | undefined,
+) {
+  if (!target) return undefined;
+  const region = present(raw, "BEYOND_PG_S3_REGION") ?? present(raw, "AWS_REGION") ?? "us-east-1";
+  const endpoint = parseUrl("BEYOND_PG_S3_ENDPOINT", present(raw, "BEYOND_PG_S3_ENDPOINT")) ??
+    `https://s3.${region}.amazonaws.com`;
+  const accessKeyId = secretValue(raw, ctx, ["BEYOND_PG_S3_ACCESS_KEY", "AWS_ACCESS_KEY_ID"]);
+  const secret = secretValue(raw, ctx, ["BEYOND_PG_S3_SECRET_KEY", "AWS_SECRET_ACCESS_KEY"]);
+  if (!accessKeyId || !secret) {
+    throw new SettingsError(
+      "BEYOND_PG_ARCHIVE_TARGET is set but S3 credentials are not; set BEYOND_PG_S3_ACCESS_KEY and BEYOND_PG_S3_SECRET_KEY (or their _FILE forms)",
+    );
+  }
+  const codec = present(raw, "BEYOND_PG_ARCHIVE_CODEC") ?? "zstd";
+  if (codec !== "zstd" && codec !== "gzip" && codec !== "none") {
+    throw new SettingsError(
+      `BEYOND_PG_ARCHIVE_CODEC=${JSON.stringify(codec)} is not zstd, gzip or none; use one of them`,
+    );
+  }
+  return {
+    endpoint,
+    region,
+    accessKeyId,
+    secretAccessKey: new Secret(secret),
+    caFile: present(raw, "BEYOND_PG_S3_CA_FILE"),
+    codec: codec as "zstd" | "gzip" | "none",
+    parallel:
+      parsePositive("BEYOND_PG_ARCHIVE_PARALLEL", present(raw, "BEYOND_PG_ARCHIVE_PARALLEL"), {
+        min: 1,
+        max: 64,
+      }) ?? 4,
+  };
+}
+
 /** Validate everything; the first problem found is thrown. */
 export function parseSettings(
   raw: Record<string, string | undefined>,
@@ -273,6 +348,7 @@ export function parseSettings(
     password: parsePassword(raw, ctx),
     database: parseDatabase(get("POSTGRES_DATABASE")),
     archiveTarget: parseArchiveTarget(get("BEYOND_PG_ARCHIVE_TARGET")),
+    s3: parseS3(raw, ctx, get("BEYOND_PG_ARCHIVE_TARGET")),
     walSink: parseUrl("BEYOND_PG_WAL_SINK", get("BEYOND_PG_WAL_SINK")),
     dataRoot: parsePath(
       "BEYOND_PG_DATA_ROOT",

@@ -73,6 +73,19 @@ Deno.test("parseSettings() names the bad value and the fix for each malformed ke
     ],
     [{ BEYOND_PG_DATA_ROOT: "data" }, /BEYOND_PG_DATA_ROOT="data" is not an absolute path/],
     [{ BEYOND_PG_ARCHIVE_TARGET: "gs://b/p" }, /is not an S3 target; use s3:\/\/bucket\/prefix/],
+    [
+      { BEYOND_PG_ARCHIVE_TARGET: "s3://bkt/p" },
+      /S3 credentials are not; set BEYOND_PG_S3_ACCESS_KEY/,
+    ],
+    [
+      {
+        BEYOND_PG_ARCHIVE_TARGET: "s3://bkt/p",
+        AWS_ACCESS_KEY_ID: "a",
+        AWS_SECRET_ACCESS_KEY: "s",
+        BEYOND_PG_ARCHIVE_CODEC: "lz4",
+      },
+      /BEYOND_PG_ARCHIVE_CODEC="lz4" is not zstd, gzip or none/,
+    ],
     [{ BEYOND_PG_WAL_SINK: "ftp://x" }, /BEYOND_PG_WAL_SINK="ftp:\/\/x" is not http\(s\)/],
     [{ BEYOND_PG_RAM_MB: "lots" }, /BEYOND_PG_RAM_MB="lots" is out of range/],
     [{ POSTGRES_DATABASE: "x".repeat(64) }, /is not a valid database name/],
@@ -87,8 +100,14 @@ Deno.test("parseSettings() accepts the usual spellings of booleans and an s3 tar
     POSTGRES_PASSWORD: "pw",
     BEYOND_VOLUME_EPHEMERAL: "TRUE",
     BEYOND_PG_ARCHIVE_TARGET: "s3://my-bucket/pg/prod",
+    BEYOND_PG_S3_ACCESS_KEY: "ak",
+    BEYOND_PG_S3_SECRET_KEY: "sk",
+    BEYOND_PG_S3_ENDPOINT: "http://127.0.0.1:7480",
     BEYOND_PG_DATA_ROOT: "/data/",
   });
+  assert.equal(s.s3?.endpoint, "http://127.0.0.1:7480");
+  assert.equal(s.s3?.codec, "zstd");
+  assert.equal(`${s.s3?.secretAccessKey}`, "[redacted]");
   assert.equal(s.ephemeral, true);
   assert.equal(s.archiveTarget, "s3://my-bucket/pg/prod");
   assert.equal(s.dataRoot, "/data");

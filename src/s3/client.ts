@@ -1,0 +1,290 @@
+/**
+ * EFFECT: a small S3 client (SigV4 over fetch; keep-alive pooling comes with fetch): put
+ * (optionally only-if-absent), head, get, list, delete, multipart upload. Every request has a
+ * timeout. Errors are S3Error with an operator-readable one-line message and a `transient` flag
+ * (network trouble, 5xx, 429, timeouts) that retry policies use.
+ */
+import { type Credentials, sha256Hex, sign, uriEncode } from "./sigv4.ts";
+import { type ListedObject, parseList, tag } from "./xml.ts";
+
+export interface S3Config {
+  /** e.g. http://127.0.0.1:7480 or https://s3.eu-west-1.amazonaws.com */
+  endpoint: string;
+  region: string;
+  bucket: string;
+  /** Path-style addressing (the default for custom endpoints). */
+  pathStyle: boolean;
+  credentials: Credentials;
+  timeoutMs: number;
+  /** PEM CA certificates to trust in addition to the system's (self-hosted stores). */
+  caCerts?: string[];
+}
+
+export class S3Error extends Error {
+  readonly status: number;
+  readonly code: string;
+  readonly transient: boolean;
+
+  constructor(
+    message: string,
+    o: { status?: number; code?: string; transient: boolean; cause?: unknown },
+  ) {
+    super(message, { cause: o.cause });
+    this.name = "S3Error";
+    this.status = o.status ?? 0;
+    this.code = o.code ?? "";
+    this.transient = o.transient;
+  }
+}
+
+export interface HeadResult {
+  size: number;
+  etag: string;
+  metadata: Record<string, string>;
+}
+
+async function md5Base64(data: Uint8Array): Promise<string> {
+  // WebCrypto has no MD5; node:crypto does (and Deno implements it natively).
+  const { createHash } = await import("node:crypto");
+  return createHash("md5").update(data).digest("base64");
+}
+
+export class S3Client {
+  readonly config: S3Config;
+  readonly #client: Deno.HttpClient | undefined;
+
+  constructor(config: S3Config) {
+    this.config = config;
+    this.#client = config.caCerts?.length
+      ? Deno.createHttpClient({ caCerts: config.caCerts })
+      : undefined;
+  }
+
+  url(key: string, query: Record<string, string> = {}): URL {
+    const base = new URL(this.config.endpoint);
+    const path = `/${key.split("/").map((p) => uriEncode(p, false)).join("/")}`;
+    const url = this.config.pathStyle
+      ? new URL(`${base.origin}/${this.config.bucket}${path}`)
+      : new URL(`${base.protocol}//${this.config.bucket}.${base.host}${path}`);
+    for (const [k, v] of Object.entries(query)) url.searchParams.set(k, v);
+    return url;
+  }
+
+  async request(
+    method: string,
+    key: string,
+    o: {
+      query?: Record<string, string>;
+      headers?: Record<string, string>;
+      body?: Uint8Array;
+      timeoutMs?: number;
+    } = {},
+  ): Promise<Response> {
+    const url = this.url(key, o.query);
+    const body = o.body;
+    const payloadHash = await sha256Hex(body ?? new Uint8Array(0));
+    const headers = await sign(
+      { method, url, headers: { ...o.headers, "x-amz-content-sha256": payloadHash }, payloadHash },
+      this.config.credentials,
+      this.config.region,
+    );
+    const where = `${method} s3://${this.config.bucket}/${key}`;
+    let res: Response;
+    try {
+      res = await fetch(url, {
+        method,
+        headers,
+        body: body as BodyInit | undefined,
+        signal: AbortSignal.timeout(o.timeoutMs ?? this.config.timeoutMs),
+        ...(this.#client ? { client: this.#client } : {}),
+      });
+    } catch (error) {
+      const why = error instanceof Error
+        ? (error.name === "TimeoutError"
+          ? `timed out after ${o.timeoutMs ?? this.config.timeoutMs} ms`
+          : error.message)
+        : String(error);
+      throw new S3Error(
+        `cannot reach the S3 endpoint ${this.config.endpoint} (${where}: ${why}); check BEYOND_PG_S3_ENDPOINT and the network`,
+        { transient: true, cause: error },
+      );
+    }
+    if (
+      res.status >= 300 && !(method === "HEAD" && res.status === 404) &&
+      !(method === "GET" && res.status === 404)
+    ) {
+      const text = await res.text().catch(() => "");
+      const code = tag(text, "Code") ?? (res.status === 404 ? "NotFound" : res.statusText);
+      throw new S3Error(this.#explain(code, res.status, where, tag(text, "Message")), {
+        status: res.status,
+        code,
+        transient: res.status >= 500 || res.status === 429 || res.status === 408,
+      });
+    }
+    return res;
+  }
+
+  #explain(code: string, status: number, where: string, message: string | undefined): string {
+    if (code === "NoSuchBucket") {
+      return `bucket ${this.config.bucket} does not exist at ${this.config.endpoint}; create it or fix BEYOND_PG_ARCHIVE_TARGET`;
+    }
+    if (
+      code === "InvalidAccessKeyId" || code === "SignatureDoesNotMatch" ||
+      code === "AccessDenied" || status === 403
+    ) {
+      return `S3 refused the credentials for ${where} (${code}); check BEYOND_PG_S3_ACCESS_KEY and BEYOND_PG_S3_SECRET_KEY`;
+    }
+    return `S3 ${where} answered ${status} ${code}${message ? `: ${message}` : ""}`;
+  }
+
+  /** Store an object. `ifAbsent`: only if no object has the key (412 → returns "exists"). */
+  async put(
+    key: string,
+    body: Uint8Array,
+    o: { metadata?: Record<string, string>; ifAbsent?: boolean; contentType?: string } = {},
+  ): Promise<{ etag: string } | "exists"> {
+    const headers: Record<string, string> = {
+      "content-md5": await md5Base64(body),
+      "content-type": o.contentType ?? "application/octet-stream",
+    };
+    for (const [k, v] of Object.entries(o.metadata ?? {})) headers[`x-amz-meta-${k}`] = v;
+    if (o.ifAbsent) headers["if-none-match"] = "*";
+    try {
+      const res = await this.request("PUT", key, { headers, body });
+      await res.body?.cancel();
+      return { etag: (res.headers.get("etag") ?? "").replaceAll('"', "") };
+    } catch (error) {
+      if (error instanceof S3Error && error.status === 412) return "exists";
+      throw error;
+    }
+  }
+
+  async head(key: string): Promise<HeadResult | undefined> {
+    const res = await this.request("HEAD", key);
+    await res.body?.cancel();
+    if (res.status === 404) return undefined;
+    const metadata: Record<string, string> = {};
+    res.headers.forEach((v, k) => {
+      if (k.startsWith("x-amz-meta-")) metadata[k.slice(11)] = v;
+    });
+    return {
+      size: Number(res.headers.get("content-length") ?? 0),
+      etag: (res.headers.get("etag") ?? "").replaceAll('"', ""),
+      metadata,
+    };
+  }
+
+  /** The object's bytes and metadata, or undefined when there is none. */
+  async get(
+    key: string,
+    timeoutMs?: number,
+  ): Promise<{ body: Uint8Array; metadata: Record<string, string> } | undefined> {
+    const res = await this.request("GET", key, { ...(timeoutMs ? { timeoutMs } : {}) });
+    if (res.status === 404) {
+      await res.body?.cancel();
+      return undefined;
+    }
+    const metadata: Record<string, string> = {};
+    res.headers.forEach((v, k) => {
+      if (k.startsWith("x-amz-meta-")) metadata[k.slice(11)] = v;
+    });
+    return { body: new Uint8Array(await res.arrayBuffer()), metadata };
+  }
+
+  /** A streaming GET (base backups), or undefined. */
+  async getStream(
+    key: string,
+    timeoutMs = 24 * 3600_000,
+  ): Promise<ReadableStream<Uint8Array> | undefined> {
+    const res = await this.request("GET", key, { timeoutMs });
+    if (res.status === 404) {
+      await res.body?.cancel();
+      return undefined;
+    }
+    return res.body ?? undefined;
+  }
+
+  async list(prefix: string): Promise<ListedObject[]> {
+    const out: ListedObject[] = [];
+    let token: string | undefined;
+    do {
+      const query: Record<string, string> = { "list-type": "2", prefix };
+      if (token) query["continuation-token"] = token;
+      const res = await this.request("GET", "", { query });
+      const page = parseList(await res.text());
+      out.push(...page.objects);
+      token = page.next;
+    } while (token);
+    return out;
+  }
+
+  async delete(key: string): Promise<void> {
+    const res = await this.request("DELETE", key);
+    await res.body?.cancel();
+  }
+
+  async createBucket(): Promise<void> {
+    try {
+      const res = await this.request("PUT", "");
+      await res.body?.cancel();
+    } catch (error) {
+      if (
+        !(error instanceof S3Error &&
+          (error.code === "BucketAlreadyOwnedByYou" || error.code === "BucketAlreadyExists"))
+      ) {
+        throw error;
+      }
+    }
+  }
+
+  // ---- multipart -------------------------------------------------------------------------
+
+  async createMultipart(key: string, metadata: Record<string, string> = {}): Promise<string> {
+    const headers: Record<string, string> = {};
+    for (const [k, v] of Object.entries(metadata)) headers[`x-amz-meta-${k}`] = v;
+    const res = await this.request("POST", key, { query: { uploads: "" }, headers });
+    const id = tag(await res.text(), "UploadId");
+    if (!id) throw new S3Error(`S3 did not return an upload id for ${key}`, { transient: true });
+    return id;
+  }
+
+  async uploadPart(
+    key: string,
+    uploadId: string,
+    partNumber: number,
+    body: Uint8Array,
+  ): Promise<string> {
+    const res = await this.request("PUT", key, {
+      query: { partNumber: String(partNumber), uploadId },
+      headers: { "content-md5": await md5Base64(body) },
+      body,
+      timeoutMs: Math.max(this.config.timeoutMs, 300_000),
+    });
+    await res.body?.cancel();
+    return res.headers.get("etag") ?? "";
+  }
+
+  async completeMultipart(key: string, uploadId: string, etags: string[]): Promise<void> {
+    const xml = `<CompleteMultipartUpload>${
+      etags.map((e, i) => `<Part><PartNumber>${i + 1}</PartNumber><ETag>${e}</ETag></Part>`).join(
+        "",
+      )
+    }</CompleteMultipartUpload>`;
+    const res = await this.request("POST", key, {
+      query: { uploadId },
+      body: new TextEncoder().encode(xml),
+      timeoutMs: Math.max(this.config.timeoutMs, 300_000),
+    });
+    const text = await res.text();
+    if (/<Error>/.test(text)) {
+      throw new S3Error(`completing the upload of ${key} failed: ${tag(text, "Code")}`, {
+        transient: true,
+      });
+    }
+  }
+
+  async abortMultipart(key: string, uploadId: string): Promise<void> {
+    const res = await this.request("DELETE", key, { query: { uploadId } });
+    await res.body?.cancel();
+  }
+}

@@ -1,0 +1,143 @@
+/**
+ * EFFECT: the archive_command contract, for one file (used by `beyond-pg archive` on its own
+ * and by the supervisor's uploader):
+ *  - 0 only once the object is fully stored (S3 PUT is all-or-nothing; Content-MD5 is checked
+ *    by the store and the returned ETag by us) — never a visible partial object;
+ *  - already stored with the same content (SHA-256 of the uncompressed bytes, in metadata) → 0;
+ *    different content → an error, nothing overwritten (PUT If-None-Match: *), for every kind
+ *    of file, `.history` included;
+ *  - a segment whose header carries another system identifier is refused, and so is a prefix
+ *    that another cluster owns (beyond-pg.json).
+ */
+import { S3Client, S3Error } from "../s3/client.ts";
+import { sha256Hex } from "../s3/sigv4.ts";
+import { type Codec, compress } from "./codec.ts";
+import type { ArchiveConfig } from "./config.ts";
+import { segmentSystemIdentifier, walKind } from "./names.ts";
+import { Layout, parseTarget } from "./target.ts";
+
+export class ArchiveError extends Error {
+  /** Worth retrying later (the store is unreachable) vs. never going to work as is. */
+  readonly transient: boolean;
+
+  constructor(message: string, transient: boolean, cause?: unknown) {
+    super(message, { cause });
+    this.name = "ArchiveError";
+    this.transient = transient;
+  }
+}
+
+export function clientFor(cfg: ArchiveConfig): S3Client {
+  const endpoint = new URL(cfg.endpoint);
+  return new S3Client({
+    endpoint: cfg.endpoint,
+    region: cfg.region,
+    bucket: parseTarget(cfg.target).bucket,
+    pathStyle: !endpoint.hostname.endsWith("amazonaws.com"),
+    credentials: { accessKeyId: cfg.accessKeyId, secretAccessKey: cfg.secretAccessKey },
+    timeoutMs: 60_000,
+    caCerts: cfg.caCerts,
+  });
+}
+
+export function layoutFor(cfg: ArchiveConfig): Layout {
+  return new Layout(parseTarget(cfg.target), cfg.major, cfg.sysid);
+}
+
+/** Claim the prefix for this cluster, or refuse if another cluster owns it. */
+export async function checkOwner(client: S3Client, cfg: ArchiveConfig): Promise<void> {
+  const layout = layoutFor(cfg);
+  const mine = { system_identifier: cfg.sysid, major: cfg.major };
+  let owner = await client.get(layout.marker, 30_000);
+  if (!owner) {
+    const body = new TextEncoder().encode(
+      JSON.stringify({ ...mine, created: new Date().toISOString() }) + "\n",
+    );
+    const put = await client.put(layout.marker, body, {
+      ifAbsent: true,
+      contentType: "application/json",
+    });
+    if (put !== "exists") return;
+    owner = await client.get(layout.marker, 30_000);
+  }
+  const doc = JSON.parse(new TextDecoder().decode(owner!.body)) as {
+    system_identifier?: string;
+    major?: number;
+  };
+  if (String(doc.system_identifier) !== cfg.sysid) {
+    throw new ArchiveError(
+      `${cfg.target} belongs to another cluster (system identifier ${doc.system_identifier}, PostgreSQL ${doc.major}); this one is ${cfg.sysid}: point BEYOND_PG_ARCHIVE_TARGET at its own prefix`,
+      false,
+    );
+  }
+}
+
+export interface ArchiveResult {
+  name: string;
+  stored: boolean;
+  bytes: number;
+  storedBytes: number;
+}
+
+/** Archive the file `name` with the given content (read by the caller from pg_wal). */
+export async function archiveBytes(
+  client: S3Client,
+  cfg: ArchiveConfig,
+  name: string,
+  data: Uint8Array,
+  o: { codec?: Codec; compressed?: Uint8Array } = {},
+): Promise<ArchiveResult> {
+  const kind = walKind(name);
+  if (!kind) throw new ArchiveError(`${JSON.stringify(name)} is not a WAL file name`, false);
+  if (kind === "segment" || kind === "partial") {
+    const sysid = segmentSystemIdentifier(data.subarray(0, 64));
+    if (sysid !== undefined && sysid.toString() !== cfg.sysid) {
+      throw new ArchiveError(
+        `${name} belongs to another cluster (system identifier ${sysid}, this one is ${cfg.sysid}); refusing to archive it into ${cfg.target}`,
+        false,
+      );
+    }
+  }
+  const key = layoutFor(cfg).wal(name);
+  const sha256 = await sha256Hex(data);
+  const same = async (): Promise<boolean> => {
+    const head = await client.head(key);
+    if (!head) return false;
+    if (head.metadata["beyond-sha256"] === sha256) return true;
+    throw new ArchiveError(
+      `${name} is already archived with different content (sha256 ${
+        head.metadata["beyond-sha256"] ?? "unknown"
+      } ≠ ${sha256}); not overwriting it`,
+      false,
+    );
+  };
+  try {
+    if (await same()) return { name, stored: false, bytes: data.length, storedBytes: 0 };
+    const codec = o.codec ?? cfg.codec;
+    const body = o.compressed ?? (await compress(codec, data));
+    const put = await client.put(key, body, {
+      ifAbsent: true,
+      metadata: {
+        "beyond-codec": codec,
+        "beyond-sha256": sha256,
+        "beyond-size": String(data.length),
+      },
+    });
+    if (put === "exists") {
+      // Someone stored it between our HEAD and PUT: fine if it is the same content.
+      await same();
+      return { name, stored: false, bytes: data.length, storedBytes: 0 };
+    }
+    const md5 = (await import("node:crypto")).createHash("md5").update(body).digest("hex");
+    if (put.etag && put.etag !== md5) {
+      throw new ArchiveError(
+        `the store returned ETag ${put.etag} for ${name}, expected ${md5}`,
+        true,
+      );
+    }
+    return { name, stored: true, bytes: data.length, storedBytes: body.length };
+  } catch (error) {
+    if (error instanceof S3Error) throw new ArchiveError(error.message, error.transient, error);
+    throw error;
+  }
+}

@@ -1,0 +1,60 @@
+/** PURE: the archive target (s3://bucket/prefix) and where each object lives in it. */
+
+export interface Target {
+  bucket: string;
+  /** Without leading or trailing slashes ("" for the bucket root). */
+  prefix: string;
+}
+
+export function parseTarget(url: string): Target {
+  const m = url.match(/^s3:\/\/([^/]+)\/?(.*)$/);
+  if (!m) throw new Error(`not an s3:// target: ${url}`);
+  return { bucket: m[1]!, prefix: m[2]!.replace(/^\/+|\/+$/g, "") };
+}
+
+/**
+ * Object layout (ARCHITECTURE.md, "Archive layout"):
+ *   <prefix>/beyond-pg.json                          which cluster owns this prefix
+ *   <prefix>/pg<major>-<sysid>/wal/<%f>              WAL, named exactly as postgres names it
+ *   <prefix>/pg<major>-<sysid>/basebackups/<label>/base.tar[.zst]
+ *   <prefix>/pg<major>-<sysid>/basebackups/<label>/manifest.json
+ */
+export class Layout {
+  readonly target: Target;
+  readonly major: number;
+  readonly sysid: string;
+
+  constructor(target: Target, major: number, sysid: string) {
+    this.target = target;
+    this.major = major;
+    this.sysid = sysid;
+  }
+
+  #join(...parts: string[]): string {
+    return [this.target.prefix, ...parts].filter(Boolean).join("/");
+  }
+
+  get marker(): string {
+    return this.#join("beyond-pg.json");
+  }
+
+  get clusterDir(): string {
+    return this.#join(`pg${this.major}-${this.sysid}`);
+  }
+
+  wal(name: string): string {
+    return `${this.clusterDir}/wal/${name}`;
+  }
+
+  get walPrefix(): string {
+    return `${this.clusterDir}/wal/`;
+  }
+
+  get backupsPrefix(): string {
+    return `${this.clusterDir}/basebackups/`;
+  }
+
+  backup(label: string, file: string): string {
+    return `${this.clusterDir}/basebackups/${label}/${file}`;
+  }
+}

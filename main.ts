@@ -32,6 +32,19 @@ const commands: Record<string, { summary: string; load: () => Promise<Command> }
     summary: "archive_command: archive %p %f (no-op without BEYOND_PG_ARCHIVE_TARGET)",
     load: () => import("./src/cli/archive.ts").then((m) => m.main),
   },
+  backup: {
+    summary: "base backup to the archive target: backup [--label L] [--json]",
+    load: () => import("./src/cli/backup.ts").then((m) => m.main),
+  },
+  backups: {
+    summary: "backups list [--json] | backups prune (--keep N | --older-than 7d) [--dry-run]",
+    load: () => import("./src/cli/backups.ts").then((m) => m.main),
+  },
+  restore: {
+    summary:
+      "point-in-time restore into an empty data root: restore --to-time T | --to-lsn L | --latest",
+    load: () => import("./src/cli/restore.ts").then((m) => m.main),
+  },
   "log-receiver": {
     summary: "listen on vsock and print the supervisor's log frames (a host agent's view)",
     load: () => import("./src/cli/log_receiver.ts").then((m) => m.main),

@@ -13,7 +13,7 @@ if [ ! -x "$here/.tools/node_modules/.bin/deno" ] ||
   npm install --silent --no-audit --no-fund --prefix "$here/.tools" "deno@$DENO_VERSION" >&2
 fi
 
-packages="pgbouncer"
+packages="pgbouncer zstd"
 if [ "${1:-}" = "test" ]; then
   major=$(ls /usr/lib/postgresql 2>/dev/null | sort -n | tail -n 1)
   major=${major:-15}

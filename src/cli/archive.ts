@@ -35,11 +35,11 @@ export async function main(args: string[]): Promise<number> {
       return 1;
     }
     // Standalone.
-    const { archiveBytes, checkOwner, clientFor } = await import("../wal/archive.ts");
+    const { archivePrepared, checkOwner, clientFor } = await import("../wal/archive.ts");
+    const { prepareInline } = await import("../wal/prepare.ts");
     const client = clientFor(cfg);
     await checkOwner(client, cfg);
-    const data = await Deno.readFile(path);
-    const r = await archiveBytes(client, cfg, name, data);
+    const r = await archivePrepared(client, cfg, await prepareInline(path, name, cfg.codec));
     if (!r.stored) console.error(`beyond-pg archive: ${name} was already archived (same content)`);
     return 0;
   } catch (error) {

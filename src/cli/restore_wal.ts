@@ -7,7 +7,18 @@
  */
 import { readArchiveConfig } from "../wal/config.ts";
 
-const ATTEMPTS = [1000, 2000, 4000, 8000, 16000];
+/** Backoff between attempts, within BEYOND_PG_RESTORE_RETRY_SECONDS (default 30) in all. */
+function backoff(): number[] {
+  const budget = Number(Deno.env.get("BEYOND_PG_RESTORE_RETRY_SECONDS") || 30) * 1000;
+  const out: number[] = [];
+  let total = 0;
+  for (let d = Math.min(1000, budget / 4); total < budget && d > 0; d = Math.min(d * 2, 16_000)) {
+    const step = Math.min(d, budget - total);
+    out.push(step);
+    total += step;
+  }
+  return out;
+}
 
 export async function main(args: string[]): Promise<number> {
   const [name, path] = args;
@@ -22,14 +33,19 @@ export async function main(args: string[]): Promise<number> {
   const { writeWalFile } = await import("../wal/restore.ts");
   // The supervisor keeps a prefetched spool; ask it first.
   const { handOff } = await import("../wal/handoff.ts");
+  // A temporary file left by a restore-wal that was killed is never %p itself: remove it.
+  await Deno.remove(`${path}.beyond-tmp`).catch(() => {});
   const res = await handOff(cfg.socket, "restore", name, 10 * 60_000);
   if (res?.ok) {
     const r = res.result as { found: boolean; file?: string };
     if (!r.found) return 1;
     try {
-      const data = await Deno.readFile(r.file!);
-      writeWalFile(path, data);
-      await Deno.remove(r.file!).catch(() => {});
+      try {
+        await Deno.rename(r.file!, path); // the spool is on the data volume: a rename
+      } catch {
+        writeWalFile(path, await Deno.readFile(r.file!)); // elsewhere: copy, then rename
+        await Deno.remove(r.file!).catch(() => {});
+      }
       return 0;
     } catch (error) {
       console.error(
@@ -42,6 +58,7 @@ export async function main(args: string[]): Promise<number> {
   const { clientFor } = await import("../wal/archive.ts");
   const { fetchWal } = await import("../wal/restore.ts");
   const client = clientFor(cfg);
+  const ATTEMPTS = backoff();
   let last = "";
   for (let attempt = 0; attempt <= ATTEMPTS.length; attempt++) {
     try {

@@ -6,7 +6,9 @@ import { ensureDir } from "../boot/files.ts";
 import { lockDataRoot } from "../boot/lock.ts";
 import { buildContext, type Context } from "../context.ts";
 import { controlCommands } from "../control/api.ts";
-import { makeDispatch } from "../control/commands.ts";
+import { CommandError, makeDispatch } from "../control/commands.ts";
+import { runBackupChild } from "../backup/child.ts";
+import { type Archiving, startArchiving } from "../wal/setup.ts";
 import { ControlServer } from "../control/server.ts";
 import { serveHttp } from "../http/server.ts";
 import { detectPlatform } from "../init/platform.ts";
@@ -31,6 +33,8 @@ export interface SupervisorCliOptions {
   /** false: the caller (PID 1) owns the signal listeners and calls the stop given to onStopHook. */
   manageSignals?: boolean;
   onStopHook?: (stop: (why: string) => void) => void;
+  /** See SupervisorHooks.failFast (restore). */
+  failFast?: boolean;
 }
 
 /** Children write straight to our stderr (BEYOND_PG_LOG_CAPTURE=false). */
@@ -100,8 +104,15 @@ export async function main(_args: string[], options: SupervisorCliOptions = {}):
   let control: ControlServer | undefined;
   let http: Deno.HttpServer | undefined;
   let admin: Admin | undefined;
+  let archiving: Archiving | undefined;
   try {
-    supervisor = new Supervisor(ctx, ctx.settings.logCapture ? forwarder : inheritOutput);
+    supervisor = new Supervisor(ctx, ctx.settings.logCapture ? forwarder : inheritOutput, {
+      failFast: options.failFast ?? false,
+      afterBoot: async () => {
+        archiving = await startArchiving(ctx);
+      },
+      archiveStatus: () => archiving?.status() ?? { target: null },
+    });
     if (stopEarly) supervisor.requestStop(stopEarly);
     const sup = supervisor;
     admin = new Admin({
@@ -111,7 +122,21 @@ export async function main(_args: string[], options: SupervisorCliOptions = {}):
       password: ctx.settings.password,
     });
     const ops = new Operations(ctx, sup, admin);
-    const dispatch = makeDispatch(controlCommands(sup, ops));
+    const dispatch = makeDispatch(controlCommands(sup, ops, {
+      backup: {
+        summary: "base backup to the archive target (pg_basebackup streamed to S3)",
+        timeoutMs: 24 * 3600_000,
+        run: (a) => {
+          if (!archiving) {
+            throw new CommandError(
+              "unavailable",
+              "backup is not available: no archive target is configured (BEYOND_PG_ARCHIVE_TARGET)",
+            );
+          }
+          return runBackupChild(ctx, typeof a["label"] === "string" ? a["label"] : undefined);
+        },
+      },
+    }));
     const server = control = new ControlServer(dispatch);
     server.listenUnix(ctx.settings.controlSocket);
     const vsockPort = ctx.settings.controlVsockPort ?? (inOwnVm ? 5000 : undefined);
@@ -146,7 +171,7 @@ export async function main(_args: string[], options: SupervisorCliOptions = {}):
                 help: "Log lines dropped by the forwarder's rate limit or a slow sink.",
                 type: "counter",
                 samples: [{ value: forwarder.droppedTotal }],
-              }],
+              }, ...(archiving?.metrics() ?? [])],
             }),
           ),
       });
@@ -155,6 +180,7 @@ export async function main(_args: string[], options: SupervisorCliOptions = {}):
     return await sup.run();
   } finally {
     control?.close();
+    archiving?.close();
     await http?.shutdown().catch(() => {});
     await admin?.close();
     await Promise.race([forwarder.flush(), new Promise((r) => setTimeout(r, 2000))]);

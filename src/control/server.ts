@@ -115,7 +115,8 @@ export class ControlServer {
   }
 
   /** Listen on `path` (its directory is made 0700 first). */
-  listenUnix(path: string): void {
+  /** `owner`: hand the directory and socket to this user (the archive socket: postgres). */
+  listenUnix(path: string, owner?: { uid: number; gid: number }): void {
     const dir = path.slice(0, path.lastIndexOf("/"));
     // Parents stay traversable (the run dir holds PgBouncer's files too); only ours is 0700.
     Deno.mkdirSync(dir, { recursive: true, mode: 0o755 });
@@ -125,6 +126,10 @@ export class ControlServer {
     } catch { /* no stale socket */ }
     const listener = Deno.listen({ transport: "unix", path });
     Deno.chmodSync(path, 0o600);
+    if (owner) {
+      Deno.chownSync(dir, owner.uid, owner.gid);
+      Deno.chownSync(path, owner.uid, owner.gid);
+    }
     this.#closers.push(() => listener.close());
     this.#accept(async () => {
       try {

@@ -78,11 +78,16 @@ export class S3Client {
       headers?: Record<string, string>;
       body?: Uint8Array;
       timeoutMs?: number;
+      /**
+       * SHA-256 of the body, hex, when the caller has it (computed off the event loop): the
+       * store checks the body against it (SigV4), so a corrupted upload is refused.
+       */
+      payloadHash?: string;
     } = {},
   ): Promise<Response> {
     const url = this.url(key, o.query);
     const body = o.body;
-    const payloadHash = await sha256Hex(body ?? new Uint8Array(0));
+    const payloadHash = o.payloadHash ?? await sha256Hex(body ?? new Uint8Array(0));
     const headers = await sign(
       { method, url, headers: { ...o.headers, "x-amz-content-sha256": payloadHash }, payloadHash },
       this.config.credentials,
@@ -141,16 +146,26 @@ export class S3Client {
   async put(
     key: string,
     body: Uint8Array,
-    o: { metadata?: Record<string, string>; ifAbsent?: boolean; contentType?: string } = {},
+    o: {
+      metadata?: Record<string, string>;
+      ifAbsent?: boolean;
+      contentType?: string;
+      payloadHash?: string;
+    } = {},
   ): Promise<{ etag: string } | "exists"> {
     const headers: Record<string, string> = {
-      "content-md5": await md5Base64(body),
       "content-type": o.contentType ?? "application/octet-stream",
     };
+    // The signed payload hash already makes the store verify the body; MD5 only without it.
+    if (!o.payloadHash) headers["content-md5"] = await md5Base64(body);
     for (const [k, v] of Object.entries(o.metadata ?? {})) headers[`x-amz-meta-${k}`] = v;
     if (o.ifAbsent) headers["if-none-match"] = "*";
     try {
-      const res = await this.request("PUT", key, { headers, body });
+      const res = await this.request("PUT", key, {
+        headers,
+        body,
+        ...(o.payloadHash ? { payloadHash: o.payloadHash } : {}),
+      });
       await res.body?.cancel();
       return { etag: (res.headers.get("etag") ?? "").replaceAll('"', "") };
     } catch (error) {
@@ -253,10 +268,12 @@ export class S3Client {
     uploadId: string,
     partNumber: number,
     body: Uint8Array,
+    payloadHash?: string,
   ): Promise<string> {
     const res = await this.request("PUT", key, {
       query: { partNumber: String(partNumber), uploadId },
-      headers: { "content-md5": await md5Base64(body) },
+      headers: payloadHash ? {} : { "content-md5": await md5Base64(body) },
+      ...(payloadHash ? { payloadHash } : {}),
       body,
       timeoutMs: Math.max(this.config.timeoutMs, 300_000),
     });

@@ -41,7 +41,11 @@ export const profiles: Record<string, Profile> = {
     keep: ["read", "write", "net", "env", "run", "sys"],
     why: "runs pg_basebackup, uploads to S3; no ffi",
   },
-  backups: { keep: ["read", "net", "env", "sys"], why: "lists or prunes objects in S3" },
+  backups: {
+    keep: ALL,
+    why:
+      "lists or prunes objects in S3; without a running supervisor, settings as it reads them (/proc)",
+  },
   restore: { keep: ALL, why: "fetches a base backup, then the supervisor's boot path (/proc)" },
   control: {
     keep: ["read", "write", "net", "env", "ffi"],

@@ -12,7 +12,7 @@ import { writeIfChanged } from "../boot/files.ts";
 import { runHooks } from "../boot/hooks.ts";
 import { renderAuthFile } from "../config/pgbouncer.ts";
 import type { Context } from "../context.ts";
-import { errorMessage } from "../util/errors.ts";
+import { errorMessage, OperatorError } from "../util/errors.ts";
 import { log } from "../util/log.ts";
 import { nextRestart } from "./backoff.ts";
 import { Child, describeExit, type OutputPump } from "./child.ts";
@@ -38,6 +38,19 @@ export interface Status {
     source: "off";
     problem?: string;
   };
+  archive?: Record<string, unknown>;
+}
+
+export interface SupervisorHooks {
+  /** After boot (PGDATA and config exist), before postgres starts: archiving sets up here. */
+  afterBoot?: () => Promise<void>;
+  /** Extra status (archiving). */
+  archiveStatus?: () => Record<string, unknown>;
+  /**
+   * postgres failing to start is an error, not a retry (restore: recovery that cannot reach
+   * its target ends with FATAL; retrying would repeat it forever).
+   */
+  failFast?: boolean;
 }
 
 import { VERSION } from "../version.ts";
@@ -90,9 +103,16 @@ export class Supervisor {
   /** Settles the first time 5432 serves a ready database. */
   readonly ready = new Promise<void>((r) => (this.#readyResolve = r));
 
-  constructor(ctx: Context, output: OutputPump) {
+  readonly #hooks: SupervisorHooks;
+
+  constructor(ctx: Context, output: OutputPump, hooks: SupervisorHooks = {}) {
     this.#ctx = ctx;
     this.#output = output;
+    this.#hooks = hooks;
+  }
+
+  set hooks(h: SupervisorHooks) {
+    Object.assign(this.#hooks, h);
   }
 
   get stopping(): boolean {
@@ -151,6 +171,7 @@ export class Supervisor {
           ...(this.#tlsProblem ? { problem: this.#tlsProblem } : {}),
         }
         : { source: "off", ...(this.#tlsProblem ? { problem: this.#tlsProblem } : {}) },
+      ...(this.#hooks.archiveStatus ? { archive: this.#hooks.archiveStatus() } : {}),
     };
   }
 
@@ -222,6 +243,7 @@ export class Supervisor {
       this.#preload = booted.plan.preload;
       this.#tls = booted.tls;
       this.#tlsProblem = booted.tlsProblem;
+      await this.#hooks.afterBoot?.();
     } catch (error) {
       this.#facts.phase = "failed";
       this.#facts.problem = errorMessage(error);
@@ -304,6 +326,13 @@ export class Supervisor {
       const status = await child.exited;
       const tail = child.tail();
       this.#lastExit.postgres = describeExit(status);
+      if (this.#hooks.failFast && this.#facts.phase === "starting") {
+        this.#facts.phase = "failed";
+        this.#facts.problem = `postgres stopped (${describeExit(status)}): ${
+          lastProblemLine(tail)
+        }`;
+        throw new OperatorError(this.#facts.problem, { exitCode: 1 });
+      }
       let userText = "";
       try {
         userText = Deno.readTextFileSync(userConf);

@@ -1,8 +1,8 @@
 /**
  * EFFECT: the archive_command contract, for one file (used by `beyond-pg archive` on its own
  * and by the supervisor's uploader):
- *  - 0 only once the object is fully stored (S3 PUT is all-or-nothing; Content-MD5 is checked
- *    by the store and the returned ETag by us) — never a visible partial object;
+ *  - 0 only once the object is fully stored (S3 PUT is all-or-nothing, and the store checks
+ *    the body against the SHA-256 signed into the request) — never a visible partial object;
  *  - already stored with the same content (SHA-256 of the uncompressed bytes, in metadata) → 0;
  *    different content → an error, nothing overwritten (PUT If-None-Match: *), for every kind
  *    of file, `.history` included;
@@ -10,9 +10,8 @@
  *    that another cluster owns (beyond-pg.json).
  */
 import { S3Client, S3Error } from "../s3/client.ts";
-import { sha256Hex } from "../s3/sigv4.ts";
-import { type Codec, compress } from "./codec.ts";
 import type { ArchiveConfig } from "./config.ts";
+import type { Prepared } from "./prepare.ts";
 import { segmentSystemIdentifier, walKind } from "./names.ts";
 import { Layout, parseTarget } from "./target.ts";
 
@@ -42,6 +41,18 @@ export function clientFor(cfg: ArchiveConfig): S3Client {
 
 export function layoutFor(cfg: ArchiveConfig): Layout {
   return new Layout(parseTarget(cfg.target), cfg.major, cfg.sysid);
+}
+
+/** Who owns the target prefix (its beyond-pg.json), or undefined when nobody archived there. */
+export async function readOwner(
+  client: S3Client,
+  target: string,
+): Promise<{ system_identifier: string; major: number } | undefined> {
+  const layout = new Layout(parseTarget(target), 0, "");
+  const obj = await client.get(layout.marker, 30_000);
+  if (!obj) return undefined;
+  const doc = JSON.parse(new TextDecoder().decode(obj.body));
+  return { system_identifier: String(doc.system_identifier), major: Number(doc.major) };
 }
 
 /** Claim the prefix for this cluster, or refuse if another cluster owns it. */
@@ -79,18 +90,17 @@ export interface ArchiveResult {
   storedBytes: number;
 }
 
-/** Archive the file `name` with the given content (read by the caller from pg_wal). */
-export async function archiveBytes(
+/** Archive one prepared file (see prepare.ts). */
+export async function archivePrepared(
   client: S3Client,
   cfg: ArchiveConfig,
-  name: string,
-  data: Uint8Array,
-  o: { codec?: Codec; compressed?: Uint8Array } = {},
+  p: Prepared,
 ): Promise<ArchiveResult> {
+  const { name, sha256 } = p;
   const kind = walKind(name);
   if (!kind) throw new ArchiveError(`${JSON.stringify(name)} is not a WAL file name`, false);
   if (kind === "segment" || kind === "partial") {
-    const sysid = segmentSystemIdentifier(data.subarray(0, 64));
+    const sysid = segmentSystemIdentifier(p.head);
     if (sysid !== undefined && sysid.toString() !== cfg.sysid) {
       throw new ArchiveError(
         `${name} belongs to another cluster (system identifier ${sysid}, this one is ${cfg.sysid}); refusing to archive it into ${cfg.target}`,
@@ -99,7 +109,6 @@ export async function archiveBytes(
     }
   }
   const key = layoutFor(cfg).wal(name);
-  const sha256 = await sha256Hex(data);
   const same = async (): Promise<boolean> => {
     const head = await client.head(key);
     if (!head) return false;
@@ -112,30 +121,22 @@ export async function archiveBytes(
     );
   };
   try {
-    if (await same()) return { name, stored: false, bytes: data.length, storedBytes: 0 };
-    const codec = o.codec ?? cfg.codec;
-    const body = o.compressed ?? (await compress(codec, data));
-    const put = await client.put(key, body, {
+    if (await same()) return { name, stored: false, bytes: p.size, storedBytes: 0 };
+    const put = await client.put(key, p.body, {
       ifAbsent: true,
+      payloadHash: p.bodySha256,
       metadata: {
-        "beyond-codec": codec,
+        "beyond-codec": p.codec,
         "beyond-sha256": sha256,
-        "beyond-size": String(data.length),
+        "beyond-size": String(p.size),
       },
     });
     if (put === "exists") {
-      // Someone stored it between our HEAD and PUT: fine if it is the same content.
+      // Stored by someone else between our HEAD and PUT: fine if it is the same content.
       await same();
-      return { name, stored: false, bytes: data.length, storedBytes: 0 };
+      return { name, stored: false, bytes: p.size, storedBytes: 0 };
     }
-    const md5 = (await import("node:crypto")).createHash("md5").update(body).digest("hex");
-    if (put.etag && put.etag !== md5) {
-      throw new ArchiveError(
-        `the store returned ETag ${put.etag} for ${name}, expected ${md5}`,
-        true,
-      );
-    }
-    return { name, stored: true, bytes: data.length, storedBytes: body.length };
+    return { name, stored: true, bytes: p.size, storedBytes: p.body.length };
   } catch (error) {
     if (error instanceof S3Error) throw new ArchiveError(error.message, error.transient, error);
     throw error;

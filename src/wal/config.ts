@@ -21,6 +21,12 @@ export interface ArchiveConfig {
   walDir: string;
   /** Socket of the supervisor's archive service (for hand-off), when it runs. */
   socket: string;
+  /** For base backups: postgres's tools, its socket and port, and who runs them. */
+  binDir: string;
+  pgVersion: string;
+  socketDir: string;
+  port: number;
+  runAs?: { uid: number; gid: number };
 }
 
 export function configPath(runDir: string): string {

@@ -1,0 +1,125 @@
+/**
+ * PURE: base backup manifests, choosing the backup for a restore target, and prune policy.
+ * A backup exists once its manifest.json is stored (written last); objects without one are an
+ * interrupted upload.
+ */
+import { formatLsn, parseLsn } from "../wal/names.ts";
+
+export interface BackupManifest {
+  format: 1;
+  label: string;
+  system_identifier: string;
+  major: number;
+  pg_version: string;
+  timeline: number;
+  start_lsn: string;
+  stop_lsn: string;
+  /** The first WAL segment the backup needs (older WAL is only for older backups). */
+  start_wal: string;
+  start_time: string;
+  stop_time: string;
+  /** Uncompressed tar size, stored (compressed) size, SHA-256 of the stored object. */
+  bytes: number;
+  stored_bytes: number;
+  sha256: string;
+  codec: "zstd" | "none";
+  object: string;
+  parts: number;
+  duration_ms: number;
+}
+
+export type RestoreTarget =
+  | { kind: "time"; at: Date; text: string }
+  | { kind: "lsn"; lsn: bigint }
+  | { kind: "latest" };
+
+export function newLabel(now: Date): string {
+  return now.toISOString().replace(/[-:]/g, "").replace(/\.\d+Z$/, "Z");
+}
+
+export function validLabel(label: string): boolean {
+  return /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(label);
+}
+
+/**
+ * "2026-11-23 15:30:00.123456+01", ISO 8601 with T or Z...; no zone means UTC. Returns the
+ * instant (for choosing a backup) and the text postgres gets (microseconds kept).
+ */
+export function parseTargetTime(text: string): { at: Date; text: string } | undefined {
+  const m = text.trim().match(
+    /^(\d{4}-\d{2}-\d{2})[ T](\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?)\s*(Z|[+-]\d{2}(?::?\d{2})?)?$/i,
+  );
+  if (!m) return undefined;
+  const zone = m[3] ? (m[3].toUpperCase() === "Z" ? "+00:00" : m[3]) : "+00:00";
+  const normZone = /^[+-]\d{2}$/.test(zone)
+    ? `${zone}:00`
+    : zone.replace(/^([+-]\d{2})(\d{2})$/, "$1:$2");
+  const at = new Date(`${m[1]}T${m[2]}${normZone}`);
+  if (Number.isNaN(at.getTime())) return undefined;
+  return { at, text: `${m[1]} ${m[2]}${normZone}` };
+}
+
+/** "7d", "12h", "30m", "2w" → milliseconds. */
+export function parseDuration(text: string): number | undefined {
+  const m = text.trim().match(/^(\d+)\s*(s|m|h|d|w)$/);
+  if (!m) return undefined;
+  const unit = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 }[m[2]!]!;
+  return Number(m[1]) * unit;
+}
+
+function lsnOf(text: string): bigint {
+  return parseLsn(text) ?? 0n;
+}
+
+/** Newest first. */
+export function sortBackups(list: BackupManifest[]): BackupManifest[] {
+  return [...list].sort((a, b) =>
+    a.stop_time === b.stop_time
+      ? (lsnOf(b.stop_lsn) > lsnOf(a.stop_lsn) ? 1 : -1)
+      : a.stop_time < b.stop_time
+      ? 1
+      : -1
+  );
+}
+
+/** The newest backup that is consistent before the target, or a one-line reason. */
+export function chooseBackup(
+  list: BackupManifest[],
+  target: RestoreTarget,
+): BackupManifest | string {
+  if (!list.length) {
+    return "there are no base backups in the archive; take one with `beyond-pg backup`";
+  }
+  const sorted = sortBackups(list);
+  if (target.kind === "latest") return sorted[0]!;
+  const fits = target.kind === "time"
+    ? sorted.find((b) => new Date(b.stop_time).getTime() <= target.at.getTime())
+    : sorted.find((b) => lsnOf(b.stop_lsn) <= target.lsn);
+  if (fits) return fits;
+  const oldest = sorted.at(-1)!;
+  return target.kind === "time"
+    ? `${target.at.toISOString()} is before the oldest base backup (${oldest.label}, consistent at ${oldest.stop_time}); choose a later --to-time`
+    : `${
+      formatLsn(target.lsn)
+    } is before the oldest base backup (${oldest.label}, consistent at ${oldest.stop_lsn}); choose a later --to-lsn`;
+}
+
+/** Which backups a prune removes (the newest is always kept). */
+export function pruneSelection(
+  list: BackupManifest[],
+  policy: { keep?: number; olderThanMs?: number },
+  now: Date,
+): BackupManifest[] {
+  const sorted = sortBackups(list);
+  return sorted.filter((b, i) => {
+    if (i === 0) return false;
+    if (policy.keep !== undefined && i < policy.keep) return false;
+    if (
+      policy.olderThanMs !== undefined &&
+      now.getTime() - new Date(b.stop_time).getTime() < policy.olderThanMs
+    ) {
+      return false;
+    }
+    return policy.keep !== undefined || policy.olderThanMs !== undefined;
+  });
+}

@@ -1,0 +1,224 @@
+/**
+ * EFFECT: bring a base backup into an empty data root, ready for recovery to a target.
+ * Streamed (S3 → zstd → tar, no local copy of the archive), verified (SHA-256 and size of the
+ * stored object), extracted into a staging directory and committed by renames: `main` appears
+ * only once it is complete, with recovery.signal and conf.d/04-recovery.conf in place. The
+ * supervisor's normal boot then runs recovery (see cli/restore.ts).
+ */
+import { createHash } from "node:crypto";
+import type { Context } from "../context.ts";
+import { ensureDir, exists, removeIfExists, syncDir, writeAtomic } from "../boot/files.ts";
+import { quoteConfValue } from "../config/conf_file.ts";
+import { selfCommand } from "../self.ts";
+import { errorMessage, OperatorError } from "../util/errors.ts";
+import { clientFor, layoutFor } from "../wal/archive.ts";
+import type { ArchiveConfig } from "../wal/config.ts";
+import { formatLsn } from "../wal/names.ts";
+import type { BackupManifest, RestoreTarget } from "./manifest.ts";
+
+export const RECOVERY_CONF = "04-recovery.conf";
+
+/** PURE: the recovery settings for a target. */
+export function recoveryConf(target: RestoreTarget, restoreCommand: string): string {
+  const lines = [
+    "# Written by `beyond-pg restore`; removed once the restore has promoted.",
+    `restore_command = ${quoteConfValue(restoreCommand)}`,
+    "recovery_target_timeline = 'latest'",
+  ];
+  if (target.kind === "time") {
+    lines.push(`recovery_target_time = ${quoteConfValue(target.text)}`);
+  }
+  if (target.kind === "lsn") lines.push(`recovery_target_lsn = '${formatLsn(target.lsn)}'`);
+  if (target.kind !== "latest") {
+    lines.push("recovery_target_inclusive = on", "recovery_target_action = 'promote'");
+  }
+  return lines.join("\n") + "\n";
+}
+
+/** Entries that may sit in a data root we restore into. */
+const IGNORABLE = new Set([".beyond-pg.lock", "lost+found", "restore-spool", ".restore-staging"]);
+
+export function checkEmpty(ctx: Context): void {
+  const root = ctx.layout.dataRoot;
+  let entries: string[] = [];
+  try {
+    entries = [...Deno.readDirSync(root)].map((e) => e.name).filter((n) => !IGNORABLE.has(n));
+  } catch { /* no data root yet: empty */ }
+  if (entries.length) {
+    throw new OperatorError(
+      `${root} is not empty (${entries.slice(0, 3).join(", ")}${
+        entries.length > 3 ? ", …" : ""
+      }); restore needs an empty data root: move the old data away or use a new volume`,
+      { exitCode: 2 },
+    );
+  }
+}
+
+async function freeBytes(dir: string): Promise<number | undefined> {
+  const out = await new Deno.Command("df", {
+    args: ["-P", "-B1", dir],
+    stdout: "piped",
+    stderr: "null",
+  })
+    .output().catch(() => undefined);
+  if (!out?.success) return undefined;
+  const fields = new TextDecoder().decode(out.stdout).trim().split("\n").pop()?.split(/\s+/);
+  const avail = Number(fields?.[3]);
+  return Number.isFinite(avail) ? avail : undefined;
+}
+
+/** Remove what a failed restore left: the data root ends up as it was (empty). */
+export function wipeRestore(ctx: Context): void {
+  for (const name of ["main", "wal", ".restore-staging", "restore-spool"]) {
+    removeIfExists(`${ctx.layout.dataRoot}/${name}`);
+  }
+}
+
+export async function fetchBackup(
+  ctx: Context,
+  cfg: ArchiveConfig,
+  m: BackupManifest,
+  target: RestoreTarget,
+  progress?: (line: string) => void,
+): Promise<{ seconds: number }> {
+  const t0 = performance.now();
+  const { layout } = ctx;
+  const owner = ctx.runAs.switchTo;
+  ensureDir(layout.dataRoot, 0o700, owner);
+  const avail = await freeBytes(layout.dataRoot);
+  const need = Math.ceil(m.bytes * 1.05) + (64 << 20);
+  if (avail !== undefined && avail < need) {
+    throw new OperatorError(
+      `not enough space in ${layout.dataRoot}: backup ${m.label} needs ${
+        (need / 2 ** 30).toFixed(2)
+      } GiB, ${(avail / 2 ** 30).toFixed(2)} GiB free; grow the volume`,
+    );
+  }
+  const staging = `${layout.dataRoot}/.restore-staging`;
+  removeIfExists(staging);
+  ensureDir(`${staging}/main`, 0o700, owner);
+
+  const client = clientFor(cfg);
+  let stream: ReadableStream<Uint8Array> | undefined;
+  try {
+    stream = await client.getStream(layoutFor(cfg).backup(m.label, m.object));
+  } catch (error) {
+    throw new OperatorError(errorMessage(error), { cause: error });
+  }
+  if (!stream) {
+    throw new OperatorError(`backup ${m.label} has a manifest but no ${m.object}; choose another`);
+  }
+  const zstd = new Deno.Command("zstd", {
+    args: ["-d", "-q", "-c"],
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const tar = new Deno.Command("tar", {
+    args: ["-x", "-f", "-", "-C", `${staging}/main`],
+    stdin: "piped",
+    stdout: "null",
+    stderr: "piped",
+    ...(owner ? { uid: owner.uid, gid: owner.gid } : {}),
+  }).spawn();
+  const hash = createHash("sha256");
+  let got = 0;
+  let untarred = 0;
+  let lastReport = 0;
+  const download = (async () => {
+    const writer = zstd.stdin.getWriter();
+    try {
+      for await (const chunk of stream) {
+        hash.update(chunk);
+        got += chunk.length;
+        await writer.write(chunk);
+        if (progress && performance.now() - lastReport > 500) {
+          lastReport = performance.now();
+          progress(
+            `restoring ${m.label}: ${(got / 2 ** 20).toFixed(0)} / ${
+              (m.stored_bytes / 2 ** 20).toFixed(0)
+            } MiB`,
+          );
+        }
+      }
+    } finally {
+      await writer.close().catch(() => {});
+    }
+  })();
+  const unpack = (async () => {
+    const writer = tar.stdin.getWriter();
+    try {
+      for await (const chunk of zstd.stdout) {
+        untarred += chunk.length;
+        await writer.write(chunk);
+      }
+    } finally {
+      await writer.close().catch(() => {});
+    }
+  })();
+  const text = async (s: ReadableStream<Uint8Array>) => (await new Response(s).text()).trim();
+  const [dl, up, zErr, tErr, zStatus, tStatus] = await Promise.allSettled([
+    download,
+    unpack,
+    text(zstd.stderr),
+    text(tar.stderr),
+    zstd.status,
+    tar.status,
+  ]);
+  const tarMessage = tErr.status === "fulfilled" ? tErr.value : "";
+  if (/No space left/i.test(tarMessage)) {
+    throw new OperatorError(
+      `no space left in ${layout.dataRoot} while restoring ${m.label}; grow the volume`,
+    );
+  }
+  if (dl.status === "rejected") {
+    throw new OperatorError(`downloading backup ${m.label} failed: ${errorMessage(dl.reason)}`);
+  }
+  const sha = hash.digest("hex");
+  if (got !== m.stored_bytes || sha !== m.sha256) {
+    throw new OperatorError(
+      `backup ${m.label} in the archive is corrupt (${got} bytes, sha256 ${
+        sha.slice(0, 16)
+      }…; the manifest says ${m.stored_bytes} bytes, ${
+        m.sha256.slice(0, 16)
+      }…); restore from another backup`,
+    );
+  }
+  if (zStatus.status === "rejected" || !zStatus.value.success) {
+    throw new OperatorError(
+      `backup ${m.label} cannot be decompressed (${
+        zErr.status === "fulfilled" ? zErr.value : "zstd failed"
+      })`,
+    );
+  }
+  if (up.status === "rejected" || tStatus.status === "rejected" || !tStatus.value.success) {
+    throw new OperatorError(`extracting backup ${m.label} failed: ${tarMessage || "tar failed"}`);
+  }
+  if (untarred !== m.bytes) {
+    throw new OperatorError(`backup ${m.label} unpacked to ${untarred} bytes, expected ${m.bytes}`);
+  }
+
+  // The data root's layout: WAL in <root>/wal, pg_wal a link to it (as initdb -X makes it).
+  const main = `${staging}/main`;
+  if (!exists(`${main}/PG_VERSION`)) {
+    throw new OperatorError(`backup ${m.label} does not contain a data directory (no PG_VERSION)`);
+  }
+  await Deno.rename(`${main}/pg_wal`, `${staging}/wal`);
+  Deno.symlinkSync(layout.walDir, `${main}/pg_wal`);
+  ensureDir(`${main}/conf.d`, 0o700, owner);
+  writeAtomic(
+    `${main}/conf.d/${RECOVERY_CONF}`,
+    recoveryConf(target, selfCommand("restore-wal", "%f", "%p")),
+    { mode: 0o600, owner },
+  );
+  writeAtomic(`${main}/recovery.signal`, "", { mode: 0o600, owner });
+  for (const stale of ["postmaster.pid", "postmaster.opts", "standby.signal"]) {
+    removeIfExists(`${main}/${stale}`);
+  }
+  // Commit: the WAL first, then main (its appearance is what a boot looks for).
+  await Deno.rename(`${staging}/wal`, layout.walDir);
+  await Deno.rename(main, layout.pgdata);
+  syncDir(layout.dataRoot);
+  removeIfExists(staging);
+  return { seconds: (performance.now() - t0) / 1000 };
+}

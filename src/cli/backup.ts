@@ -1,0 +1,48 @@
+/**
+ * `beyond-pg backup [--label L] [--json]`: a base backup of the running cluster, streamed to
+ * the archive target (see backup/basebackup.ts). Progress on a TTY; the manifest at the end
+ * (JSON with --json). Exit 0 once the manifest is stored.
+ */
+import { describeBackup, runBackup } from "../backup/basebackup.ts";
+import { errorMessage } from "../util/errors.ts";
+import { readArchiveConfig } from "../wal/config.ts";
+import { parseArgs } from "./args.ts";
+
+export async function main(args: string[]): Promise<number> {
+  const parsed = parseArgs(args, { values: ["label"], flags: ["json"] });
+  if (typeof parsed === "string") {
+    console.error(`beyond-pg backup: ${parsed}; usage: backup [--label L] [--json]`);
+    return 2;
+  }
+  const runDir = Deno.env.get("BEYOND_PG_RUN_DIR") || "/run/beyond-pg";
+  const cfg = readArchiveConfig(runDir);
+  if (!cfg) {
+    console.error(
+      `beyond-pg backup: no archive target (${runDir}/archive/config.json is missing); set BEYOND_PG_ARCHIVE_TARGET and start the supervisor`,
+    );
+    return 2;
+  }
+  const tty = Deno.stderr.isTerminal();
+  const enc = new TextEncoder();
+  try {
+    const m = await runBackup(cfg, {
+      ...(parsed.values.has("label") ? { label: parsed.values.get("label")! } : {}),
+      ...(tty
+        ? { progress: (line: string) => Deno.stderr.writeSync(enc.encode(`\r\x1b[K${line}`)) }
+        : {}),
+    });
+    if (tty) Deno.stderr.writeSync(enc.encode("\r\x1b[K"));
+    if (parsed.flags.has("json")) console.log(JSON.stringify(m));
+    else {
+      console.log(`backup stored: ${describeBackup(m)}`);
+      console.log(
+        `  ${((m.bytes / 2 ** 20) / (m.duration_ms / 1000)).toFixed(1)} MiB/s, sha256 ${m.sha256}`,
+      );
+    }
+    return 0;
+  } catch (error) {
+    if (tty) Deno.stderr.writeSync(enc.encode("\r\x1b[K"));
+    console.error(`beyond-pg backup: ${errorMessage(error)}`);
+    return 1;
+  }
+}

@@ -1,0 +1,183 @@
+/**
+ * `beyond-pg restore (--to-time T | --to-lsn L | --latest) [--backup LABEL] [--serve]`:
+ * point-in-time restore into an empty data root. Chooses the newest base backup consistent
+ * before the target, streams it in (backup/restore.ts), then boots through the normal
+ * supervisor path: postgres replays archived WAL (restore-wal, prefetched by the supervisor),
+ * stops at the target and promotes. Then it stops cleanly (or keeps running with --serve).
+ * Any failure leaves the data root empty again, with one line saying why.
+ */
+import { listBackups } from "../backup/basebackup.ts";
+import {
+  type BackupManifest,
+  chooseBackup,
+  parseTargetTime,
+  type RestoreTarget,
+} from "../backup/manifest.ts";
+import { ownerSysid, requireTarget } from "../backup/resolve.ts";
+import { checkEmpty, fetchBackup, RECOVERY_CONF, wipeRestore } from "../backup/restore.ts";
+import { lockDataRoot } from "../boot/lock.ts";
+import { buildContext } from "../context.ts";
+import { Admin } from "../supervise/admin.ts";
+import { errorMessage, OperatorError } from "../util/errors.ts";
+import { log } from "../util/log.ts";
+import { parseLsn } from "../wal/names.ts";
+import { archiveConfigFor } from "../wal/setup.ts";
+import { parseArgs } from "./args.ts";
+import { main as supervisorMain } from "./supervisor.ts";
+
+const USAGE =
+  "usage: restore (--to-time '2026-11-23 15:30:00+00' | --to-lsn 0/3000000 | --latest) [--backup LABEL] [--serve]";
+
+function parseTarget(values: Map<string, string>, flags: Set<string>): RestoreTarget | string {
+  const given = [values.has("to-time"), values.has("to-lsn"), flags.has("latest")].filter(Boolean);
+  if (given.length !== 1) return `give exactly one of --to-time, --to-lsn, --latest; ${USAGE}`;
+  if (flags.has("latest")) return { kind: "latest" };
+  if (values.has("to-lsn")) {
+    const lsn = parseLsn(values.get("to-lsn")!);
+    return lsn === undefined
+      ? `--to-lsn ${JSON.stringify(values.get("to-lsn"))} is not an LSN (like 0/3000148)`
+      : { kind: "lsn", lsn };
+  }
+  const t = parseTargetTime(values.get("to-time")!);
+  return t
+    ? { kind: "time", at: t.at, text: t.text }
+    : `--to-time ${
+      JSON.stringify(values.get("to-time"))
+    } is not a timestamp (like 2026-11-23 15:30:00.123+00; no zone means UTC)`;
+}
+
+/** Postgres's words for a target it cannot reach, in ours. */
+function explainRecoveryFailure(message: string): string {
+  if (/recovery ended before configured recovery target was reached/.test(message)) {
+    return "the target is beyond the end of the archived WAL; choose an earlier target, or --latest";
+  }
+  if (/before consistent recovery point/.test(message)) {
+    return "the target is before the end of the chosen base backup; choose a later target";
+  }
+  return message;
+}
+
+export async function main(args: string[]): Promise<number> {
+  const parsed = parseArgs(args, {
+    values: ["to-time", "to-lsn", "backup"],
+    flags: ["latest", "serve"],
+  });
+  if (typeof parsed === "string") {
+    console.error(`beyond-pg restore: ${parsed}; ${USAGE}`);
+    return 2;
+  }
+  const target = parseTarget(parsed.values, parsed.flags);
+  if (typeof target === "string") {
+    console.error(`beyond-pg restore: ${target}`);
+    return 2;
+  }
+  let ctx;
+  try {
+    ctx = await buildContext();
+    requireTarget(ctx);
+    checkEmpty(ctx);
+  } catch (error) {
+    console.error(`beyond-pg restore: ${errorMessage(error)}`);
+    return 2;
+  }
+  let chosen: BackupManifest;
+  let prepared = false;
+  try {
+    const lock = await lockDataRoot(ctx.layout.lockFile);
+    try {
+      checkEmpty(ctx); // again, now that nobody else can start here
+      const cfg = archiveConfigFor(ctx, await ownerSysid(ctx))!;
+      const backups = await listBackups(cfg);
+      const wanted = parsed.values.get("backup");
+      const pick = wanted
+        ? backups.find((b) => b.label === wanted) ??
+          `there is no backup labelled ${wanted}; see \`beyond-pg backups list\``
+        : chooseBackup(backups, target);
+      if (typeof pick === "string") throw new OperatorError(pick, { exitCode: 2 });
+      chosen = pick;
+      log.info(
+        `restore: base backup ${chosen.label} (consistent at ${chosen.stop_lsn}, ${chosen.stop_time}) from ${cfg.target}`,
+      );
+      const tty = Deno.stderr.isTerminal();
+      const enc = new TextEncoder();
+      prepared = true;
+      const { seconds } = await fetchBackup(
+        ctx,
+        cfg,
+        chosen,
+        target,
+        tty ? (line) => Deno.stderr.writeSync(enc.encode(`\r\x1b[K${line}`)) : undefined,
+      );
+      if (tty) Deno.stderr.writeSync(enc.encode("\r\x1b[K"));
+      log.info(
+        `restore: ${(chosen.bytes / 2 ** 20).toFixed(1)} MiB restored in ${seconds.toFixed(1)} s (${
+          (chosen.bytes / 2 ** 20 / seconds).toFixed(1)
+        } MiB/s); recovering${
+          target.kind === "latest"
+            ? " to the end of the archived WAL"
+            : target.kind === "time"
+            ? ` to ${target.text}`
+            : ` to ${parsed.values.get("to-lsn")}`
+        }`,
+      );
+    } finally {
+      lock.close();
+    }
+
+    // Recovery through the normal boot: failFast turns a FATAL into an error, not a retry.
+    let stop: ((why: string) => void) | undefined;
+    let summary = "";
+    let readyError: unknown;
+    const c = ctx;
+    const serve = parsed.flags.has("serve");
+    const code = await supervisorMain([], {
+      context: ctx,
+      failFast: true,
+      onStopHook: (s) => (stop = s),
+      onReady: async () => {
+        const admin = new Admin({
+          socketDir: c.layout.socketDir,
+          directPort: c.settings.directPort,
+          pgbouncerPort: c.settings.port,
+          password: c.settings.password,
+        });
+        try {
+          const [row] = await admin.query(
+            "SELECT pg_is_in_recovery() AS rec, pg_current_wal_lsn()::text AS lsn, substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8) AS tli",
+          );
+          if (row?.["rec"] !== "f") throw new Error("postgres is still in recovery");
+          summary = `restored and promoted: timeline ${parseInt(row["tli"] ?? "0", 16)}, WAL at ${
+            row["lsn"]
+          }`;
+          Deno.removeSync(`${c.layout.confDir}/${RECOVERY_CONF}`);
+          log.info(summary);
+        } catch (error) {
+          readyError = error;
+        } finally {
+          await admin.close();
+        }
+        if (!serve || readyError) stop?.(readyError ? "restore check failed" : "restore complete");
+      },
+    });
+    if (readyError) throw new OperatorError(errorMessage(readyError));
+    if (!summary) throw new OperatorError("recovery did not complete");
+    console.log(`beyond-pg restore: ${summary} (from backup ${chosen.label})`);
+    return code;
+  } catch (error) {
+    if (prepared) {
+      try {
+        wipeRestore(ctx);
+      } catch (wipe) {
+        console.error(
+          `beyond-pg restore: could not clean up ${ctx.layout.dataRoot}: ${errorMessage(wipe)}`,
+        );
+      }
+    }
+    console.error(
+      `beyond-pg restore: ${explainRecoveryFailure(errorMessage(error))}${
+        prepared ? `; ${ctx.layout.dataRoot} is empty again` : ""
+      }`,
+    );
+    return error instanceof OperatorError && error.exitCode ? error.exitCode : 1;
+  }
+}

@@ -1,0 +1,408 @@
+/**
+ * EFFECT: the supervisor's archive service. postgres archives one file at a time, calling
+ * archive_command for the oldest `.ready` file and waiting; over S3 that caps throughput at
+ * one round trip per 16 MiB. So, like CloudNativePG and WAL-G, the service watches
+ * `pg_wal/archive_status/*.ready` and uploads ready files ahead of the request, `parallel` at
+ * a time, over one pooled client; `beyond-pg archive` (run by postgres) asks over a local
+ * socket and is answered from what is already stored.
+ *
+ * The same socket serves `restore` during recovery: the requested file and, when it is a
+ * segment, the next few are fetched in parallel into a bounded spool next to pg_wal.
+ *
+ * Nothing here decides that a file is archived except a completed, verified PUT (or an
+ * identical object already there): postgres only marks a file done when `archive` exits 0.
+ */
+import {
+  ArchiveError,
+  archivePrepared,
+  type ArchiveResult,
+  checkOwner,
+  clientFor,
+} from "./archive.ts";
+import type { ArchiveConfig } from "./config.ts";
+import { layoutFor } from "./archive.ts";
+import { externalToolsAvailable, prepareExternal, prepareInline } from "./prepare.ts";
+import { nextSegments, parseSegment, walKind } from "./names.ts";
+import { decompress } from "./codec.ts";
+import { S3Error } from "../s3/client.ts";
+import type { S3Client } from "../s3/client.ts";
+import { sha256Hex } from "../s3/sigv4.ts";
+import { errorMessage } from "../util/errors.ts";
+import { log } from "../util/log.ts";
+
+export interface ServiceOptions {
+  cfg: ArchiveConfig;
+  /** pg_wal (archive_status is inside). */
+  walDir: string;
+  /** Restored files wait here for `restore-wal` to rename them into pg_wal (same volume). */
+  spoolDir: string;
+  /** Scratch for compressed bodies (tmpfs is fine: at most `parallel` segments). */
+  tmpDir: string;
+  /** The postgres user, when we run as someone else (spooled files are handed to it). */
+  owner?: { uid: number; gid: number };
+  /** Warn when this many files wait to be archived. */
+  backlogWarn?: number;
+  scanMs?: number;
+  /** Segments fetched ahead during recovery. */
+  prefetch?: number;
+  /**
+   * Called when uploads work again after failures. postgres's archiver waits a minute after
+   * three failed attempts; the supervisor wakes it so the backlog drains at once.
+   */
+  onRecovered?: () => void;
+}
+
+export interface ArchiveStats {
+  backlog: number;
+  archivedTotal: number;
+  alreadyStoredTotal: number;
+  failedTotal: number;
+  bytesTotal: number;
+  storedBytesTotal: number;
+  restoredTotal: number;
+  prefetchHitsTotal: number;
+  lastArchived: string;
+  lastArchivedAt: number;
+  lastError: string;
+}
+
+interface Spooled {
+  file: string;
+  found: boolean;
+}
+
+export class ArchiveService {
+  readonly cfg: ArchiveConfig;
+  readonly client: S3Client;
+  readonly #o:
+    & Required<Omit<ServiceOptions, "owner" | "onRecovered">>
+    & Pick<ServiceOptions, "owner" | "onRecovered">;
+  #failing = false;
+  /** name → when its upload completed (kept while its .ready exists, plus a minute). */
+  readonly #stored = new Map<string, number>();
+  readonly #inflight = new Map<string, Promise<ArchiveResult>>();
+  /** name → earliest time to retry ahead of a request, after a failure. */
+  readonly #retryAt = new Map<string, number>();
+  readonly #queue: string[] = [];
+  #active = 0;
+  #ownerChecked: Promise<void> | undefined;
+  #timer: ReturnType<typeof setInterval> | undefined;
+  #scanning = false;
+  #closed = false;
+  #external: boolean | undefined;
+  #lastWarn = 0;
+  #warned = false;
+  readonly #spool = new Map<string, Promise<Spooled>>();
+  readonly stats: ArchiveStats = {
+    backlog: 0,
+    archivedTotal: 0,
+    alreadyStoredTotal: 0,
+    failedTotal: 0,
+    bytesTotal: 0,
+    storedBytesTotal: 0,
+    restoredTotal: 0,
+    prefetchHitsTotal: 0,
+    lastArchived: "",
+    lastArchivedAt: 0,
+    lastError: "",
+  };
+
+  constructor(o: ServiceOptions) {
+    this.cfg = o.cfg;
+    this.client = clientFor(o.cfg);
+    this.#o = { backlogWarn: 64, scanMs: 1000, prefetch: 8, ...o };
+    for (const dir of [o.spoolDir, o.tmpDir]) {
+      Deno.mkdirSync(dir, { recursive: true, mode: 0o700 });
+      if (o.owner) Deno.chownSync(dir, o.owner.uid, o.owner.gid);
+    }
+    // Spooled files from an earlier run may be stale (another restore target): start empty.
+    for (const e of Deno.readDirSync(o.spoolDir)) {
+      Deno.removeSync(`${o.spoolDir}/${e.name}`, { recursive: true });
+    }
+  }
+
+  /**
+   * Claim the prefix (or learn that another cluster owns it: thrown, not retried). An
+   * unreachable store is not fatal here: uploads retry, and postgres keeps its WAL meanwhile.
+   */
+  async checkOwner(): Promise<void> {
+    try {
+      await (this.#ownerChecked ??= checkOwner(this.client, this.cfg));
+    } catch (error) {
+      this.#ownerChecked = undefined;
+      if (error instanceof S3Error) throw new ArchiveError(error.message, error.transient, error);
+      throw error;
+    }
+  }
+
+  start(): void {
+    this.#timer = setInterval(() => this.scan(), this.#o.scanMs);
+    this.scan();
+  }
+
+  close(): void {
+    this.#closed = true;
+    clearInterval(this.#timer);
+  }
+
+  // ---- archiving ------------------------------------------------------------------------
+
+  /** Names of the files postgres has marked ready for archiving, oldest first. */
+  #ready(): string[] {
+    const out: string[] = [];
+    try {
+      for (const e of Deno.readDirSync(`${this.#o.walDir}/archive_status`)) {
+        if (e.name.endsWith(".ready")) out.push(e.name.slice(0, -6));
+      }
+    } catch { /* no pg_wal yet */ }
+    // Timeline history first (postgres does the same), then in WAL order.
+    return out.sort((a, b) =>
+      Number(walKind(b) === "history") - Number(walKind(a) === "history") || (a < b ? -1 : 1)
+    );
+  }
+
+  /** Queue ready files we have not stored yet, and forget stored ones postgres is done with. */
+  scan(): void {
+    if (this.#closed || this.#scanning) return;
+    this.#scanning = true;
+    try {
+      const ready = this.#ready();
+      const readySet = new Set(ready);
+      const now = Date.now();
+      for (const [name, at] of this.#stored) {
+        if (!readySet.has(name) && now - at > 60_000) this.#stored.delete(name);
+      }
+      for (const name of this.#retryAt.keys()) {
+        if (!readySet.has(name)) this.#retryAt.delete(name);
+      }
+      this.stats.backlog = ready.filter((n) => !this.#stored.has(n)).length;
+      this.#warnBacklog();
+      const queued = new Set(this.#queue);
+      for (const name of ready) {
+        if (this.#stored.has(name) || this.#inflight.has(name) || queued.has(name)) continue;
+        if ((this.#retryAt.get(name) ?? 0) > now) continue;
+        this.#queue.push(name);
+      }
+      this.#pump();
+    } finally {
+      this.#scanning = false;
+    }
+  }
+
+  #warnBacklog(): void {
+    const { backlog } = this.stats;
+    if (backlog >= this.#o.backlogWarn) {
+      if (Date.now() - this.#lastWarn > 60_000) {
+        this.#lastWarn = Date.now();
+        this.#warned = true;
+        log.warn(
+          `archive backlog: ${backlog} WAL files wait to be archived to ${this.cfg.target}${
+            this.stats.lastError ? ` (last error: ${this.stats.lastError})` : ""
+          }; pg_wal grows until they are stored`,
+        );
+      }
+    } else if (this.#warned && backlog < this.#o.backlogWarn / 2) {
+      this.#warned = false;
+      log.info(`archive backlog down to ${backlog}`);
+    }
+  }
+
+  #pump(): void {
+    while (this.#active < this.cfg.parallel && this.#queue.length && !this.#closed) {
+      const name = this.#queue.shift()!;
+      if (this.#stored.has(name) || this.#inflight.has(name)) continue;
+      this.#upload(name).catch(() => {}); // recorded in stats; the request path reports it
+    }
+  }
+
+  #upload(name: string): Promise<ArchiveResult> {
+    const existing = this.#inflight.get(name);
+    if (existing) return existing;
+    this.#active++;
+    const task = (async () => {
+      try {
+        await this.checkOwner();
+        const path = `${this.#o.walDir}/${name}`;
+        this.#external ??= await externalToolsAvailable();
+        const prepared = this.#external
+          ? await prepareExternal(path, name, this.cfg.codec, this.#o.tmpDir)
+          : await prepareInline(path, name, this.cfg.codec);
+        const result = await archivePrepared(this.client, this.cfg, prepared);
+        this.#stored.set(name, Date.now());
+        this.#retryAt.delete(name);
+        if (result.stored) this.stats.archivedTotal++;
+        else this.stats.alreadyStoredTotal++;
+        this.stats.bytesTotal += result.bytes;
+        this.stats.storedBytesTotal += result.storedBytes;
+        this.stats.lastArchived = name;
+        this.stats.lastArchivedAt = Date.now();
+        this.stats.lastError = "";
+        if (this.#failing) {
+          this.#failing = false;
+          log.info(`archive: storing works again (${name}); draining the backlog`);
+          this.#o.onRecovered?.();
+        }
+        return result;
+      } catch (error) {
+        this.stats.failedTotal++;
+        this.stats.lastError = errorMessage(error);
+        this.#failing = true;
+        // Ahead-of-request retries back off; postgres's own retries come through archive().
+        this.#retryAt.set(name, Date.now() + 5000);
+        throw error;
+      } finally {
+        this.#inflight.delete(name);
+        this.#active--;
+        this.#pump();
+      }
+    })();
+    this.#inflight.set(name, task);
+    return task;
+  }
+
+  /** archive_command's request: resolves once `name` is stored; rejects with the reason. */
+  async archive(name: string): Promise<{ name: string; uploadedNow: boolean }> {
+    if (!walKind(name)) {
+      throw new ArchiveError(`${JSON.stringify(name)} is not a WAL file name`, false);
+    }
+    if (this.#stored.has(name)) return { name, uploadedNow: false };
+    const pending = this.#inflight.get(name);
+    if (pending) {
+      await pending;
+      return { name, uploadedNow: false };
+    }
+    // Not seen yet: start it now, and look for what else became ready meanwhile.
+    const task = this.#upload(name);
+    queueMicrotask(() => this.scan());
+    await task;
+    return { name, uploadedNow: true };
+  }
+
+  // ---- restoring ------------------------------------------------------------------------
+
+  #spoolPath(name: string): string {
+    return `${this.#o.spoolDir}/${name}`;
+  }
+
+  async #fetch(name: string): Promise<Spooled> {
+    const file = this.#spoolPath(name);
+    let obj;
+    try {
+      obj = await this.client.get(layoutFor(this.cfg).wal(name), 120_000);
+    } catch (error) {
+      if (error instanceof S3Error) throw new ArchiveError(error.message, error.transient, error);
+      throw error;
+    }
+    if (!obj) return { file, found: false };
+    const codec = obj.metadata["beyond-codec"] ?? "none";
+    const want = obj.metadata["beyond-sha256"];
+    const tmp = `${file}.part`;
+    try {
+      this.#external ??= await externalToolsAvailable();
+      let sum: string;
+      if (this.#external && (codec === "zstd" || codec === "gzip" || codec === "none")) {
+        // Decompress and hash in a child process (off the event loop).
+        const packed = `${tmp}.${codec}`;
+        await Deno.writeFile(packed, obj.body, { mode: 0o600 });
+        const unpack = codec === "none"
+          ? `mv -- "$1" "$2"`
+          : `${codec === "zstd" ? "zstd -d -q -c" : "gzip -d -c"} -- "$1" > "$2"; rm -f -- "$1"`;
+        const out = await new Deno.Command("sh", {
+          args: ["-c", `set -e; ${unpack}; sha256sum -- "$2"`, "unpack", packed, tmp],
+          stdout: "piped",
+          stderr: "piped",
+        }).output();
+        await Deno.remove(packed).catch(() => {});
+        if (!out.success) {
+          throw new ArchiveError(
+            `${name} in the archive is corrupt (cannot decompress: ${
+              new TextDecoder().decode(out.stderr).trim().split("\n").pop()
+            })`,
+            false,
+          );
+        }
+        sum = new TextDecoder().decode(out.stdout).slice(0, 64);
+      } else {
+        let data: Uint8Array;
+        try {
+          data = await decompress(codec, obj.body);
+        } catch (error) {
+          throw new ArchiveError(
+            `${name} in the archive is corrupt (cannot decompress: ${errorMessage(error)})`,
+            false,
+          );
+        }
+        await Deno.writeFile(tmp, data, { mode: 0o600 });
+        sum = await sha256Hex(data);
+      }
+      if (want && want !== sum) {
+        throw new ArchiveError(`${name} in the archive is corrupt (sha256 mismatch)`, false);
+      }
+      if (this.#o.owner) Deno.chownSync(tmp, this.#o.owner.uid, this.#o.owner.gid);
+      await Deno.rename(tmp, file);
+      return { file, found: true };
+    } catch (error) {
+      await Deno.remove(tmp).catch(() => {});
+      throw error;
+    }
+  }
+
+  #spooled(name: string): Promise<Spooled> {
+    let p = this.#spool.get(name);
+    if (!p) {
+      p = this.#fetch(name);
+      this.#spool.set(name, p);
+      // Failures and misses are not kept: recovery asks again, and the store may have it then.
+      p.then((s) => s.found || this.#spool.delete(name), () => this.#spool.delete(name));
+    }
+    return p;
+  }
+
+  /**
+   * restore_command's request: where the file now is (restore-wal renames it into place), or
+   * found: false. Prefetches the segments that follow.
+   */
+  async restore(name: string): Promise<{ found: boolean; file?: string }> {
+    if (!walKind(name)) {
+      throw new ArchiveError(`${JSON.stringify(name)} is not a WAL file name`, false);
+    }
+    const hit = this.#spool.has(name);
+    const result = await this.#spooled(name);
+    this.#spool.delete(name); // handed over: restore-wal moves the file away
+    if (result.found) {
+      this.stats.restoredTotal++;
+      if (hit) this.stats.prefetchHitsTotal++;
+    }
+    if (walKind(name) === "segment") {
+      this.#dropBefore(name);
+      if (result.found) {
+        const ahead = nextSegments(name, this.#o.prefetch);
+        let started = 0;
+        for (const next of ahead) {
+          if (this.#spool.has(next)) continue;
+          if (started++ >= this.cfg.parallel) break;
+          this.#spooled(next).catch(() => {});
+        }
+      }
+    }
+    return result.found ? { found: true, file: result.file } : { found: false };
+  }
+
+  /** Spooled segments older than `name` on its timeline will not be asked for again. */
+  #dropBefore(name: string): void {
+    const id = parseSegment(name);
+    if (!id) return;
+    for (const [other, p] of this.#spool) {
+      const o = parseSegment(other);
+      if (
+        walKind(other) !== "segment" || !o || o.timeline !== id.timeline || o.number >= id.number
+      ) {
+        continue;
+      }
+      this.#spool.delete(other);
+      p.then((s) => {
+        if (s.found) Deno.remove(s.file).catch(() => {});
+      }, () => {});
+    }
+  }
+}

@@ -1,0 +1,184 @@
+/**
+ * EFFECT: archiving in a running supervisor. After boot (PGDATA exists, so the system
+ * identifier is known) and before postgres starts: write <run dir>/archive/config.json for the
+ * commands postgres runs, claim the target prefix, and serve the archive socket. Without a
+ * target the config file is removed, so `archive` is a no-op again.
+ */
+import type { Context } from "../context.ts";
+import { ensureDir, removeIfExists, writeAtomic } from "../boot/files.ts";
+import { makeDispatch } from "../control/commands.ts";
+import { ControlServer } from "../control/server.ts";
+import { counter, type Family, gauge } from "../metrics/prom.ts";
+import { OperatorError } from "../util/errors.ts";
+import { errorMessage } from "../util/errors.ts";
+import { log } from "../util/log.ts";
+import { ArchiveError } from "./archive.ts";
+import { type ArchiveConfig, clusterSystemIdentifier, configPath } from "./config.ts";
+import { ArchiveService } from "./service.ts";
+
+export interface Archiving {
+  service: ArchiveService;
+  close(): void;
+  metrics(): Family[];
+  status(): Record<string, unknown>;
+}
+
+/** `sysid`: of the cluster in PGDATA unless given (a restore into an empty data root). */
+export function archiveConfigFor(ctx: Context, sysid?: string): ArchiveConfig | undefined {
+  const s3 = ctx.settings.s3;
+  if (!s3 || !ctx.settings.archiveTarget) return undefined;
+  let caCerts: string[] = [];
+  if (s3.caFile) {
+    try {
+      caCerts = [Deno.readTextFileSync(s3.caFile)];
+    } catch (error) {
+      throw new OperatorError(
+        `Cannot start: BEYOND_PG_S3_CA_FILE=${s3.caFile} cannot be read (${
+          errorMessage(error)
+        }); point it at a PEM CA certificate`,
+        { exitCode: 2 },
+      );
+    }
+  }
+  return {
+    target: ctx.settings.archiveTarget,
+    endpoint: s3.endpoint,
+    region: s3.region,
+    accessKeyId: s3.accessKeyId,
+    secretAccessKey: s3.secretAccessKey.reveal(),
+    caCerts,
+    codec: s3.codec,
+    parallel: s3.parallel,
+    major: ctx.bins.major,
+    sysid: sysid ?? clusterSystemIdentifier(ctx.layout.pgdata),
+    pgdata: ctx.layout.pgdata,
+    walDir: `${ctx.layout.pgdata}/pg_wal`,
+    socket: `${ctx.layout.runDir}/archive/archive.sock`,
+    binDir: ctx.bins.binDir,
+    pgVersion: ctx.bins.version,
+    socketDir: ctx.layout.socketDir,
+    port: ctx.settings.directPort,
+    ...(ctx.runAs.switchTo ? { runAs: ctx.runAs.switchTo } : {}),
+  };
+}
+
+export async function startArchiving(ctx: Context): Promise<Archiving | undefined> {
+  const owner = ctx.runAs.switchTo;
+  const dir = `${ctx.layout.runDir}/archive`;
+  const cfg = archiveConfigFor(ctx);
+  if (!cfg) {
+    removeIfExists(configPath(ctx.layout.runDir));
+    return undefined;
+  }
+  ensureDir(dir, 0o700, owner);
+  writeAtomic(configPath(ctx.layout.runDir), JSON.stringify(cfg, null, 2) + "\n", {
+    mode: 0o600,
+    owner,
+  });
+  const service = new ArchiveService({
+    cfg,
+    walDir: cfg.walDir,
+    spoolDir: `${ctx.layout.dataRoot}/restore-spool`,
+    tmpDir: `${dir}/tmp`,
+    ...(owner ? { owner } : {}),
+    onRecovered: () => wakeArchiver(ctx.layout.pgdata),
+  });
+  try {
+    await service.checkOwner();
+  } catch (error) {
+    if (
+      error instanceof ArchiveError && !error.transient && /another cluster/.test(error.message)
+    ) {
+      removeIfExists(configPath(ctx.layout.runDir));
+      throw new OperatorError(`Cannot start: ${error.message}`, { exitCode: 2 });
+    }
+    // The store is down or refuses us: keep running; postgres keeps its WAL until it works.
+    log.error(`archive: ${errorMessage(error)}; WAL stays in pg_wal until it can be stored`);
+  }
+  const server = new ControlServer(makeDispatch({
+    archive: {
+      summary: "store one WAL file (by name) in the archive",
+      timeoutMs: 30 * 60_000,
+      run: (a) => service.archive(String(a["name"] ?? "")),
+    },
+    restore: {
+      summary: "fetch one WAL file (by name) into the restore spool",
+      timeoutMs: 30 * 60_000,
+      run: (a) => service.restore(String(a["name"] ?? "")),
+    },
+  }));
+  server.listenUnix(cfg.socket, owner);
+  service.start();
+  log.info(
+    `archiving to ${cfg.target} (${cfg.endpoint}, ${cfg.codec}, ${cfg.parallel} in parallel)`,
+  );
+  const st = service.stats;
+  return {
+    service,
+    close() {
+      server.close();
+      service.close();
+    },
+    status: () => ({
+      target: cfg.target,
+      backlog: st.backlog,
+      archived: st.archivedTotal,
+      lastArchived: st.lastArchived,
+      lastArchivedAt: st.lastArchivedAt ? new Date(st.lastArchivedAt).toISOString() : null,
+      ...(st.lastError ? { lastError: st.lastError } : {}),
+    }),
+    metrics: () => [
+      gauge(
+        "beyond_pg_archive_backlog",
+        "WAL files postgres marked ready that are not stored yet.",
+        st.backlog,
+      ),
+      counter("beyond_pg_archive_files_total", "WAL files archived by the supervisor.", [
+        { labels: { result: "stored" }, value: st.archivedTotal },
+        { labels: { result: "already_stored" }, value: st.alreadyStoredTotal },
+        { labels: { result: "failed" }, value: st.failedTotal },
+      ]),
+      counter(
+        "beyond_pg_archive_bytes_total",
+        "WAL bytes archived, before and after compression.",
+        [
+          { labels: { stage: "wal" }, value: st.bytesTotal },
+          { labels: { stage: "stored" }, value: st.storedBytesTotal },
+        ],
+      ),
+      gauge(
+        "beyond_pg_archive_last_success_timestamp_seconds",
+        "When the last WAL file was stored (0: never).",
+        st.lastArchivedAt / 1000,
+      ),
+      counter("beyond_pg_restore_files_total", "WAL files served to restore_command.", [
+        { labels: { source: "prefetched" }, value: st.prefetchHitsTotal },
+        { labels: { source: "fetched" }, value: st.restoredTotal - st.prefetchHitsTotal },
+      ]),
+    ],
+  };
+}
+
+/**
+ * SIGUSR1 to postgres's archiver process (a child of our postmaster) sets its latch: it
+ * retries now instead of after its one-minute pause following three failures.
+ */
+export function wakeArchiver(pgdata: string): void {
+  let postmaster: number;
+  try {
+    postmaster = Number(Deno.readTextFileSync(`${pgdata}/postmaster.pid`).split("\n")[0]);
+  } catch {
+    return;
+  }
+  for (const e of Deno.readDirSync("/proc")) {
+    const pid = Number(e.name);
+    if (!Number.isInteger(pid)) continue;
+    try {
+      const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+      if (ppid !== postmaster) continue;
+      if (!Deno.readTextFileSync(`/proc/${pid}/cmdline`).startsWith("postgres: archiver")) continue;
+      Deno.kill(pid, "SIGUSR1");
+    } catch { /* gone */ }
+  }
+}

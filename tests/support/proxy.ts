@@ -1,0 +1,101 @@
+/**
+ * A TCP proxy on loopback in front of radosgw, for faults: `down` resets every connection
+ * (a store that is unreachable), `throttle` slows uploads so a process can be killed mid-way,
+ * `holdResponses` swallows the store's answers (killed after the upload, before the reply).
+ */
+export class FaultProxy {
+  readonly port: number;
+  down = false;
+  /** Bytes per second from client to store, and back (0: unlimited). */
+  throttle = 0;
+  throttleDown = 0;
+  received = 0;
+  /** Swallow the store's answer to a request that carried a body (an upload). */
+  holdResponses = false;
+  /** Client → store bytes seen, and store → client responses seen, since the last reset. */
+  sent = 0;
+  responses = 0;
+  readonly #listener: Deno.TcpListener;
+  readonly #conns = new Set<Deno.Conn>();
+
+  constructor(upstreamPort: number) {
+    const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    this.#listener = listener;
+    this.port = (listener.addr as Deno.NetAddr).port;
+    (async () => {
+      for await (const conn of listener) this.#handle(conn, upstreamPort);
+    })().catch(() => {});
+  }
+
+  async #handle(client: Deno.Conn, upstreamPort: number): Promise<void> {
+    if (this.down) {
+      client.close();
+      return;
+    }
+    let upstream: Deno.Conn;
+    try {
+      upstream = await Deno.connect({ hostname: "127.0.0.1", port: upstreamPort });
+    } catch {
+      client.close();
+      return;
+    }
+    this.#conns.add(client);
+    this.#conns.add(upstream);
+    const closeBoth = () => {
+      for (const c of [client, upstream]) {
+        this.#conns.delete(c);
+        try {
+          c.close();
+        } catch { /* closed */ }
+      }
+    };
+    let pending = 0; // request bytes since the last response on this connection
+    const up = (async () => {
+      const buf = new Uint8Array(16 * 1024);
+      for (;;) {
+        if (this.down) break;
+        const n = await client.read(buf);
+        if (n === null) break;
+        this.sent += n;
+        pending += n;
+        if (this.throttle) await new Promise((r) => setTimeout(r, (n / this.throttle) * 1000));
+        let off = 0;
+        while (off < n) off += await upstream.write(buf.subarray(off, n));
+      }
+    })();
+    const down = (async () => {
+      const buf = new Uint8Array(16 * 1024);
+      for (;;) {
+        const n = await upstream.read(buf);
+        if (n === null) break;
+        this.responses++;
+        if ((this.holdResponses && pending > 64 * 1024) || this.down) continue;
+        pending = 0;
+        this.received += n;
+        if (this.throttleDown) {
+          await new Promise((r) => setTimeout(r, (n / this.throttleDown) * 1000));
+        }
+        let off = 0;
+        while (off < n) off += await client.write(buf.subarray(off, n));
+      }
+    })();
+    await Promise.race([up, down]).catch(() => {});
+    await Promise.allSettled([up, down]);
+    closeBoth();
+  }
+
+  /** Drop every open connection (with `down`: the store vanished). */
+  cut(): void {
+    for (const c of this.#conns) {
+      try {
+        c.close();
+      } catch { /* closed */ }
+    }
+    this.#conns.clear();
+  }
+
+  close(): void {
+    this.cut();
+    this.#listener.close();
+  }
+}

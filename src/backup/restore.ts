@@ -18,12 +18,21 @@ import type { BackupManifest, RestoreTarget } from "./manifest.ts";
 
 export const RECOVERY_CONF = "04-recovery.conf";
 
-/** PURE: the recovery settings for a target. */
-export function recoveryConf(target: RestoreTarget, restoreCommand: string): string {
+/**
+ * PURE: the recovery settings for a target. Timeline: --latest follows the newest timeline
+ * in the archive; a time or LSN stays on the base backup's timeline (an earlier restore that
+ * promoted elsewhere must not redirect this one) unless `timeline` says otherwise.
+ */
+export function recoveryConf(
+  target: RestoreTarget,
+  restoreCommand: string,
+  timeline?: string,
+): string {
+  const tli = timeline ?? (target.kind === "latest" ? "latest" : "current");
   const lines = [
     "# Written by `beyond-pg restore`; removed once the restore has promoted.",
     `restore_command = ${quoteConfValue(restoreCommand)}`,
-    "recovery_target_timeline = 'latest'",
+    `recovery_target_timeline = ${quoteConfValue(tli)}`,
   ];
   if (target.kind === "time") {
     lines.push(`recovery_target_time = ${quoteConfValue(target.text)}`);
@@ -79,8 +88,9 @@ export async function fetchBackup(
   cfg: ArchiveConfig,
   m: BackupManifest,
   target: RestoreTarget,
-  progress?: (line: string) => void,
+  o: { progress?: (line: string) => void; timeline?: string } = {},
 ): Promise<{ seconds: number }> {
+  const progress = o.progress;
   const t0 = performance.now();
   const { layout } = ctx;
   const owner = ctx.runAs.switchTo;
@@ -96,6 +106,7 @@ export async function fetchBackup(
   }
   const staging = `${layout.dataRoot}/.restore-staging`;
   removeIfExists(staging);
+  ensureDir(staging, 0o700, owner);
   ensureDir(`${staging}/main`, 0o700, owner);
 
   const client = clientFor(cfg);
@@ -171,6 +182,9 @@ export async function fetchBackup(
       `no space left in ${layout.dataRoot} while restoring ${m.label}; grow the volume`,
     );
   }
+  if (tStatus.status === "fulfilled" && !tStatus.value.success) {
+    throw new OperatorError(`extracting backup ${m.label} failed: ${tarMessage || "tar failed"}`);
+  }
   if (dl.status === "rejected") {
     throw new OperatorError(`downloading backup ${m.label} failed: ${errorMessage(dl.reason)}`);
   }
@@ -208,7 +222,7 @@ export async function fetchBackup(
   ensureDir(`${main}/conf.d`, 0o700, owner);
   writeAtomic(
     `${main}/conf.d/${RECOVERY_CONF}`,
-    recoveryConf(target, selfCommand("restore-wal", "%f", "%p")),
+    recoveryConf(target, selfCommand("restore-wal", "%f", "%p"), o.timeline),
     { mode: 0o600, owner },
   );
   writeAtomic(`${main}/recovery.signal`, "", { mode: 0o600, owner });

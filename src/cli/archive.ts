@@ -38,8 +38,8 @@ export async function main(args: string[]): Promise<number> {
     const { archivePrepared, checkOwner, clientFor } = await import("../wal/archive.ts");
     const { prepareInline } = await import("../wal/prepare.ts");
     const client = clientFor(cfg);
-    await checkOwner(client, cfg);
-    const r = await archivePrepared(client, cfg, await prepareInline(path, name, cfg.codec));
+    const owner = await checkOwner(client, cfg);
+    const r = await archivePrepared(client, cfg, await prepareInline(path, name, cfg.codec), owner);
     if (!r.stored) console.error(`beyond-pg archive: ${name} was already archived (same content)`);
     return 0;
   } catch (error) {

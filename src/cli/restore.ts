@@ -15,6 +15,7 @@ import {
 } from "../backup/manifest.ts";
 import { ownerSysid, requireTarget } from "../backup/resolve.ts";
 import { checkEmpty, fetchBackup, RECOVERY_CONF, wipeRestore } from "../backup/restore.ts";
+import { ensureDir } from "../boot/files.ts";
 import { lockDataRoot } from "../boot/lock.ts";
 import { buildContext } from "../context.ts";
 import { Admin } from "../supervise/admin.ts";
@@ -26,7 +27,7 @@ import { parseArgs } from "./args.ts";
 import { main as supervisorMain } from "./supervisor.ts";
 
 const USAGE =
-  "usage: restore (--to-time '2026-11-23 15:30:00+00' | --to-lsn 0/3000000 | --latest) [--backup LABEL] [--serve]";
+  "usage: restore (--to-time '2026-11-23 15:30:00+00' | --to-lsn 0/3000000 | --latest) [--timeline N|latest] [--backup LABEL] [--serve]";
 
 function parseTarget(values: Map<string, string>, flags: Set<string>): RestoreTarget | string {
   const given = [values.has("to-time"), values.has("to-lsn"), flags.has("latest")].filter(Boolean);
@@ -59,7 +60,7 @@ function explainRecoveryFailure(message: string): string {
 
 export async function main(args: string[]): Promise<number> {
   const parsed = parseArgs(args, {
-    values: ["to-time", "to-lsn", "backup"],
+    values: ["to-time", "to-lsn", "backup", "timeline"],
     flags: ["latest", "serve"],
   });
   if (typeof parsed === "string") {
@@ -69,6 +70,15 @@ export async function main(args: string[]): Promise<number> {
   const target = parseTarget(parsed.values, parsed.flags);
   if (typeof target === "string") {
     console.error(`beyond-pg restore: ${target}`);
+    return 2;
+  }
+  const timeline = parsed.values.get("timeline");
+  if (timeline !== undefined && !/^(latest|current|[1-9]\d{0,9})$/.test(timeline)) {
+    console.error(
+      `beyond-pg restore: --timeline ${
+        JSON.stringify(timeline)
+      } is not a number, latest or current`,
+    );
     return 2;
   }
   let ctx;
@@ -83,6 +93,7 @@ export async function main(args: string[]): Promise<number> {
   let chosen: BackupManifest;
   let prepared = false;
   try {
+    ensureDir(ctx.layout.dataRoot, 0o700, ctx.runAs.switchTo);
     const lock = await lockDataRoot(ctx.layout.lockFile);
     try {
       checkEmpty(ctx); // again, now that nobody else can start here
@@ -106,7 +117,12 @@ export async function main(args: string[]): Promise<number> {
         cfg,
         chosen,
         target,
-        tty ? (line) => Deno.stderr.writeSync(enc.encode(`\r\x1b[K${line}`)) : undefined,
+        {
+          ...(tty
+            ? { progress: (line: string) => Deno.stderr.writeSync(enc.encode(`\r\x1b[K${line}`)) }
+            : {}),
+          ...(timeline ? { timeline } : {}),
+        },
       );
       if (tty) Deno.stderr.writeSync(enc.encode("\r\x1b[K"));
       log.info(
@@ -130,9 +146,10 @@ export async function main(args: string[]): Promise<number> {
     let readyError: unknown;
     const c = ctx;
     const serve = parsed.flags.has("serve");
+    let promoted = false;
     const code = await supervisorMain([], {
       context: ctx,
-      failFast: true,
+      failFast: () => !promoted,
       onStopHook: (s) => (stop = s),
       onReady: async () => {
         const admin = new Admin({
@@ -142,10 +159,16 @@ export async function main(args: string[]): Promise<number> {
           password: c.settings.password,
         });
         try {
+          // A hot standby accepts connections before the target is reached: wait for the
+          // promotion (postgres ends recovery itself, or stops with FATAL: failFast).
+          while ((await admin.query("SELECT pg_is_in_recovery() AS rec"))[0]?.["rec"] !== "f") {
+            await new Promise((r) => setTimeout(r, 100));
+          }
           const [row] = await admin.query(
-            "SELECT pg_is_in_recovery() AS rec, pg_current_wal_lsn()::text AS lsn, substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8) AS tli",
+            "SELECT pg_current_wal_lsn()::text AS lsn, substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8) AS tli",
           );
-          if (row?.["rec"] !== "f") throw new Error("postgres is still in recovery");
+          if (!row) throw new Error("postgres did not answer");
+          promoted = true;
           summary = `restored and promoted: timeline ${parseInt(row["tli"] ?? "0", 16)}, WAL at ${
             row["lsn"]
           }`;

@@ -34,7 +34,7 @@ export interface SupervisorCliOptions {
   manageSignals?: boolean;
   onStopHook?: (stop: (why: string) => void) => void;
   /** See SupervisorHooks.failFast (restore). */
-  failFast?: boolean;
+  failFast?: () => boolean;
 }
 
 /** Children write straight to our stderr (BEYOND_PG_LOG_CAPTURE=false). */
@@ -107,7 +107,7 @@ export async function main(_args: string[], options: SupervisorCliOptions = {}):
   let archiving: Archiving | undefined;
   try {
     supervisor = new Supervisor(ctx, ctx.settings.logCapture ? forwarder : inheritOutput, {
-      failFast: options.failFast ?? false,
+      ...(options.failFast ? { failFast: options.failFast } : {}),
       afterBoot: async () => {
         archiving = await startArchiving(ctx);
       },

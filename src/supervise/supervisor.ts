@@ -47,10 +47,10 @@ export interface SupervisorHooks {
   /** Extra status (archiving). */
   archiveStatus?: () => Record<string, unknown>;
   /**
-   * postgres failing to start is an error, not a retry (restore: recovery that cannot reach
-   * its target ends with FATAL; retrying would repeat it forever).
+   * While this says true, postgres stopping is an error that stops everything, not a restart
+   * (restore: recovery that cannot reach its target ends with FATAL; retrying would repeat it).
    */
-  failFast?: boolean;
+  failFast?: () => boolean;
 }
 
 import { VERSION } from "../version.ts";
@@ -104,6 +104,7 @@ export class Supervisor {
   readonly ready = new Promise<void>((r) => (this.#readyResolve = r));
 
   readonly #hooks: SupervisorHooks;
+  #fatal: Error | undefined;
 
   constructor(ctx: Context, output: OutputPump, hooks: SupervisorHooks = {}) {
     this.#ctx = ctx;
@@ -279,7 +280,9 @@ export class Supervisor {
     this.#watchTls();
     await new Promise((r) => this.#stop.signal.addEventListener("abort", r, { once: true }));
     clearInterval(this.#tlsTimer);
-    return await this.#shutdown();
+    const code = await this.#shutdown();
+    if (this.#fatal) throw this.#fatal;
+    return code;
   }
 
   // ---- postgres -------------------------------------------------------------------------
@@ -326,7 +329,7 @@ export class Supervisor {
       const status = await child.exited;
       const tail = child.tail();
       this.#lastExit.postgres = describeExit(status);
-      if (this.#hooks.failFast && this.#facts.phase === "starting") {
+      if (this.#hooks.failFast?.()) {
         this.#facts.phase = "failed";
         this.#facts.problem = `postgres stopped (${describeExit(status)}): ${
           lastProblemLine(tail)
@@ -366,6 +369,13 @@ export class Supervisor {
     child.exited.then(async (status) => {
       if (this.stopping || this.#postgres !== child) return;
       this.#facts.postgresUp = false;
+      if (this.#hooks.failFast?.()) {
+        this.#fatal = new OperatorError(
+          `postgres stopped (${describeExit(status)}): ${lastProblemLine(child.tail())}`,
+        );
+        this.requestStop("postgres stopped");
+        return;
+      }
       this.#restarts.postgres++;
       this.#lastExit.postgres = describeExit(status);
       const decision = nextRestart(this.#pgFailures, performance.now() - child.startedAt);

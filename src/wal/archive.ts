@@ -56,7 +56,15 @@ export async function readOwner(
 }
 
 /** Claim the prefix for this cluster, or refuse if another cluster owns it. */
-export async function checkOwner(client: S3Client, cfg: ArchiveConfig): Promise<void> {
+export interface OwnerCheck {
+  /**
+   * The store honours `If-None-Match: *` on PUT (probed on the marker itself: a second
+   * conditional PUT must be refused). Then a WAL upload needs no HEAD first.
+   */
+  conditionalPut: boolean;
+}
+
+export async function checkOwner(client: S3Client, cfg: ArchiveConfig): Promise<OwnerCheck> {
   const layout = layoutFor(cfg);
   const mine = { system_identifier: cfg.sysid, major: cfg.major };
   let owner = await client.get(layout.marker, 30_000);
@@ -68,8 +76,8 @@ export async function checkOwner(client: S3Client, cfg: ArchiveConfig): Promise<
       ifAbsent: true,
       contentType: "application/json",
     });
-    if (put !== "exists") return;
-    owner = await client.get(layout.marker, 30_000);
+    if (put !== "exists") owner = { body, metadata: {} };
+    else owner = await client.get(layout.marker, 30_000);
   }
   const doc = JSON.parse(new TextDecoder().decode(owner!.body)) as {
     system_identifier?: string;
@@ -81,6 +89,12 @@ export async function checkOwner(client: S3Client, cfg: ArchiveConfig): Promise<
       false,
     );
   }
+  // Same bytes as stored: harmless even on a store that ignores the condition.
+  const probe = await client.put(layout.marker, owner!.body, {
+    ifAbsent: true,
+    contentType: "application/json",
+  });
+  return { conditionalPut: probe === "exists" };
 }
 
 export interface ArchiveResult {
@@ -95,6 +109,7 @@ export async function archivePrepared(
   client: S3Client,
   cfg: ArchiveConfig,
   p: Prepared,
+  o: OwnerCheck = { conditionalPut: false },
 ): Promise<ArchiveResult> {
   const { name, sha256 } = p;
   const kind = walKind(name);
@@ -121,7 +136,10 @@ export async function archivePrepared(
     );
   };
   try {
-    if (await same()) return { name, stored: false, bytes: p.size, storedBytes: 0 };
+    // Without a trustworthy conditional PUT, look first: never overwrite.
+    if (!o.conditionalPut && await same()) {
+      return { name, stored: false, bytes: p.size, storedBytes: 0 };
+    }
     const put = await client.put(key, p.body, {
       ifAbsent: true,
       payloadHash: p.bodySha256,

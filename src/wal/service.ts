@@ -18,6 +18,7 @@ import {
   type ArchiveResult,
   checkOwner,
   clientFor,
+  type OwnerCheck,
 } from "./archive.ts";
 import type { ArchiveConfig } from "./config.ts";
 import { layoutFor } from "./archive.ts";
@@ -85,7 +86,7 @@ export class ArchiveService {
   readonly #retryAt = new Map<string, number>();
   readonly #queue: string[] = [];
   #active = 0;
-  #ownerChecked: Promise<void> | undefined;
+  #ownerChecked: Promise<OwnerCheck> | undefined;
   #timer: ReturnType<typeof setInterval> | undefined;
   #scanning = false;
   #closed = false;
@@ -125,9 +126,9 @@ export class ArchiveService {
    * Claim the prefix (or learn that another cluster owns it: thrown, not retried). An
    * unreachable store is not fatal here: uploads retry, and postgres keeps its WAL meanwhile.
    */
-  async checkOwner(): Promise<void> {
+  async checkOwner(): Promise<OwnerCheck> {
     try {
-      await (this.#ownerChecked ??= checkOwner(this.client, this.cfg));
+      return await (this.#ownerChecked ??= checkOwner(this.client, this.cfg));
     } catch (error) {
       this.#ownerChecked = undefined;
       if (error instanceof S3Error) throw new ArchiveError(error.message, error.transient, error);
@@ -221,13 +222,13 @@ export class ArchiveService {
     this.#active++;
     const task = (async () => {
       try {
-        await this.checkOwner();
+        const owner = await this.checkOwner();
         const path = `${this.#o.walDir}/${name}`;
         this.#external ??= await externalToolsAvailable();
         const prepared = this.#external
           ? await prepareExternal(path, name, this.cfg.codec, this.#o.tmpDir)
           : await prepareInline(path, name, this.cfg.codec);
-        const result = await archivePrepared(this.client, this.cfg, prepared);
+        const result = await archivePrepared(this.client, this.cfg, prepared, owner);
         this.#stored.set(name, Date.now());
         this.#retryAt.delete(name);
         if (result.stored) this.stats.archivedTotal++;

@@ -86,12 +86,18 @@ if (kind === "bundle") {
   await Deno.chmod(`${out}/deno`, 0o755);
   const launcher = `#!/bin/sh
 # beyond-pg launcher: the bundle on the Deno runtime beside it, with the permissions and flags
-# the compiled binary has. It execs, so as /sbin/init it stays PID 1.
-here=$(dirname "$(readlink -f "$0")")
+# the compiled binary has. It execs, so as /sbin/init it stays PID 1. No subprocesses on the
+# common path: postgres runs this once per WAL segment.
+case $0 in */*) here=\${0%/*} ;; *) here=. ;; esac
+if [ -L "$0" ]; then here=$(dirname "$(readlink -f "$0")"); fi
+case $here in /*) ;; *) here=$(cd "$here" && pwd) ;; esac
 export BEYOND_PG_SELF="$here/beyond-pg"
 export DENO_NO_UPDATE_CHECK=1 DENO_NO_PROMPT=1
 if [ -z "\${DENO_DIR:-}" ]; then
-  if [ -d /run/beyond-pg ] && [ -w /run/beyond-pg ]; then DENO_DIR=/run/beyond-pg/deno; else DENO_DIR="\${TMPDIR:-/tmp}/beyond-pg-deno-$(id -u)"; fi
+  if [ -d /run/beyond-pg ] && [ -w /run/beyond-pg ]; then DENO_DIR=/run/beyond-pg/deno; else
+    uid=; while read -r k v _; do [ "$k" = Uid: ] && uid=$v && break; done </proc/self/status
+    DENO_DIR="\${TMPDIR:-/tmp}/beyond-pg-deno-\${uid:-$(id -u)}"
+  fi
   export DENO_DIR
 fi
 exec "$here/deno" run ${

@@ -14,7 +14,7 @@ import { parseManifest } from "./config/manifest.ts";
 import { detectResources, readSystemFile } from "./resources/resources.ts";
 import { loadRawSettings, resolveMmdsUrl } from "./settings/load.ts";
 import { parseSettings } from "./settings/settings.ts";
-import { selfCommand } from "./self.ts";
+import { archiveCommandFor } from "./self.ts";
 import { OperatorError } from "./util/errors.ts";
 
 export interface ContextOptions {
@@ -82,7 +82,7 @@ export async function buildContext(options: ContextOptions = {}): Promise<Contex
     resourcesSource: `ram from ${settings.ramMb ? "settings" : detected.ramSource}, vcpus from ${
       settings.vcpus ? "settings" : detected.cpuSource
     }`,
-    archiveCommand: selfCommand("archive", "%p", "%f"),
+    archiveCommand: archiveCommandFor(layout.runDir),
     hookEnv: {
       PGDATA: layout.pgdata,
       PGHOST: layout.socketDir,

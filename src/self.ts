@@ -22,3 +22,18 @@ export function selfArgv(): string[] {
 export function selfCommand(...args: string[]): string {
   return [...selfArgv().map(shellQuote), ...args].join(" ");
 }
+
+/** Where the archive service marks files it has stored (see wal/service.ts). */
+export function archiveDoneDir(runDir: string): string {
+  return `${runDir}/archive/done`;
+}
+
+/**
+ * postgres's archive_command. When the supervisor's archive service has already stored the
+ * file, it left a marker: the shell consumes it and exits 0 without starting a process of ours
+ * (postgres runs this once per segment, one at a time). Otherwise `archive` does the full job.
+ */
+export function archiveCommandFor(runDir: string): string {
+  const marker = shellQuote(`${archiveDoneDir(runDir)}/`) + "%f";
+  return `test -e ${marker} && rm -f ${marker} || ${selfCommand("archive", "%p", "%f")}`;
+}

@@ -265,9 +265,7 @@ async function waitArchived(port: number, password: string, ms = 60_000): Promis
 Deno.test("archiving under pgbench: every archived segment is byte-equal to pg_wal's, no gaps; store down → retained, then drained", async () => {
   const bucket = await freshBucket();
   const proxy = new FaultProxy(RGW_HTTP);
-  const root = await tempRoot();
   const pg = await startSupervisor({
-    root,
     env: { ...s3Env(bucket, { endpoint: `http://127.0.0.1:${proxy.port}` }) },
   });
   try {

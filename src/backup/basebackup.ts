@@ -4,7 +4,6 @@
  * The manifest (LSNs, times, sizes, SHA-256) is stored last: a backup without one is an
  * interrupted upload and is never restored from.
  */
-import { createHash } from "node:crypto";
 import { S3Error } from "../s3/client.ts";
 import { OperatorError } from "../util/errors.ts";
 import { ArchiveError, checkOwner, clientFor, layoutFor } from "../wal/archive.ts";
@@ -57,6 +56,9 @@ export async function runBackup(
   cfg: ArchiveConfig,
   o: BackupOptions = {},
 ): Promise<BackupManifest> {
+  // Loaded here, not at the top: a static node: import would start Node compatibility in
+  // every process of the bundle (archive runs per WAL segment).
+  const { createHash } = await import("node:crypto");
   const client = clientFor(cfg);
   const layout = layoutFor(cfg);
   const label = o.label ?? newLabel(new Date());

@@ -5,7 +5,6 @@
  * only once it is complete, with recovery.signal and conf.d/04-recovery.conf in place. The
  * supervisor's normal boot then runs recovery (see cli/restore.ts).
  */
-import { createHash } from "node:crypto";
 import type { Context } from "../context.ts";
 import { ensureDir, exists, removeIfExists, syncDir, writeAtomic } from "../boot/files.ts";
 import { quoteConfValue } from "../config/conf_file.ts";
@@ -90,6 +89,7 @@ export async function fetchBackup(
   target: RestoreTarget,
   o: { progress?: (line: string) => void; timeline?: string } = {},
 ): Promise<{ seconds: number }> {
+  const { createHash } = await import("node:crypto"); // not at the top: see basebackup.ts
   const progress = o.progress;
   const t0 = performance.now();
   const { layout } = ctx;

@@ -46,6 +46,11 @@ export const settingKeys: readonly KeyDoc[] = [
   },
   { name: "BEYOND_PG_ARCHIVE_CODEC", default: "zstd", doc: "WAL compression: zstd, gzip or none" },
   { name: "BEYOND_PG_ARCHIVE_PARALLEL", default: "4", doc: "uploads in flight ahead of postgres" },
+  {
+    name: "BEYOND_PG_RESTORE_RETRY_SECONDS",
+    default: "30",
+    doc: "restore-wal run by hand: how long an unreachable store is retried before exit 126",
+  },
   { name: "BEYOND_PG_WAL_SINK", default: "", doc: "HTTP endpoint of a WAL sink (Tier 1.5)" },
   {
     name: "BEYOND_PG_DATA_ROOT",

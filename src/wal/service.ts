@@ -22,7 +22,7 @@ import {
 } from "./archive.ts";
 import type { ArchiveConfig } from "./config.ts";
 import { layoutFor } from "./archive.ts";
-import { externalToolsAvailable, prepareExternal, prepareInline } from "./prepare.ts";
+import { externalToolsAvailable, HASH, prepareExternal, prepareInline } from "./prepare.ts";
 import { nextSegments, parseSegment, walKind } from "./names.ts";
 import { decompress } from "./codec.ts";
 import { S3Error } from "../s3/client.ts";
@@ -39,6 +39,11 @@ export interface ServiceOptions {
   spoolDir: string;
   /** Scratch for compressed bodies (tmpfs is fine: at most `parallel` segments). */
   tmpDir: string;
+  /**
+   * An empty file per stored name, which archive_command's shell test consumes (self.ts):
+   * postgres's one-at-a-time loop then costs a `test` and an `rm`, not a process of ours.
+   */
+  doneDir?: string;
   /** The postgres user, when we run as someone else (spooled files are handed to it). */
   owner?: { uid: number; gid: number };
   /** Warn when this many files wait to be archived. */
@@ -76,8 +81,8 @@ export class ArchiveService {
   readonly cfg: ArchiveConfig;
   readonly client: S3Client;
   readonly #o:
-    & Required<Omit<ServiceOptions, "owner" | "onRecovered">>
-    & Pick<ServiceOptions, "owner" | "onRecovered">;
+    & Required<Omit<ServiceOptions, "owner" | "onRecovered" | "doneDir">>
+    & Pick<ServiceOptions, "owner" | "onRecovered" | "doneDir">;
   #failing = false;
   /** name → when its upload completed (kept while its .ready exists, plus a minute). */
   readonly #stored = new Map<string, number>();
@@ -112,13 +117,15 @@ export class ArchiveService {
     this.cfg = o.cfg;
     this.client = clientFor(o.cfg);
     this.#o = { backlogWarn: 64, scanMs: 1000, prefetch: 8, ...o };
-    for (const dir of [o.spoolDir, o.tmpDir]) {
+    for (const dir of [o.spoolDir, o.tmpDir, ...(o.doneDir ? [o.doneDir] : [])]) {
       Deno.mkdirSync(dir, { recursive: true, mode: 0o700 });
       if (o.owner) Deno.chownSync(dir, o.owner.uid, o.owner.gid);
-    }
-    // Spooled files from an earlier run may be stale (another restore target): start empty.
-    for (const e of Deno.readDirSync(o.spoolDir)) {
-      Deno.removeSync(`${o.spoolDir}/${e.name}`, { recursive: true });
+      // Spooled files and markers of an earlier run may be stale: start empty.
+      if (dir !== o.tmpDir) {
+        for (const e of Deno.readDirSync(dir)) {
+          Deno.removeSync(`${dir}/${e.name}`, { recursive: true });
+        }
+      }
     }
   }
 
@@ -172,6 +179,17 @@ export class ArchiveService {
       const now = Date.now();
       for (const [name, at] of this.#stored) {
         if (!readySet.has(name) && now - at > 60_000) this.#stored.delete(name);
+      }
+      if (this.#o.doneDir) {
+        // A marker whose file is no longer ready was not needed (postgres archived it another
+        // way); never leave one that could answer for a later file of the same name.
+        for (const e of Deno.readDirSync(this.#o.doneDir)) {
+          if (!readySet.has(e.name) && !this.#inflight.has(e.name)) {
+            try {
+              Deno.removeSync(`${this.#o.doneDir}/${e.name}`);
+            } catch { /* consumed meanwhile */ }
+          }
+        }
       }
       for (const name of this.#retryAt.keys()) {
         if (!readySet.has(name)) this.#retryAt.delete(name);
@@ -230,6 +248,7 @@ export class ArchiveService {
           : await prepareInline(path, name, this.cfg.codec);
         const result = await archivePrepared(this.client, this.cfg, prepared, owner);
         this.#stored.set(name, Date.now());
+        this.#markDone(name);
         this.#retryAt.delete(name);
         if (result.stored) this.stats.archivedTotal++;
         else this.stats.alreadyStoredTotal++;
@@ -259,6 +278,18 @@ export class ArchiveService {
     })();
     this.#inflight.set(name, task);
     return task;
+  }
+
+  #markDone(name: string): void {
+    const dir = this.#o.doneDir;
+    if (!dir || this.#closed) return;
+    try {
+      const path = `${dir}/${name}`;
+      Deno.writeFileSync(path, new Uint8Array(), { mode: 0o600 });
+      if (this.#o.owner) Deno.chownSync(path, this.#o.owner.uid, this.#o.owner.gid);
+    } catch (error) {
+      log.debug(`archive: cannot mark ${name} done: ${errorMessage(error)}`);
+    }
   }
 
   /** archive_command's request: resolves once `name` is stored; rejects with the reason. */
@@ -309,7 +340,7 @@ export class ArchiveService {
           ? `mv -- "$1" "$2"`
           : `${codec === "zstd" ? "zstd -d -q -c" : "gzip -d -c"} -- "$1" > "$2"; rm -f -- "$1"`;
         const out = await new Deno.Command("sh", {
-          args: ["-c", `set -e; ${unpack}; sha256sum -- "$2"`, "unpack", packed, tmp],
+          args: ["-c", `set -e; ${unpack}; ${HASH} "$2"`, "unpack", packed, tmp],
           stdout: "piped",
           stderr: "piped",
         }).output();

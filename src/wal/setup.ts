@@ -15,6 +15,7 @@ import { log } from "../util/log.ts";
 import { ArchiveError } from "./archive.ts";
 import { type ArchiveConfig, clusterSystemIdentifier, configPath } from "./config.ts";
 import { ArchiveService } from "./service.ts";
+import { archiveDoneDir } from "../self.ts";
 
 export interface Archiving {
   service: ArchiveService;
@@ -68,6 +69,7 @@ export async function startArchiving(ctx: Context): Promise<Archiving | undefine
   const cfg = archiveConfigFor(ctx);
   if (!cfg) {
     removeIfExists(configPath(ctx.layout.runDir));
+    removeIfExists(archiveDoneDir(ctx.layout.runDir));
     return undefined;
   }
   ensureDir(dir, 0o700, owner);
@@ -80,6 +82,7 @@ export async function startArchiving(ctx: Context): Promise<Archiving | undefine
     walDir: cfg.walDir,
     spoolDir: `${ctx.layout.dataRoot}/restore-spool`,
     tmpDir: `${dir}/tmp`,
+    doneDir: archiveDoneDir(ctx.layout.runDir),
     ...(owner ? { owner } : {}),
     onRecovered: () => wakeArchiver(ctx.layout.pgdata),
   });

@@ -85,6 +85,8 @@ export interface Instance {
   exited: Promise<Deno.CommandStatus>;
   /** Every process this instance started that is still around, by PID. */
   pids(): number[];
+  /** The harness made `root` (no `root` option): cleanup() removes it. */
+  ownsRoot: boolean;
 }
 
 export interface StartOptions {
@@ -178,6 +180,7 @@ export function startSupervisor(options: StartOptions = {}): Promise<Instance> {
     const known = new Set<number>([proc.pid]);
     const instance: Instance = {
       root,
+      ownsRoot: !options.root,
       env,
       port,
       directPort,
@@ -264,6 +267,7 @@ export async function cleanup(...instances: Instance[]): Promise<void> {
     killPids(pids, "SIGKILL");
     await inst.exited.catch(() => {});
     registry.delete(inst);
+    if (inst.ownsRoot) await removeRoot(inst.root);
   }
 }
 

@@ -213,6 +213,18 @@ Deno.test("restore-wal: missing → 1; store down → retries then 126; killed m
     assert.match(down.stderr, /cannot reach the S3 endpoint.*rather than ending it early/);
     proxy.down = false;
 
+    // A corrupt object: one clear line, recovery stops (≥ 126), nothing at %p.
+    const bad = "00000001000000000000000B";
+    await s3Client(bucket).put(
+      `db/pg15-${s.cfg.sysid}/wal/${bad}`,
+      new Uint8Array(4096).fill(7),
+      { metadata: { "beyond-codec": "zstd", "beyond-size": String(16 << 20) } },
+    );
+    const corrupt = await run(["restore-wal", bad, target], s.env);
+    assert.ok(corrupt.code >= 126, `exit ${corrupt.code}`);
+    assert.match(corrupt.stderr, /in the archive is corrupt/);
+    assert.throws(() => Deno.statSync(target), Deno.errors.NotFound);
+
     // Killed mid-download (the store's answer trickles): nothing at %p.
     proxy.throttleDown = 2 << 20;
     proxy.received = 0;
@@ -360,5 +372,47 @@ Deno.test("a second cluster pointed at the same prefix is refused at boot with o
     );
   } finally {
     await cleanup(a, ...(b ? [b] : []));
+  }
+});
+
+Deno.test("bad credentials or a missing bucket: one line naming the fix; postgres serves and keeps its WAL", async () => {
+  const bucket = await freshBucket();
+  const wrongKey = await startSupervisor({
+    env: { ...s3Env(bucket), BEYOND_PG_S3_SECRET_KEY: "not-the-secret" },
+  });
+  const noBucket = await startSupervisor({
+    env: s3Env(`missing-${crypto.randomUUID().slice(0, 8)}`),
+  });
+  try {
+    for (
+      const [pg, pattern] of [
+        [
+          wrongKey,
+          /S3 refused the credentials .*check BEYOND_PG_S3_ACCESS_KEY and BEYOND_PG_S3_SECRET_KEY/,
+        ],
+        [
+          noBucket,
+          /bucket missing-\S+ does not exist at http:\/\/127.0.0.1:7480; create it or fix BEYOND_PG_ARCHIVE_TARGET/,
+        ],
+      ] as const
+    ) {
+      await pg.waitFor(pattern);
+      await pg.waitFor(READY, 60_000);
+      await psql(pg.directPort, "select pg_switch_wal() from (select txid_current()) s", {
+        password: pg.password,
+      });
+      await new Promise((r) => setTimeout(r, 1000));
+      const failed = await psql(pg.directPort, "select failed_count from pg_stat_archiver", {
+        password: pg.password,
+      });
+      assert.ok(Number(failed) > 0);
+      assert.ok(
+        [...Deno.readDirSync(`${pg.pgdata}/pg_wal/archive_status`)].some((e) =>
+          e.name.endsWith(".ready")
+        ),
+      );
+    }
+  } finally {
+    await cleanup(wrongKey, noBucket);
   }
 });

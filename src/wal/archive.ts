@@ -10,8 +10,10 @@
  *    that another cluster owns (beyond-pg.json).
  */
 import { S3Client, S3Error } from "../s3/client.ts";
+import { sha256Hex } from "../s3/sigv4.ts";
 import type { ArchiveConfig } from "./config.ts";
 import type { Prepared } from "./prepare.ts";
+import { decompress } from "./codec.ts";
 import { segmentSystemIdentifier, walKind } from "./names.ts";
 import { Layout, parseTarget } from "./target.ts";
 
@@ -104,6 +106,11 @@ export interface ArchiveResult {
   storedBytes: number;
 }
 
+/** Equal content (native SHA-256 of both: a byte loop is slow under --jitless). */
+async function equalBytes(a: Uint8Array, b: Uint8Array): Promise<boolean> {
+  return a.length === b.length && (await sha256Hex(a)) === (await sha256Hex(b));
+}
+
 /** Archive one prepared file (see prepare.ts). */
 export async function archivePrepared(
   client: S3Client,
@@ -111,7 +118,7 @@ export async function archivePrepared(
   p: Prepared,
   o: OwnerCheck = { conditionalPut: false },
 ): Promise<ArchiveResult> {
-  const { name, sha256 } = p;
+  const { name } = p;
   const kind = walKind(name);
   if (!kind) throw new ArchiveError(`${JSON.stringify(name)} is not a WAL file name`, false);
   if (kind === "segment" || kind === "partial") {
@@ -124,16 +131,28 @@ export async function archivePrepared(
     }
   }
   const key = layoutFor(cfg).wal(name);
+  const different = (why: string) =>
+    new ArchiveError(
+      `${name} is already archived with different content (${why}); not overwriting it`,
+      false,
+    );
+  /** Is the stored object this file? Byte for byte (a rare path: a retry, a second copy). */
   const same = async (): Promise<boolean> => {
     const head = await client.head(key);
     if (!head) return false;
-    if (head.metadata["beyond-sha256"] === sha256) return true;
-    throw new ArchiveError(
-      `${name} is already archived with different content (sha256 ${
-        head.metadata["beyond-sha256"] ?? "unknown"
-      } ≠ ${sha256}); not overwriting it`,
-      false,
-    );
+    const storedSize = Number(head.metadata["beyond-size"] ?? NaN);
+    if (storedSize !== p.size) throw different(`${storedSize} bytes stored, ${p.size} here`);
+    const obj = await client.get(key);
+    if (!obj) return false;
+    let stored: Uint8Array;
+    try {
+      stored = await decompress(obj.metadata["beyond-codec"] ?? "none", obj.body);
+    } catch {
+      throw different("the stored copy does not decompress");
+    }
+    const local = await Deno.readFile(p.path);
+    if (!(await equalBytes(stored, local))) throw different("bytes differ");
+    return true;
   };
   try {
     // Without a trustworthy conditional PUT, look first: never overwrite.
@@ -145,7 +164,6 @@ export async function archivePrepared(
       payloadHash: p.bodySha256,
       metadata: {
         "beyond-codec": p.codec,
-        "beyond-sha256": sha256,
         "beyond-size": String(p.size),
       },
     });

@@ -22,12 +22,11 @@ import {
 } from "./archive.ts";
 import type { ArchiveConfig } from "./config.ts";
 import { layoutFor } from "./archive.ts";
-import { externalToolsAvailable, HASH, prepareExternal, prepareInline } from "./prepare.ts";
+import { externalToolsAvailable, prepareExternal, prepareInline } from "./prepare.ts";
 import { nextSegments, parseSegment, walKind } from "./names.ts";
 import { decompress } from "./codec.ts";
 import { S3Error } from "../s3/client.ts";
 import type { S3Client } from "../s3/client.ts";
-import { sha256Hex } from "../s3/sigv4.ts";
 import { errorMessage } from "../util/errors.ts";
 import { log } from "../util/log.ts";
 
@@ -37,8 +36,6 @@ export interface ServiceOptions {
   walDir: string;
   /** Restored files wait here for `restore-wal` to rename them into pg_wal (same volume). */
   spoolDir: string;
-  /** Scratch for compressed bodies (tmpfs is fine: at most `parallel` segments). */
-  tmpDir: string;
   /**
    * An empty file per stored name, which archive_command's shell test consumes (self.ts):
    * postgres's one-at-a-time loop then costs a `test` and an `rm`, not a process of ours.
@@ -117,14 +114,12 @@ export class ArchiveService {
     this.cfg = o.cfg;
     this.client = clientFor(o.cfg);
     this.#o = { backlogWarn: 64, scanMs: 1000, prefetch: 8, ...o };
-    for (const dir of [o.spoolDir, o.tmpDir, ...(o.doneDir ? [o.doneDir] : [])]) {
+    for (const dir of [o.spoolDir, ...(o.doneDir ? [o.doneDir] : [])]) {
       Deno.mkdirSync(dir, { recursive: true, mode: 0o700 });
       if (o.owner) Deno.chownSync(dir, o.owner.uid, o.owner.gid);
       // Spooled files and markers of an earlier run may be stale: start empty.
-      if (dir !== o.tmpDir) {
-        for (const e of Deno.readDirSync(dir)) {
-          Deno.removeSync(`${dir}/${e.name}`, { recursive: true });
-        }
+      for (const e of Deno.readDirSync(dir)) {
+        Deno.removeSync(`${dir}/${e.name}`, { recursive: true });
       }
     }
   }
@@ -244,7 +239,7 @@ export class ArchiveService {
         const path = `${this.#o.walDir}/${name}`;
         this.#external ??= await externalToolsAvailable();
         const prepared = this.#external
-          ? await prepareExternal(path, name, this.cfg.codec, this.#o.tmpDir)
+          ? await prepareExternal(path, name, this.cfg.codec)
           : await prepareInline(path, name, this.cfg.codec);
         const result = await archivePrepared(this.client, this.cfg, prepared, owner);
         this.#stored.set(name, Date.now());
@@ -327,33 +322,41 @@ export class ArchiveService {
     }
     if (!obj) return { file, found: false };
     const codec = obj.metadata["beyond-codec"] ?? "none";
-    const want = obj.metadata["beyond-sha256"];
+    const want = obj.metadata["beyond-size"];
     const tmp = `${file}.part`;
     try {
       this.#external ??= await externalToolsAvailable();
-      let sum: string;
-      if (this.#external && (codec === "zstd" || codec === "gzip" || codec === "none")) {
-        // Decompress and hash in a child process (off the event loop).
-        const packed = `${tmp}.${codec}`;
-        await Deno.writeFile(packed, obj.body, { mode: 0o600 });
-        const unpack = codec === "none"
-          ? `mv -- "$1" "$2"`
-          : `${codec === "zstd" ? "zstd -d -q -c" : "gzip -d -c"} -- "$1" > "$2"; rm -f -- "$1"`;
-        const out = await new Deno.Command("sh", {
-          args: ["-c", `set -e; ${unpack}; ${HASH} "$2"`, "unpack", packed, tmp],
+      if (this.#external && (codec === "zstd" || codec === "gzip")) {
+        // Decompress (which checks the codec's checksum) in a child process.
+        const tool = codec === "zstd" ? ["zstd", "-d", "-q", "-c"] : ["gzip", "-d", "-c"];
+        const child = new Deno.Command(tool[0]!, {
+          args: tool.slice(1),
+          stdin: "piped",
           stdout: "piped",
           stderr: "piped",
-        }).output();
-        await Deno.remove(packed).catch(() => {});
-        if (!out.success) {
+        }).spawn();
+        const writer = child.stdin.getWriter();
+        const feed = writer.write(obj.body).then(() => writer.close()).catch(() => {});
+        const file = await Deno.open(tmp, {
+          write: true,
+          create: true,
+          truncate: true,
+          mode: 0o600,
+        });
+        const [, status, stderr] = await Promise.all([
+          child.stdout.pipeTo(file.writable),
+          child.status,
+          new Response(child.stderr).text(),
+          feed,
+        ]);
+        if (!status.success) {
           throw new ArchiveError(
             `${name} in the archive is corrupt (cannot decompress: ${
-              new TextDecoder().decode(out.stderr).trim().split("\n").pop()
+              stderr.trim().split("\n").pop()
             })`,
             false,
           );
         }
-        sum = new TextDecoder().decode(out.stdout).slice(0, 64);
       } else {
         let data: Uint8Array;
         try {
@@ -365,10 +368,13 @@ export class ArchiveService {
           );
         }
         await Deno.writeFile(tmp, data, { mode: 0o600 });
-        sum = await sha256Hex(data);
       }
-      if (want && want !== sum) {
-        throw new ArchiveError(`${name} in the archive is corrupt (sha256 mismatch)`, false);
+      const size = (await Deno.stat(tmp)).size;
+      if (want !== undefined && Number(want) !== size) {
+        throw new ArchiveError(
+          `${name} in the archive is corrupt (${size} bytes, ${want} expected)`,
+          false,
+        );
       }
       if (this.#o.owner) Deno.chownSync(tmp, this.#o.owner.uid, this.#o.owner.gid);
       await Deno.rename(tmp, file);

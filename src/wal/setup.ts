@@ -81,7 +81,6 @@ export async function startArchiving(ctx: Context): Promise<Archiving | undefine
     cfg,
     walDir: cfg.walDir,
     spoolDir: `${ctx.layout.dataRoot}/restore-spool`,
-    tmpDir: `${dir}/tmp`,
     doneDir: archiveDoneDir(ctx.layout.runDir),
     ...(owner ? { owner } : {}),
     onRecovered: () => wakeArchiver(ctx.layout.pgdata),

@@ -302,14 +302,26 @@ Deno.test("archiving under pgbench: every archived segment is byte-equal to pg_w
         stdout: "null",
         stderr: "piped",
       }).output();
+    // WAL by volume, not by time (a busy machine writes less per second).
+    const segment = async () =>
+      parseInt(
+        (await psql(pg.directPort, "select pg_walfile_name(pg_current_wal_lsn())", {
+          password: pg.password,
+        })).slice(16),
+        16,
+      );
+    const load = async (segments: number) => {
+      const until = (await segment()) + segments;
+      while ((await segment()) < until) await bench(["-c", "4", "-T", "2", "-n"]);
+    };
     assert.ok((await bench(["-i", "-s", "10", "-q"])).success);
-    await bench(["-c", "4", "-T", "4", "-n"]);
+    await load(1);
     await waitArchived(pg.directPort, pg.password);
 
     // The store goes away under load: archiving fails, pg_wal keeps everything.
     proxy.down = true;
     proxy.cut();
-    await bench(["-c", "4", "-T", "4", "-n"]);
+    await load(1);
     await psql(pg.directPort, "select pg_switch_wal()", { password: pg.password });
     await new Promise((r) => setTimeout(r, 3000));
     const failed = await psql(pg.directPort, "select failed_count from pg_stat_archiver", {
@@ -324,7 +336,7 @@ Deno.test("archiving under pgbench: every archived segment is byte-equal to pg_w
     await waitArchived(pg.directPort, pg.password, 120_000);
 
     const names = await archivedNames(bucket);
-    assert.ok(names.length >= 10, `${names.length} segments archived`);
+    assert.ok(names.length >= 8, `${names.length} segments archived`);
     assert.ok(contiguous(names), `no gaps: ${names[0]}..${names.at(-1)}`);
     let compared = 0;
     for (const name of names) {

@@ -5,6 +5,7 @@
  * interrupted upload and is never restored from.
  */
 import { S3Error } from "../s3/client.ts";
+import { pump } from "../process/pump.ts";
 import { OperatorError } from "../util/errors.ts";
 import { ArchiveError, checkOwner, clientFor, layoutFor } from "../wal/archive.ts";
 import type { ArchiveConfig } from "../wal/config.ts";
@@ -140,17 +141,7 @@ export async function runBackup(
   })();
 
   let bytes = 0;
-  const feed = (async () => {
-    const writer = zstd.stdin.getWriter();
-    try {
-      for await (const chunk of pgbb.stdout) {
-        bytes += chunk.length;
-        await writer.write(chunk);
-      }
-    } finally {
-      await writer.close().catch(() => {});
-    }
-  })();
+  const feed = pump(pgbb.stdout, zstd.stdin, (chunk) => (bytes += chunk.length));
 
   const partBytes = o.partBytes ?? 16 << 20;
   const parallel = Math.max(1, o.parallel ?? cfg.parallel);

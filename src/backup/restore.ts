@@ -8,6 +8,7 @@
 import type { Context } from "../context.ts";
 import { ensureDir, exists, removeIfExists, syncDir, writeAtomic } from "../boot/files.ts";
 import { quoteConfValue } from "../config/conf_file.ts";
+import { pump } from "../process/pump.ts";
 import { selfCommand } from "../self.ts";
 import { errorMessage, OperatorError } from "../util/errors.ts";
 import { clientFor, layoutFor } from "../wal/archive.ts";
@@ -136,37 +137,19 @@ export async function fetchBackup(
   let got = 0;
   let untarred = 0;
   let lastReport = 0;
-  const download = (async () => {
-    const writer = zstd.stdin.getWriter();
-    try {
-      for await (const chunk of stream) {
-        hash.update(chunk);
-        got += chunk.length;
-        await writer.write(chunk);
-        if (progress && performance.now() - lastReport > 500) {
-          lastReport = performance.now();
-          progress(
-            `restoring ${m.label}: ${(got / 2 ** 20).toFixed(0)} / ${
-              (m.stored_bytes / 2 ** 20).toFixed(0)
-            } MiB`,
-          );
-        }
-      }
-    } finally {
-      await writer.close().catch(() => {});
+  const download = pump(stream, zstd.stdin, (chunk) => {
+    hash.update(chunk);
+    got += chunk.length;
+    if (progress && performance.now() - lastReport > 500) {
+      lastReport = performance.now();
+      progress(
+        `restoring ${m.label}: ${(got / 2 ** 20).toFixed(0)} / ${
+          (m.stored_bytes / 2 ** 20).toFixed(0)
+        } MiB`,
+      );
     }
-  })();
-  const unpack = (async () => {
-    const writer = tar.stdin.getWriter();
-    try {
-      for await (const chunk of zstd.stdout) {
-        untarred += chunk.length;
-        await writer.write(chunk);
-      }
-    } finally {
-      await writer.close().catch(() => {});
-    }
-  })();
+  });
+  const unpack = pump(zstd.stdout, tar.stdin, (chunk) => (untarred += chunk.length));
   const text = async (s: ReadableStream<Uint8Array>) => (await new Response(s).text()).trim();
   const [dl, up, zErr, tErr, zStatus, tStatus] = await Promise.allSettled([
     download,

@@ -12,7 +12,7 @@ import type { Manifest } from "../config/manifest.ts";
 import { run } from "../process/spawner.ts";
 import { Secret } from "../settings/secret.ts";
 import { Child, discardOutput } from "../supervise/child.ts";
-import { connect, ensureExtensions, type PostStartResult } from "../supervise/post_start.ts";
+import { connect, emptyPostStartResult, ensureExtensions } from "../supervise/post_start.ts";
 import { waitReady } from "../supervise/postmaster_pid.ts";
 import { OperatorError } from "../util/errors.ts";
 import { log } from "../util/log.ts";
@@ -195,15 +195,7 @@ export async function buildSeed(o: BuildSeedOptions): Promise<string> {
         );
       }
       const sql = await connect(work, 5432, "postgres");
-      const result: PostStartResult = {
-        passwordChanged: false,
-        databaseCreated: false,
-        created: [],
-        updated: [],
-        unavailable: [],
-        failed: [],
-        verifier: "",
-      };
+      const result = emptyPostStartResult();
       try {
         const specs = o.manifest.extensions.filter((e) => identity.extensions.includes(e.name));
         await ensureExtensions(sql, specs, identity.preload, result);

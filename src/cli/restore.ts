@@ -147,41 +147,56 @@ export async function main(args: string[]): Promise<number> {
     const c = ctx;
     const serve = parsed.flags.has("serve");
     let promoted = false;
-    const code = await supervisorMain([], {
-      context: ctx,
-      failFast: () => !promoted,
-      onStopHook: (s) => (stop = s),
-      onReady: async () => {
-        const admin = new Admin({
-          socketDir: c.layout.socketDir,
-          directPort: c.settings.directPort,
-          pgbouncerPort: c.settings.port,
-          password: c.settings.password,
-        });
-        try {
-          // A hot standby accepts connections before the target is reached: wait for the
-          // promotion (postgres ends recovery itself, or stops with FATAL: failFast).
-          while ((await admin.query("SELECT pg_is_in_recovery() AS rec"))[0]?.["rec"] !== "f") {
-            await new Promise((r) => setTimeout(r, 100));
+    let finished = false;
+    let code: number;
+    try {
+      code = await supervisorMain([], {
+        context: ctx,
+        failFast: () => !promoted,
+        onStopHook: (s) => (stop = s),
+        onReady: async () => {
+          const admin = new Admin({
+            socketDir: c.layout.socketDir,
+            directPort: c.settings.directPort,
+            pgbouncerPort: c.settings.port,
+            password: c.settings.password,
+          });
+          try {
+            // A hot standby accepts connections before the target is reached: wait for the
+            // promotion. If postgres stops instead (FATAL), failFast stops the supervisor with
+            // postgres's reason, which is the error to report, not a refused connection here.
+            for (;;) {
+              if (finished) return;
+              const rec = await admin.query("SELECT pg_is_in_recovery() AS rec").then(
+                (rows) => rows[0]?.["rec"],
+                () => undefined,
+              );
+              if (rec === "f") break;
+              await new Promise((r) => setTimeout(r, 100));
+            }
+            const [row] = await admin.query(
+              "SELECT pg_current_wal_lsn()::text AS lsn, substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8) AS tli",
+            );
+            if (!row) throw new Error("postgres did not answer");
+            promoted = true;
+            summary = `restored and promoted: timeline ${parseInt(row["tli"] ?? "0", 16)}, WAL at ${
+              row["lsn"]
+            }`;
+            Deno.removeSync(`${c.layout.confDir}/${RECOVERY_CONF}`);
+            log.info(summary);
+          } catch (error) {
+            readyError = error;
+          } finally {
+            await admin.close();
           }
-          const [row] = await admin.query(
-            "SELECT pg_current_wal_lsn()::text AS lsn, substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8) AS tli",
-          );
-          if (!row) throw new Error("postgres did not answer");
-          promoted = true;
-          summary = `restored and promoted: timeline ${parseInt(row["tli"] ?? "0", 16)}, WAL at ${
-            row["lsn"]
-          }`;
-          Deno.removeSync(`${c.layout.confDir}/${RECOVERY_CONF}`);
-          log.info(summary);
-        } catch (error) {
-          readyError = error;
-        } finally {
-          await admin.close();
-        }
-        if (!serve || readyError) stop?.(readyError ? "restore check failed" : "restore complete");
-      },
-    });
+          if (!serve || readyError) {
+            stop?.(readyError ? "restore check failed" : "restore complete");
+          }
+        },
+      });
+    } finally {
+      finished = true;
+    }
     if (readyError) throw new OperatorError(errorMessage(readyError));
     if (!summary) throw new OperatorError("recovery did not complete");
     console.log(`beyond-pg restore: ${summary} (from backup ${chosen.label})`);

@@ -85,8 +85,9 @@ export async function ensureExtensions(
   }
 }
 
-export async function postStart(input: PostStartInput): Promise<PostStartResult> {
-  const result: PostStartResult = {
+/** A result with nothing done yet. */
+export function emptyPostStartResult(): PostStartResult {
+  return {
     passwordChanged: false,
     databaseCreated: false,
     created: [],
@@ -95,6 +96,10 @@ export async function postStart(input: PostStartInput): Promise<PostStartResult>
     failed: [],
     verifier: "",
   };
+}
+
+export async function postStart(input: PostStartInput): Promise<PostStartResult> {
+  const result = emptyPostStartResult();
   const admin = await connect(input.socketDir, input.port, "postgres");
   const open: PgConnection[] = [admin];
   try {

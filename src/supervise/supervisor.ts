@@ -18,6 +18,7 @@ import { nextRestart } from "./backoff.ts";
 import { Child, describeExit, type OutputPump } from "./child.ts";
 import { handleLeftoverPgbouncer, handleLeftoverPostmaster } from "./leftovers.ts";
 import { pgbouncerSignals } from "./pgbouncer_signals.ts";
+import { canConnectUnix } from "./operations.ts";
 import { postStart } from "./post_start.ts";
 import { waitReady } from "./postmaster_pid.ts";
 import { sleep } from "./sleep.ts";
@@ -61,16 +62,6 @@ function lastProblemLine(lines: string[]): string {
     /^.*?(FATAL|PANIC|ERROR):\s*/,
     "$1: ",
   );
-}
-
-async function canConnect(path: string): Promise<boolean> {
-  try {
-    const conn = await Deno.connect({ transport: "unix", path });
-    conn.close();
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 export class Supervisor {
@@ -466,7 +457,7 @@ export class Supervisor {
         continue;
       }
       this.#pgbouncer = child;
-      while (child.running && !this.stopping && !(await canConnect(socket))) {
+      while (child.running && !this.stopping && !(await canConnectUnix(socket))) {
         await sleep(3, this.#stop.signal);
       }
       if (this.stopping) return false;

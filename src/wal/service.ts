@@ -6,8 +6,7 @@
  * a time, over one pooled client; `beyond-pg archive` (run by postgres) asks over a local
  * socket and is answered from what is already stored.
  *
- * The same socket serves `restore` during recovery: the requested file and, when it is a
- * segment, the next few are fetched in parallel into a bounded spool next to pg_wal.
+ * The same socket serves `restore` during recovery (spool.ts).
  *
  * Nothing here decides that a file is archived except a completed, verified PUT (or an
  * identical object already there): postgres only marks a file done when `archive` exits 0.
@@ -21,10 +20,9 @@ import {
   type OwnerCheck,
 } from "./archive.ts";
 import type { ArchiveConfig } from "./config.ts";
-import { layoutFor } from "./archive.ts";
 import { externalToolsAvailable, prepareExternal, prepareInline } from "./prepare.ts";
-import { nextSegments, parseSegment, walKind } from "./names.ts";
-import { decompress } from "./codec.ts";
+import { walKind } from "./names.ts";
+import { RestoreSpool } from "./spool.ts";
 import { S3Error } from "../s3/client.ts";
 import type { S3Client } from "../s3/client.ts";
 import { errorMessage } from "../util/errors.ts";
@@ -69,11 +67,6 @@ export interface ArchiveStats {
   lastError: string;
 }
 
-interface Spooled {
-  file: string;
-  found: boolean;
-}
-
 export class ArchiveService {
   readonly cfg: ArchiveConfig;
   readonly client: S3Client;
@@ -95,7 +88,7 @@ export class ArchiveService {
   #external: boolean | undefined;
   #lastWarn = 0;
   #warned = false;
-  readonly #spool = new Map<string, Promise<Spooled>>();
+  readonly #spool: RestoreSpool;
   readonly stats: ArchiveStats = {
     backlog: 0,
     archivedTotal: 0,
@@ -114,10 +107,18 @@ export class ArchiveService {
     this.cfg = o.cfg;
     this.client = clientFor(o.cfg);
     this.#o = { backlogWarn: 64, scanMs: 1000, prefetch: 8, ...o };
-    for (const dir of [o.spoolDir, ...(o.doneDir ? [o.doneDir] : [])]) {
+    this.#spool = new RestoreSpool({
+      cfg: o.cfg,
+      client: this.client,
+      dir: o.spoolDir,
+      prefetch: this.#o.prefetch,
+      stats: this.stats,
+      ...(o.owner ? { owner: o.owner } : {}),
+    });
+    for (const dir of o.doneDir ? [o.doneDir] : []) {
       Deno.mkdirSync(dir, { recursive: true, mode: 0o700 });
       if (o.owner) Deno.chownSync(dir, o.owner.uid, o.owner.gid);
-      // Spooled files and markers of an earlier run may be stale: start empty.
+      // Markers of an earlier run may be stale: start empty.
       for (const e of Deno.readDirSync(dir)) {
         Deno.removeSync(`${dir}/${e.name}`, { recursive: true });
       }
@@ -305,142 +306,11 @@ export class ArchiveService {
     return { name, uploadedNow: true };
   }
 
-  // ---- restoring ------------------------------------------------------------------------
-
-  #spoolPath(name: string): string {
-    return `${this.#o.spoolDir}/${name}`;
-  }
-
-  async #fetch(name: string): Promise<Spooled> {
-    const file = this.#spoolPath(name);
-    let obj;
-    try {
-      obj = await this.client.get(layoutFor(this.cfg).wal(name), 120_000);
-    } catch (error) {
-      if (error instanceof S3Error) throw new ArchiveError(error.message, error.transient, error);
-      throw error;
-    }
-    if (!obj) return { file, found: false };
-    const codec = obj.metadata["beyond-codec"] ?? "none";
-    const want = obj.metadata["beyond-size"];
-    const tmp = `${file}.part`;
-    try {
-      this.#external ??= await externalToolsAvailable();
-      if (this.#external && (codec === "zstd" || codec === "gzip")) {
-        // Decompress (which checks the codec's checksum) in a child process.
-        const tool = codec === "zstd" ? ["zstd", "-d", "-q", "-c"] : ["gzip", "-d", "-c"];
-        const child = new Deno.Command(tool[0]!, {
-          args: tool.slice(1),
-          stdin: "piped",
-          stdout: "piped",
-          stderr: "piped",
-        }).spawn();
-        const writer = child.stdin.getWriter();
-        const feed = writer.write(obj.body).then(() => writer.close()).catch(() => {});
-        const file = await Deno.open(tmp, {
-          write: true,
-          create: true,
-          truncate: true,
-          mode: 0o600,
-        });
-        const [, status, stderr] = await Promise.all([
-          child.stdout.pipeTo(file.writable),
-          child.status,
-          new Response(child.stderr).text(),
-          feed,
-        ]);
-        if (!status.success) {
-          throw new ArchiveError(
-            `${name} in the archive is corrupt (cannot decompress: ${
-              stderr.trim().split("\n").pop()
-            })`,
-            false,
-          );
-        }
-      } else {
-        let data: Uint8Array;
-        try {
-          data = await decompress(codec, obj.body);
-        } catch (error) {
-          throw new ArchiveError(
-            `${name} in the archive is corrupt (cannot decompress: ${errorMessage(error)})`,
-            false,
-          );
-        }
-        await Deno.writeFile(tmp, data, { mode: 0o600 });
-      }
-      const size = (await Deno.stat(tmp)).size;
-      if (want !== undefined && Number(want) !== size) {
-        throw new ArchiveError(
-          `${name} in the archive is corrupt (${size} bytes, ${want} expected)`,
-          false,
-        );
-      }
-      if (this.#o.owner) Deno.chownSync(tmp, this.#o.owner.uid, this.#o.owner.gid);
-      await Deno.rename(tmp, file);
-      return { file, found: true };
-    } catch (error) {
-      await Deno.remove(tmp).catch(() => {});
-      throw error;
-    }
-  }
-
-  #spooled(name: string): Promise<Spooled> {
-    let p = this.#spool.get(name);
-    if (!p) {
-      p = this.#fetch(name);
-      this.#spool.set(name, p);
-      // Failures and misses are not kept: recovery asks again, and the store may have it then.
-      p.then((s) => s.found || this.#spool.delete(name), () => this.#spool.delete(name));
-    }
-    return p;
-  }
-
   /**
    * restore_command's request: where the file now is (restore-wal renames it into place), or
    * found: false. Prefetches the segments that follow.
    */
-  async restore(name: string): Promise<{ found: boolean; file?: string }> {
-    if (!walKind(name)) {
-      throw new ArchiveError(`${JSON.stringify(name)} is not a WAL file name`, false);
-    }
-    const hit = this.#spool.has(name);
-    const result = await this.#spooled(name);
-    this.#spool.delete(name); // handed over: restore-wal moves the file away
-    if (result.found) {
-      this.stats.restoredTotal++;
-      if (hit) this.stats.prefetchHitsTotal++;
-    }
-    if (walKind(name) === "segment") {
-      this.#dropBefore(name);
-      if (result.found) {
-        const ahead = nextSegments(name, this.#o.prefetch);
-        let started = 0;
-        for (const next of ahead) {
-          if (this.#spool.has(next)) continue;
-          if (started++ >= this.cfg.parallel) break;
-          this.#spooled(next).catch(() => {});
-        }
-      }
-    }
-    return result.found ? { found: true, file: result.file } : { found: false };
-  }
-
-  /** Spooled segments older than `name` on its timeline will not be asked for again. */
-  #dropBefore(name: string): void {
-    const id = parseSegment(name);
-    if (!id) return;
-    for (const [other, p] of this.#spool) {
-      const o = parseSegment(other);
-      if (
-        walKind(other) !== "segment" || !o || o.timeline !== id.timeline || o.number >= id.number
-      ) {
-        continue;
-      }
-      this.#spool.delete(other);
-      p.then((s) => {
-        if (s.found) Deno.remove(s.file).catch(() => {});
-      }, () => {});
-    }
+  restore(name: string): Promise<{ found: boolean; file?: string }> {
+    return this.#spool.restore(name);
   }
 }

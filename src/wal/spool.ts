@@ -1,0 +1,184 @@
+/**
+ * EFFECT: the restore spool. During recovery postgres asks for one WAL file at a time; the
+ * supervisor fetches the requested file and, for a segment, the next few in parallel into a
+ * bounded directory on the data volume, decompressed in a child process (zstd and gzip check
+ * their own content checksums; the size is checked against `beyond-size`). `restore-wal`
+ * renames the file into pg_wal. Misses and failures are never cached: recovery asks again.
+ */
+import { S3Error } from "../s3/client.ts";
+import type { S3Client } from "../s3/client.ts";
+import { errorMessage } from "../util/errors.ts";
+import { ArchiveError, layoutFor } from "./archive.ts";
+import { decompress } from "./codec.ts";
+import type { ArchiveConfig } from "./config.ts";
+import { nextSegments, parseSegment, walKind } from "./names.ts";
+import { externalToolsAvailable } from "./prepare.ts";
+
+interface Spooled {
+  file: string;
+  found: boolean;
+}
+
+export interface SpoolOptions {
+  cfg: ArchiveConfig;
+  client: S3Client;
+  /** On the data volume, so that handing a file over is a rename. */
+  dir: string;
+  /** Segments fetched ahead of the one asked for. */
+  prefetch: number;
+  stats: { restoredTotal: number; prefetchHitsTotal: number };
+  owner?: { uid: number; gid: number };
+}
+
+export class RestoreSpool {
+  readonly #o: SpoolOptions;
+  readonly #spool = new Map<string, Promise<Spooled>>();
+  #external: boolean | undefined;
+
+  constructor(o: SpoolOptions) {
+    this.#o = o;
+    Deno.mkdirSync(o.dir, { recursive: true, mode: 0o700 });
+    if (o.owner) Deno.chownSync(o.dir, o.owner.uid, o.owner.gid);
+    // Files of an earlier run may be for another restore target: start empty.
+    for (const e of Deno.readDirSync(o.dir)) {
+      Deno.removeSync(`${o.dir}/${e.name}`, { recursive: true });
+    }
+  }
+
+  #spoolPath(name: string): string {
+    return `${this.#o.dir}/${name}`;
+  }
+
+  async #fetch(name: string): Promise<Spooled> {
+    const file = this.#spoolPath(name);
+    let obj;
+    try {
+      obj = await this.#o.client.get(layoutFor(this.#o.cfg).wal(name), 120_000);
+    } catch (error) {
+      if (error instanceof S3Error) throw new ArchiveError(error.message, error.transient, error);
+      throw error;
+    }
+    if (!obj) return { file, found: false };
+    const codec = obj.metadata["beyond-codec"] ?? "none";
+    const want = obj.metadata["beyond-size"];
+    const tmp = `${file}.part`;
+    try {
+      this.#external ??= await externalToolsAvailable();
+      if (this.#external && (codec === "zstd" || codec === "gzip")) {
+        // Decompress (which checks the codec's checksum) in a child process.
+        const tool = codec === "zstd" ? ["zstd", "-d", "-q", "-c"] : ["gzip", "-d", "-c"];
+        const child = new Deno.Command(tool[0]!, {
+          args: tool.slice(1),
+          stdin: "piped",
+          stdout: "piped",
+          stderr: "piped",
+        }).spawn();
+        const writer = child.stdin.getWriter();
+        const feed = writer.write(obj.body).then(() => writer.close()).catch(() => {});
+        const file = await Deno.open(tmp, {
+          write: true,
+          create: true,
+          truncate: true,
+          mode: 0o600,
+        });
+        const [, status, stderr] = await Promise.all([
+          child.stdout.pipeTo(file.writable),
+          child.status,
+          new Response(child.stderr).text(),
+          feed,
+        ]);
+        if (!status.success) {
+          throw new ArchiveError(
+            `${name} in the archive is corrupt (cannot decompress: ${
+              stderr.trim().split("\n").pop()
+            })`,
+            false,
+          );
+        }
+      } else {
+        let data: Uint8Array;
+        try {
+          data = await decompress(codec, obj.body);
+        } catch (error) {
+          throw new ArchiveError(
+            `${name} in the archive is corrupt (cannot decompress: ${errorMessage(error)})`,
+            false,
+          );
+        }
+        await Deno.writeFile(tmp, data, { mode: 0o600 });
+      }
+      const size = (await Deno.stat(tmp)).size;
+      if (want !== undefined && Number(want) !== size) {
+        throw new ArchiveError(
+          `${name} in the archive is corrupt (${size} bytes, ${want} expected)`,
+          false,
+        );
+      }
+      if (this.#o.owner) Deno.chownSync(tmp, this.#o.owner.uid, this.#o.owner.gid);
+      await Deno.rename(tmp, file);
+      return { file, found: true };
+    } catch (error) {
+      await Deno.remove(tmp).catch(() => {});
+      throw error;
+    }
+  }
+
+  #spooled(name: string): Promise<Spooled> {
+    let p = this.#spool.get(name);
+    if (!p) {
+      p = this.#fetch(name);
+      this.#spool.set(name, p);
+      // Failures and misses are not kept: recovery asks again, and the store may have it then.
+      p.then((s) => s.found || this.#spool.delete(name), () => this.#spool.delete(name));
+    }
+    return p;
+  }
+
+  /**
+   * restore_command's request: where the file now is (restore-wal renames it into place), or
+   * found: false. Prefetches the segments that follow.
+   */
+  async restore(name: string): Promise<{ found: boolean; file?: string }> {
+    if (!walKind(name)) {
+      throw new ArchiveError(`${JSON.stringify(name)} is not a WAL file name`, false);
+    }
+    const hit = this.#spool.has(name);
+    const result = await this.#spooled(name);
+    this.#spool.delete(name); // handed over: restore-wal moves the file away
+    if (result.found) {
+      this.#o.stats.restoredTotal++;
+      if (hit) this.#o.stats.prefetchHitsTotal++;
+    }
+    if (walKind(name) === "segment") {
+      this.#dropBefore(name);
+      if (result.found) {
+        const ahead = nextSegments(name, this.#o.prefetch);
+        let started = 0;
+        for (const next of ahead) {
+          if (this.#spool.has(next)) continue;
+          if (started++ >= this.#o.cfg.parallel) break;
+          this.#spooled(next).catch(() => {});
+        }
+      }
+    }
+    return result.found ? { found: true, file: result.file } : { found: false };
+  }
+
+  /** Spooled segments older than `name` on its timeline will not be asked for again. */
+  #dropBefore(name: string): void {
+    const id = parseSegment(name);
+    if (!id) return;
+    for (const [other, p] of this.#spool) {
+      const o = parseSegment(other);
+      if (
+        walKind(other) !== "segment" || !o || o.timeline !== id.timeline || o.number >= id.number
+      ) {
+        continue;
+      }
+      this.#spool.delete(other);
+      p.then((s) => {
+        if (s.found) Deno.remove(s.file).catch(() => {});
+      }, () => {});
+    }
+  }
+}

@@ -15,6 +15,15 @@ export class TokenBucket {
     this.#last = now;
   }
 
+  /** Tokens available now (refilled to `now`). */
+  available(now: number): number {
+    if (now > this.#last) {
+      this.#tokens = Math.min(this.#burst, this.#tokens + ((now - this.#last) * this.#rate) / 1000);
+      this.#last = now;
+    }
+    return this.#tokens;
+  }
+
   /** Take one token if there is one. */
   take(now: number): boolean {
     if (now > this.#last) {

@@ -6,7 +6,7 @@
  */
 import { TokenBucket } from "./bucket.ts";
 import { droppedMarker } from "./frame.ts";
-import { pipeLines } from "./lines.ts";
+import { pipeChunks } from "./lines.ts";
 
 export interface LogRecord {
   source: string;
@@ -83,16 +83,41 @@ export class LogForwarder {
     if (!this.#draining) this.#drain();
   }
 
-  /** Read a child's stream to its end, line by line (cut at maxLineBytes). */
+  /**
+   * Read a child's stream to its end, line by line (cut at maxLineBytes). `tap` sees every
+   * line, except that when a flood is being dropped it sees only the last `tapLines` of each
+   * chunk (all a tail needs): dropped lines are counted, not decoded, which is what keeps a
+   * postgres with log_statement=all cheap to forward.
+   */
   pump(
     source: string,
     stream: ReadableStream<Uint8Array>,
     tap?: (line: string) => void,
+    tapLines = 8,
   ): Promise<void> {
-    return pipeLines(stream, (line) => {
+    const each = (line: string) => {
       tap?.(line);
       this.write(source, line);
-    }, this.#o.maxLineBytes);
+    };
+    return pipeChunks(stream, (chunk, splitter) => {
+      // Dropping anyway (no token for even one line, or the queue is full): count the lines
+      // before the last `tapLines`, and split only those.
+      if (
+        this.#bucket.available(this.#now()) < 1 || this.#queue.length >= this.#o.queueLimit
+      ) {
+        let cut = chunk.length;
+        for (let i = 0; i <= tapLines && cut > 0; i++) cut = chunk.lastIndexOf(10, cut - 1);
+        if (cut > 0) {
+          let n = 0;
+          for (let i = chunk.indexOf(10); i !== -1 && i <= cut; i = chunk.indexOf(10, i + 1)) n++;
+          this.#dropped += n;
+          this.#droppedTotal += n;
+          splitter.reset();
+          chunk = chunk.subarray(cut + 1);
+        }
+      }
+      for (const line of splitter.push(chunk)) each(line);
+    }, this.#o.maxLineBytes).then((rest) => rest.forEach(each));
   }
 
   async #drain(): Promise<void> {

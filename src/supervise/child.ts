@@ -4,7 +4,10 @@
  * the last lines kept for error reports.
  */
 import { childEnv } from "../process/env.ts";
+import { FifoOutput } from "../process/fifo.ts";
 import { spawnTracked } from "../process/registry.ts";
+import { errorMessage } from "../util/errors.ts";
+import { log } from "../util/log.ts";
 
 /** Where a child's output goes (the log forwarder); `tap` sees every line first. */
 export interface OutputPump {
@@ -32,6 +35,8 @@ export interface ChildSpec {
   env: Record<string, string>;
   cwd?: string;
   runAs: { uid: number; gid: number } | undefined;
+  /** Route output through a FIFO made here (see process/fifo.ts); else plain pipes. */
+  fifoDir?: string;
 }
 
 export interface ExitStatus {
@@ -53,32 +58,63 @@ export class Child {
 
   constructor(spec: ChildSpec, output: OutputPump) {
     this.name = spec.name;
-    this.#process = spawnTracked(
-      new Deno.Command(spec.cmd, {
-        args: spec.args,
-        cwd: spec.cwd,
-        env: childEnv(spec.env),
-        clearEnv: true,
-        uid: spec.runAs?.uid,
-        gid: spec.runAs?.gid,
-        stdin: "null",
-        stdout: output.inherit ? "inherit" : "piped",
-        stderr: output.inherit ? "inherit" : "piped",
-        detached: true,
-      }),
-    );
+    let fifo: FifoOutput | undefined;
+    if (spec.fifoDir && !output.inherit) {
+      try {
+        fifo = new FifoOutput(spec.fifoDir, spec.name, spec.runAs);
+      } catch (error) {
+        log.debug(`${spec.name}: output through a pipe (${errorMessage(error)})`);
+      }
+    }
+    const [cmd, args] = fifo
+      // The shell opens the FIFO as the child's stdout and stderr, then becomes the child.
+      ? ["/bin/sh", [
+        "-c",
+        'f=$1; shift; exec "$@" >"$f" 2>&1',
+        "sh",
+        fifo.path,
+        spec.cmd,
+        ...spec.args,
+      ]]
+      : [spec.cmd, spec.args];
+    const piped = !output.inherit && !fifo;
+    try {
+      this.#process = spawnTracked(
+        new Deno.Command(cmd, {
+          args,
+          cwd: spec.cwd,
+          env: childEnv(spec.env),
+          clearEnv: true,
+          uid: spec.runAs?.uid,
+          gid: spec.runAs?.gid,
+          stdin: "null",
+          stdout: piped ? "piped" : output.inherit ? "inherit" : "null",
+          stderr: piped ? "piped" : output.inherit ? "inherit" : "null",
+          detached: true,
+        }),
+      );
+    } catch (error) {
+      fifo?.close();
+      throw error;
+    }
     this.pid = this.#process.pid;
     this.startedAt = performance.now();
     const onLine = (line: string) => {
       this.#tail.push(line);
       if (this.#tail.length > TAIL) this.#tail.shift();
     };
-    const drained = output.inherit ? Promise.resolve() : Promise.all([
-      output.pump(spec.name, this.#process.stdout, onLine),
-      output.pump(spec.name, this.#process.stderr, onLine),
-    ]);
+    const drained = output.inherit
+      ? Promise.resolve()
+      : fifo
+      ? output.pump(spec.name, fifo.stream(), onLine)
+      : Promise.all([
+        output.pump(spec.name, this.#process.stdout, onLine),
+        output.pump(spec.name, this.#process.stderr, onLine),
+      ]);
     this.exited = this.#process.status.then(async (s) => {
+      fifo?.end();
       await drained;
+      fifo?.close();
       this.#exitStatus = { code: s.code, signal: s.signal };
       return this.#exitStatus;
     });

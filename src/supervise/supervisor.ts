@@ -8,7 +8,7 @@
  */
 import { applyPlan, boot, planFor, tlsOptions } from "../boot/boot.ts";
 import { filesSignature, resolveTls, type TlsMaterial } from "../tls/material.ts";
-import { writeIfChanged } from "../boot/files.ts";
+import { ensureDir, writeIfChanged } from "../boot/files.ts";
 import { runHooks } from "../boot/hooks.ts";
 import { renderAuthFile } from "../config/pgbouncer.ts";
 import type { Context } from "../context.ts";
@@ -278,6 +278,13 @@ export class Supervisor {
 
   // ---- postgres -------------------------------------------------------------------------
 
+  /** Where children's output FIFOs live (made on first use, owned by the postgres user). */
+  #fifoDir(): string {
+    const dir = `${this.#ctx.layout.runDir}/output`;
+    ensureDir(dir, 0o700, this.#ctx.runAs.switchTo);
+    return dir;
+  }
+
   #spawnPostgres(): Child {
     const ctx = this.#ctx;
     return new Child({
@@ -291,6 +298,7 @@ export class Supervisor {
       },
       cwd: ctx.layout.pgdata,
       runAs: ctx.runAs.switchTo,
+      fifoDir: this.#fifoDir(),
     }, this.#output);
   }
 
@@ -447,6 +455,7 @@ export class Supervisor {
           env: {},
           cwd: ctx.layout.pgbouncerDir,
           runAs: ctx.runAs.switchTo,
+          fifoDir: this.#fifoDir(),
         }, this.#output);
       } catch (error) {
         const decision = nextRestart(this.#bouncerFailures, 0);

@@ -1,0 +1,59 @@
+import assert, { deepEqual, equal } from "node:assert/strict";
+import { FifoOutput } from "./fifo.ts";
+
+async function collect(stream: ReadableStream<Uint8Array>): Promise<string> {
+  let text = "";
+  const decoder = new TextDecoder();
+  for await (const chunk of stream) text += decoder.decode(chunk, { stream: true });
+  return text + decoder.decode();
+}
+
+Deno.test("fifo: a child's output arrives in order and the reader stops at end()", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "fifo-test-" });
+  const fifo = new FifoOutput(dir, "child");
+  try {
+    equal(Deno.statSync(fifo.path).mode! & 0o777, 0o600);
+    const reading = collect(fifo.stream());
+    const child = new Deno.Command("/bin/sh", {
+      args: [
+        "-c",
+        'f=$1; exec >"$f" 2>&1; for i in 1 2 3; do echo "line $i"; done; echo err >&2',
+        "sh",
+        fifo.path,
+      ],
+      stdout: "null",
+      stderr: "null",
+    }).spawn();
+    const status = await child.status;
+    assert(status.success);
+    fifo.end();
+    equal(await reading, "line 1\nline 2\nline 3\nerr\n");
+  } finally {
+    fifo.close();
+    deepEqual([...Deno.readDirSync(dir)], []);
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("fifo: end() with nothing written yields an empty stream", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "fifo-test-" });
+  const fifo = new FifoOutput(dir, "quiet");
+  try {
+    const reading = collect(fifo.stream());
+    fifo.end();
+    equal(await reading, "");
+  } finally {
+    fifo.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("fifo: a directory that does not exist throws (callers fall back to a pipe)", () => {
+  let threw = false;
+  try {
+    new FifoOutput("/nonexistent-beyond-pg-dir", "x");
+  } catch {
+    threw = true;
+  }
+  assert(threw);
+});

@@ -93,8 +93,14 @@ if [ -L "$0" ]; then here=$(dirname "$(readlink -f "$0")"); fi
 case $here in /*) ;; *) here=$(cd "$here" && pwd) ;; esac
 export BEYOND_PG_SELF="$here/beyond-pg"
 export DENO_NO_UPDATE_CHECK=1 DENO_NO_PROMPT=1
+# Deno's caches (the bundle's analysis and V8 code cache): the image ships them warm in
+# deno-cache/ (packer/scripts/06-beyond-pg-install.sh) — a cold cache costs PID 1 ~8 MB of RSS.
 if [ -z "\${DENO_DIR:-}" ]; then
-  if [ -d /run/beyond-pg ] && [ -w /run/beyond-pg ]; then DENO_DIR=/run/beyond-pg/deno; else
+  if [ -d "$here/deno-cache" ] && [ -w "$here/deno-cache" ]; then DENO_DIR=$here/deno-cache
+  elif [ -d /run/beyond-pg ] && [ -w /run/beyond-pg ]; then
+    DENO_DIR=/run/beyond-pg/deno
+    if [ ! -d "$DENO_DIR" ] && [ -d "$here/deno-cache" ]; then cp -R "$here/deno-cache" "$DENO_DIR" 2>/dev/null || :; fi
+  else
     uid=; while read -r k v _; do [ "$k" = Uid: ] && uid=$v && break; done </proc/self/status
     DENO_DIR="\${TMPDIR:-/tmp}/beyond-pg-deno-\${uid:-$(id -u)}"
   fi

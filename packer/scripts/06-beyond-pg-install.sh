@@ -12,4 +12,8 @@ ln -s /usr/local/bin/beyond-pg /sbin/init
 for d in pre-start post-start pre-stop pre-fork; do
   mkdir -p "/etc/postgresql/$PG_MAJOR/main/hooks/$d.d"
 done
+# A bundle build: warm Deno's caches for the installed path now, so no boot starts cold.
+if [ -f /usr/local/lib/beyond-pg/beyond-pg.js ]; then
+  mkdir -p /usr/local/lib/beyond-pg/deno-cache
+fi
 /usr/local/bin/beyond-pg version

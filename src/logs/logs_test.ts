@@ -71,6 +71,32 @@ Deno.test("LogForwarder drops instead of queueing without bound behind a stalled
   assert.equal(written.at(-2)!.line, `[beyond-pg: dropped ${10_000 - 1 - 100} log lines]`);
 });
 
+Deno.test("LogForwarder.pump: a flood is counted exactly and the tail still sees the last lines", async () => {
+  const now = 0;
+  const sink = new MemorySink();
+  const f = new LogForwarder(sink, { now: () => now });
+  const enc = new TextEncoder();
+  // 3000 lines in chunks of 100 (one chunk splits a line across the boundary); no time passes,
+  // so the bucket admits the first 1000 and the rest are dropped.
+  const text = Array.from({ length: 3000 }, (_, i) => `line ${i}\r\n`).join("");
+  const bytes = enc.encode(text);
+  const cuts = [0];
+  for (let n = 0, i = 0; i < bytes.length; i++) {
+    if (bytes[i] === 10 && ++n % 100 === 0) cuts.push(i + 1);
+  }
+  cuts[7] = cuts[7]! - 3;
+  const stream = ReadableStream.from(
+    cuts.map((c, i) => bytes.subarray(c, cuts[i + 1] ?? bytes.length)),
+  );
+  const tail: string[] = [];
+  await f.pump("postgres", stream, (line) => tail.push(line), 4);
+  await f.flush();
+  assert.equal(f.droppedTotal, 2000);
+  assert.equal(sink.records.length, 1000);
+  assert.equal(sink.records.at(-1)!.line, "line 999");
+  assert.deepEqual(tail.slice(-4), ["line 2996", "line 2997", "line 2998", "line 2999"]);
+});
+
 Deno.test("LineSplitter cuts long lines at the limit and bounds memory until the newline", () => {
   const s = new LineSplitter(10);
   const enc = new TextEncoder();

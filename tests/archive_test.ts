@@ -357,7 +357,13 @@ Deno.test("archiving under pgbench: every archived segment is byte-equal to pg_w
     assert.ok(compared >= names.length - 3, `${compared} of ${names.length} compared`);
 
     // Metrics show the archive.
-    const metrics = await (await fetch(`http://127.0.0.1:${pg.httpPort}/metrics`)).text();
+    // (The backlog gauge follows the archive_status scan, once a second.)
+    let metrics = "";
+    for (const deadline = Date.now() + 10_000; Date.now() < deadline;) {
+      metrics = await (await fetch(`http://127.0.0.1:${pg.httpPort}/metrics`)).text();
+      if (/^beyond_pg_archive_backlog 0$/m.test(metrics)) break;
+      await new Promise((r) => setTimeout(r, 250));
+    }
     assert.match(metrics, /^beyond_pg_archive_files_total\{result="stored"\} [1-9]/m);
     assert.match(metrics, /^beyond_pg_archive_backlog 0$/m);
   } finally {

@@ -76,6 +76,8 @@ export class ArchiveService {
   #failing = false;
   /** name → when its upload completed (kept while its .ready exists, plus a minute). */
   readonly #stored = new Map<string, number>();
+  /** Ready and not stored at the last scan, less what we stored since (the backlog gauge). */
+  #waiting = new Set<string>();
   readonly #inflight = new Map<string, Promise<ArchiveResult>>();
   /** name → earliest time to retry ahead of a request, after a failure. */
   readonly #retryAt = new Map<string, number>();
@@ -190,7 +192,8 @@ export class ArchiveService {
       for (const name of this.#retryAt.keys()) {
         if (!readySet.has(name)) this.#retryAt.delete(name);
       }
-      this.stats.backlog = ready.filter((n) => !this.#stored.has(n)).length;
+      this.#waiting = new Set(ready.filter((n) => !this.#stored.has(n)));
+      this.stats.backlog = this.#waiting.size;
       this.#warnBacklog();
       const queued = new Set(this.#queue);
       for (const name of ready) {
@@ -244,6 +247,8 @@ export class ArchiveService {
           : await prepareInline(path, name, this.cfg.codec);
         const result = await archivePrepared(this.client, this.cfg, prepared, owner);
         this.#stored.set(name, Date.now());
+        this.#waiting.delete(name);
+        this.stats.backlog = this.#waiting.size;
         this.#markDone(name);
         this.#retryAt.delete(name);
         if (result.stored) this.stats.archivedTotal++;

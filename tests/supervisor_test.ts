@@ -64,7 +64,10 @@ Deno.test("second boot keeps data, skips initdb and rewrites nothing unchanged",
       await second.waitFor(READY);
       assert.equal(second.lines.some((l) => l.includes("first boot")), false);
       assert.equal(second.lines.some((l) => l.includes("configuration written")), false);
-      assert.match(await second.waitFor(/startup phases/), /initdb_ms=0 /);
+      // No initdb (it takes ~1 s here); the phase is only the check that PGDATA is complete.
+      const phases = await second.waitFor(/startup phases/);
+      const initdbMs = Number(phases.match(/initdb_ms=(\d+) /)?.[1]);
+      assert.ok(initdbMs < 100, phases);
       assert.equal(
         await psql(second.port, "select sum(x) from t", { password: second.password }),
         "3",

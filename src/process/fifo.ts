@@ -12,6 +12,36 @@
 
 let serial = 0;
 
+/**
+ * Remove FIFOs left in `dir` by a supervisor that was killed (their names carry its pid) whose
+ * process is gone. A FIFO's path is only needed to open it: children that still hold one open
+ * are unaffected.
+ */
+export function removeStaleFifos(dir: string): void {
+  let entries: Deno.DirEntry[];
+  try {
+    entries = [...Deno.readDirSync(dir)];
+  } catch {
+    return;
+  }
+  for (const e of entries) {
+    const pid = Number(e.name.match(/\.(\d+)\.\d+\.fifo$/)?.[1]);
+    if (!pid || pid === Deno.pid || alive(pid)) continue;
+    try {
+      Deno.removeSync(`${dir}/${e.name}`);
+    } catch { /* gone */ }
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    Deno.statSync(`/proc/${pid}`);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 export class FifoOutput {
   readonly path: string;
   readonly #file: Deno.FsFile;

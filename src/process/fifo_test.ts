@@ -1,5 +1,5 @@
 import assert, { deepEqual, equal } from "node:assert/strict";
-import { FifoOutput } from "./fifo.ts";
+import { FifoOutput, removeStaleFifos } from "./fifo.ts";
 
 async function collect(stream: ReadableStream<Uint8Array>): Promise<string> {
   let text = "";
@@ -44,6 +44,28 @@ Deno.test("fifo: end() with nothing written yields an empty stream", async () =>
     equal(await reading, "");
   } finally {
     fifo.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("fifo: removeStaleFifos removes only FIFOs of processes that are gone", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "fifo-test-" });
+  const mine = new FifoOutput(dir, "postgres");
+  try {
+    const dead = new Deno.Command("/bin/true").spawn();
+    await dead.status;
+    Deno.writeTextFileSync(`${dir}/postgres.${dead.pid}.1.fifo`, "");
+    Deno.writeTextFileSync(`${dir}/notes.txt`, "");
+    removeStaleFifos(dir);
+    deepEqual(
+      [...Deno.readDirSync(dir)].map((e) => e.name).sort(),
+      [
+        mine.path.split("/").pop()!,
+        "notes.txt",
+      ].sort(),
+    );
+  } finally {
+    mine.close();
     await Deno.remove(dir, { recursive: true });
   }
 });

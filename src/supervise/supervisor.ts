@@ -16,6 +16,7 @@ import { errorMessage, OperatorError } from "../util/errors.ts";
 import { log } from "../util/log.ts";
 import { nextRestart } from "./backoff.ts";
 import { Child, describeExit, type OutputPump } from "./child.ts";
+import { removeStaleFifos } from "../process/fifo.ts";
 import { handleLeftoverPgbouncer, handleLeftoverPostmaster } from "./leftovers.ts";
 import { pgbouncerSignals } from "./pgbouncer_signals.ts";
 import { canConnectUnix } from "./operations.ts";
@@ -80,6 +81,7 @@ export class Supervisor {
   #tls: TlsMaterial | undefined;
   #tlsProblem: string | undefined;
   #tlsSignature = "";
+  #fifoDirReady = false;
   #tlsTimer: ReturnType<typeof setInterval> | undefined;
   #rotating = false;
   /** shared_preload_libraries as rendered this boot. */
@@ -281,7 +283,11 @@ export class Supervisor {
   /** Where children's output FIFOs live (made on first use, owned by the postgres user). */
   #fifoDir(): string {
     const dir = `${this.#ctx.layout.runDir}/output`;
-    ensureDir(dir, 0o700, this.#ctx.runAs.switchTo);
+    if (!this.#fifoDirReady) {
+      ensureDir(dir, 0o700, this.#ctx.runAs.switchTo);
+      removeStaleFifos(dir);
+      this.#fifoDirReady = true;
+    }
     return dir;
   }
 

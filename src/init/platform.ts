@@ -3,20 +3,13 @@
  * (metadata service, vsock) switch on only for "our own VM": PID 1 with no container markers.
  * BEYOND_PG_PLATFORM=vm|container|process overrides detection (tests, unusual setups).
  */
+import { exists } from "../boot/files.ts";
+
 export interface Platform {
   pid1: boolean;
   container: boolean;
   /** PID 1 inside a VM we booted: talk to MMDS and vsock by default. */
   inOwnVm: boolean;
-}
-
-function exists(path: string): boolean {
-  try {
-    Deno.statSync(path);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 export function detectPlatform(env: Record<string, string> = Deno.env.toObject()): Platform {

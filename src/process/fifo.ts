@@ -10,6 +10,8 @@
  * child has exited, and the reader stops there.
  */
 
+import { exists } from "../boot/files.ts";
+
 let serial = 0;
 
 /**
@@ -26,19 +28,10 @@ export function removeStaleFifos(dir: string): void {
   }
   for (const e of entries) {
     const pid = Number(e.name.match(/\.(\d+)\.\d+\.fifo$/)?.[1]);
-    if (!pid || pid === Deno.pid || alive(pid)) continue;
+    if (!pid || pid === Deno.pid || exists(`/proc/${pid}`)) continue;
     try {
       Deno.removeSync(`${dir}/${e.name}`);
     } catch { /* gone */ }
-  }
-}
-
-function alive(pid: number): boolean {
-  try {
-    Deno.statSync(`/proc/${pid}`);
-    return true;
-  } catch {
-    return false;
   }
 }
 

@@ -4,6 +4,7 @@
  * the last lines kept for error reports.
  */
 import { childEnv } from "../process/env.ts";
+import { pipeLines } from "../logs/lines.ts";
 import { FifoOutput } from "../process/fifo.ts";
 import { spawnTracked } from "../process/registry.ts";
 import { errorMessage } from "../util/errors.ts";
@@ -22,10 +23,7 @@ export interface OutputPump {
 
 /** Output nobody reads (a build-time server), still drained so the child never blocks. */
 export const discardOutput: OutputPump = {
-  async pump(_source, stream, tap) {
-    const decoder = new TextDecoder();
-    for await (const chunk of stream) tap?.(decoder.decode(chunk, { stream: true }));
-  },
+  pump: (_source, stream, tap) => pipeLines(stream, (line) => tap?.(line)),
 };
 
 export interface ChildSpec {

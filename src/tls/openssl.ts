@@ -44,14 +44,18 @@ export async function certInfo(certPath: string): Promise<CertInfo> {
     );
   }
   const notAfter = new Date(out.stdout.match(/notAfter=(.*)/)?.[1] ?? "");
-  const fingerprint = (out.stdout.match(/Fingerprint=([0-9A-F:]+)/i)?.[1] ?? "").replaceAll(":", "")
-    .toLowerCase();
+  const fingerprint = fingerprintFrom(out.stdout);
   const subject = out.stdout.match(/subject=\s*(.*)/)?.[1]?.trim() ?? "";
   if (Number.isNaN(notAfter.getTime()) || !fingerprint) {
     throw new OperatorError(`cannot read the expiry of ${certPath}`);
   }
   const signatureAlgorithm = out.stdout.match(/Signature Algorithm:\s*(\S+)/)?.[1] ?? "unknown";
   return { notAfter, fingerprint, subject, signatureAlgorithm };
+}
+
+/** The SHA-256 fingerprint in `openssl x509 -fingerprint` output: hex, colon-free lower case. */
+export function fingerprintFrom(text: string): string {
+  return (text.match(/Fingerprint=([0-9A-F:]+)/i)?.[1] ?? "").replaceAll(":", "").toLowerCase();
 }
 
 /** The public key of a certificate and of a private key must be the same. */

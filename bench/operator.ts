@@ -6,7 +6,7 @@
  *     (off = children write to our stderr directly). Target ≥ 0.95.
  */
 import { ControlClient } from "../src/control/client.ts";
-import { cleanup, psql, removeRoot, startSupervisor } from "../tests/support/harness.ts";
+import { cleanup, psql, startSupervisor } from "../tests/support/harness.ts";
 import { median, report, runsFromArgs, sh } from "./lib.ts";
 
 const runs = runsFromArgs(5);
@@ -57,7 +57,6 @@ console.log(`# beyond-pg operator-surface benchmark (${runs} rounds; dist/beyond
     });
   } finally {
     await cleanup(pg);
-    await removeRoot(pg.root);
   }
 }
 
@@ -91,7 +90,6 @@ async function tps(capture: boolean): Promise<number> {
     return Number(m[1]);
   } finally {
     await cleanup(pg);
-    await removeRoot(pg.root);
   }
 }
 

@@ -2,7 +2,7 @@
  * Issue 6 benchmark (report only): TLS handshake + first query through 5432 (and 5433) vs
  * plaintext, side by side in one run — psql with sslmode=require vs sslmode=disable.
  */
-import { cleanup, psql, removeRoot, startSupervisor } from "../tests/support/harness.ts";
+import { cleanup, psql, startSupervisor } from "../tests/support/harness.ts";
 import { report, runsFromArgs, sh } from "./lib.ts";
 
 const runs = runsFromArgs(5);
@@ -39,5 +39,4 @@ try {
   }
 } finally {
   await cleanup(pg);
-  await removeRoot(pg.root);
 }

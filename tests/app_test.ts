@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import postgres from "postgres";
-import { cleanup, psql, removeRoot, startSupervisor } from "./support/harness.ts";
+import { cleanup, psql, startSupervisor } from "./support/harness.ts";
 
 const READY = /\[beyond-pg\] ready:/;
 
@@ -35,7 +35,6 @@ Deno.test("a role created after boot logs in through 5432 at once (auth_query + 
     );
   } finally {
     await cleanup(pg);
-    await removeRoot(pg.root);
   }
 });
 
@@ -78,6 +77,5 @@ Deno.test("npm:postgres works through 5432 (transaction pooling) and 5433 (prepa
     }
   } finally {
     await cleanup(pg);
-    await removeRoot(pg.root);
   }
 });

@@ -36,26 +36,22 @@ Deno.test("deno task build → dist/beyond-pg runs `version` and `boot`", async 
       password: "build-test",
     });
     Deno.mkdirSync(`${out}/db`, { mode: 0o755 });
-    const boot = await new Deno.Command(bin, {
-      args: ["boot"],
-      env,
-      clearEnv: true,
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
+    const runBoot = () =>
+      new Deno.Command(bin, {
+        args: ["boot"],
+        env,
+        clearEnv: true,
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+    const boot = await runBoot();
     const text = decoder.decode(boot.stderr);
     assert.ok(boot.success, text);
     assert.match(text, /boot done: initialized cluster in .*\/db\/data\/main/);
     assert.ok(Deno.statSync(`${out}/db/data/main/PG_VERSION`).isFile);
     assert.ok(Deno.statSync(`${out}/db/data/main/conf.d/00-beyond.conf`).isFile);
     // Idempotent: a second boot writes nothing.
-    const again = await new Deno.Command(bin, {
-      args: ["boot"],
-      env,
-      clearEnv: true,
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
+    const again = await runBoot();
     assert.ok(again.success);
     assert.match(
       decoder.decode(again.stderr),

@@ -75,7 +75,6 @@ Deno.test("control: status, health, checkpoint, reload, drain/resume, hot-set on
     assert.equal(await pg.stop(), 0);
   } finally {
     await cleanup(pg);
-    await removeRoot(pg.root);
   }
 });
 
@@ -108,7 +107,6 @@ Deno.test("control: status shows safe-mode after a bad 99-user.conf", async () =
     }
   } finally {
     await cleanup(first);
-    await removeRoot(first.root);
   }
 });
 
@@ -159,7 +157,6 @@ Deno.test("control: broken frames on the live server get an error or a close; th
     assert.equal((await ok<{ state: string }>(pg, "status")).state, "running");
   } finally {
     await cleanup(pg);
-    await removeRoot(pg.root);
   }
 });
 
@@ -243,6 +240,5 @@ Deno.test("http: /metrics passes promtool check metrics and has the families ope
     ) assert.ok(body.includes(name), `missing ${name}`);
   } finally {
     await cleanup(pg);
-    await removeRoot(pg.root);
   }
 });

@@ -50,7 +50,6 @@ Deno.test("TLS: sslmode=require works on 5432 and 5433 with the self-signed cert
     assert.equal((Deno.statSync(`${pg.pgdata}/beyond/server.crt`).mode ?? 0) & 0o777, 0o644);
   } finally {
     await cleanup(pg);
-    await removeRoot(pg.root);
   }
 });
 
@@ -143,7 +142,6 @@ Deno.test("TLS: a near-expiry self-signed certificate we made is renewed; a user
     }
   } finally {
     await cleanup(first);
-    await removeRoot(first.root);
   }
 });
 
@@ -268,7 +266,6 @@ Deno.test("auth: no password and wrong password are rejected; only SCRAM is offe
     assert.doesNotMatch(Deno.readTextFileSync(`${pg.pgdata}/pg_hba.conf`), /\btrust\b/);
   } finally {
     await cleanup(pg);
-    await removeRoot(pg.root);
   }
 });
 

@@ -43,7 +43,6 @@ Deno.test("first boot with the real manifest: SCRAM logins on 5432 and 5433, ext
     assert.equal(await clusterState(pg.pgdata), "shut down");
   } finally {
     await cleanup(pg);
-    await removeRoot(pg.root);
   }
 });
 
@@ -78,7 +77,6 @@ Deno.test("second boot keeps data, skips initdb and rewrites nothing unchanged",
     }
   } finally {
     await cleanup(first);
-    await removeRoot(first.root);
   }
 });
 
@@ -113,7 +111,6 @@ Deno.test("a changed password applies to an existing volume; the old one stops w
     }
   } finally {
     await cleanup(first);
-    await removeRoot(first.root);
   }
 });
 
@@ -143,7 +140,6 @@ Deno.test("kill -9 of postgres: restarted, committed rows intact; killed PgBounc
     assert.equal(await clusterState(pg.pgdata), "shut down");
   } finally {
     await cleanup(pg);
-    await removeRoot(pg.root);
   }
 });
 
@@ -205,7 +201,6 @@ Deno.test("a bad 99-user.conf is moved aside, postgres starts without it, and it
     }
   } finally {
     await cleanup(first);
-    await removeRoot(first.root);
   }
 });
 
@@ -221,7 +216,6 @@ Deno.test("no password: one clear line, non-zero exit, nothing created on disk",
     assert.deepEqual([...Deno.readDirSync(pg.root)], []);
   } finally {
     await cleanup(pg);
-    await removeRoot(pg.root);
   }
 });
 

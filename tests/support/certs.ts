@@ -1,4 +1,8 @@
 /** Test certificates made with the openssl CLI: a CA and leaves it signs. */
+import { certInfo, fingerprintFrom, generateSelfSigned } from "../../src/tls/openssl.ts";
+
+/** A new P-256 key (`openssl req` arguments). */
+const EC_KEY = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"];
 
 async function openssl(args: string[], cwd: string): Promise<void> {
   const out = await new Deno.Command("openssl", { args, cwd, stdout: "piped", stderr: "piped" })
@@ -13,10 +17,7 @@ export async function makeCa(dir: string, name = "ca"): Promise<{ cert: string; 
   await openssl([
     "req",
     "-x509",
-    "-newkey",
-    "ec",
-    "-pkeyopt",
-    "ec_paramgen_curve:prime256v1",
+    ...EC_KEY,
     "-sha256",
     "-nodes",
     "-keyout",
@@ -44,10 +45,7 @@ export async function makeLeaf(
 ): Promise<{ cert: string; key: string }> {
   await openssl([
     "req",
-    "-newkey",
-    "ec",
-    "-pkeyopt",
-    "ec_paramgen_curve:prime256v1",
+    ...EC_KEY,
     "-nodes",
     "-keyout",
     `${prefix}.key`,
@@ -78,34 +76,23 @@ export async function makeLeaf(
   return { cert: `${dir}/${prefix}.pem`, key: `${dir}/${prefix}.key` };
 }
 
-/** A self-signed pair (for user-managed and renewal tests). */
+/** A self-signed pair for localhost (user-managed and renewal tests): the product's generator. */
 export async function makeSelfSigned(
   dir: string,
   prefix: string,
   days: number,
 ): Promise<{ cert: string; key: string }> {
   Deno.mkdirSync(dir, { recursive: true });
-  await openssl([
-    "req",
-    "-x509",
-    "-newkey",
-    "ec",
-    "-pkeyopt",
-    "ec_paramgen_curve:prime256v1",
-    "-sha256",
-    "-nodes",
-    "-keyout",
-    `${prefix}.key`,
-    "-out",
-    `${prefix}.crt`,
-    "-days",
-    String(days),
-    "-subj",
-    "/CN=localhost",
-    "-addext",
-    "subjectAltName=DNS:localhost,IP:127.0.0.1",
-  ], dir);
-  return { cert: `${dir}/${prefix}.crt`, key: `${dir}/${prefix}.key` };
+  const pair = { cert: `${dir}/${prefix}.crt`, key: `${dir}/${prefix}.key` };
+  await generateSelfSigned({
+    keyPath: pair.key,
+    certPath: pair.cert,
+    commonName: "localhost",
+    dnsNames: ["localhost"],
+    ipAddresses: ["127.0.0.1"],
+    days,
+  });
+  return pair;
 }
 
 /** SHA-256 fingerprint (hex, lower case) of the certificate a server presents. */
@@ -113,19 +100,10 @@ export async function servedFingerprint(port: number): Promise<string> {
   const sh =
     `openssl s_client -starttls postgres -connect 127.0.0.1:${port} </dev/null 2>/dev/null | openssl x509 -noout -fingerprint -sha256`;
   const out = await new Deno.Command("sh", { args: ["-c", sh], stdout: "piped" }).output();
-  return (new TextDecoder().decode(out.stdout).match(/=([0-9A-F:]+)/i)?.[1] ?? "").replaceAll(
-    ":",
-    "",
-  ).toLowerCase();
+  return fingerprintFrom(new TextDecoder().decode(out.stdout));
 }
 
+/** SHA-256 fingerprint (hex, lower case) of a certificate file. */
 export async function fileFingerprint(cert: string): Promise<string> {
-  const out = await new Deno.Command("openssl", {
-    args: ["x509", "-in", cert, "-noout", "-fingerprint", "-sha256"],
-    stdout: "piped",
-  }).output();
-  return (new TextDecoder().decode(out.stdout).match(/=([0-9A-F:]+)/i)?.[1] ?? "").replaceAll(
-    ":",
-    "",
-  ).toLowerCase();
+  return (await certInfo(cert)).fingerprint;
 }

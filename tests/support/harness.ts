@@ -156,20 +156,12 @@ export function startSupervisor(options: StartOptions = {}): Promise<Instance> {
     const lines: string[] = [];
     const waiters = new Set<() => void>();
     let done = false;
-    const pump = async (stream: ReadableStream<Uint8Array>) => {
-      let buf = "";
-      for await (const chunk of stream) {
-        buf += decoder.decode(chunk, { stream: true });
-        let nl: number;
-        while ((nl = buf.indexOf("\n")) >= 0) {
-          const line = buf.slice(0, nl);
-          if (!options.keepLines || options.keepLines.test(line)) lines.push(line);
-          buf = buf.slice(nl + 1);
-        }
+    const pump = (stream: ReadableStream<Uint8Array>) =>
+      readLines(stream, (line) => {
+        if (!options.keepLines || options.keepLines.test(line)) lines.push(line);
+      }, () => {
         for (const w of waiters) w();
-      }
-      if (buf) lines.push(buf);
-    };
+      });
     const pumps = Promise.all([pump(proc.stdout), pump(proc.stderr)]);
     const exited = proc.status.then(async (s) => {
       await pumps;
@@ -256,6 +248,29 @@ export function startSupervisor(options: StartOptions = {}): Promise<Instance> {
     registry.add(instance);
     return instance;
   })();
+}
+
+/**
+ * A child's output line by line, as it comes (no batching: tests time what they wait for);
+ * `afterChunk` runs after each chunk's lines, to wake waiters.
+ */
+export async function readLines(
+  stream: ReadableStream<Uint8Array>,
+  onLine: (line: string) => void,
+  afterChunk: () => void,
+): Promise<void> {
+  const utf8 = new TextDecoder(); // one per stream: it carries a split character across chunks
+  let buf = "";
+  for await (const chunk of stream) {
+    buf += utf8.decode(chunk, { stream: true });
+    let nl: number;
+    while ((nl = buf.indexOf("\n")) >= 0) {
+      onLine(buf.slice(0, nl));
+      buf = buf.slice(nl + 1);
+    }
+    afterChunk();
+  }
+  if (buf) onLine(buf);
 }
 
 const registry = new Set<Instance>();

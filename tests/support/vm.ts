@@ -7,7 +7,8 @@
  * emulator on loopback. The guest can reach nothing else. KVM when it is usable here, else TCG.
  * The power button is pressed through QMP (`system_powerdown`).
  */
-import { freePort } from "./harness.ts";
+import { exists } from "../../src/boot/files.ts";
+import { freePort, readLines } from "./harness.ts";
 import { type MmdsEmulator, startMmdsEmulator } from "./mmds_emulator.ts";
 
 export interface Image {
@@ -22,21 +23,12 @@ export function accelerator(): { args: string[]; name: "kvm" | "tcg" } {
     const dev = Deno.openSync("/dev/kvm", { read: true, write: true });
     dev.close();
     // kvm_pvm (this sandbox) only runs PVM guest kernels; a stock kernel hangs under it.
-    kvmUsable = !Deno.statSync("/sys/module").isDirectory || !existsSync("/sys/module/kvm_pvm");
+    kvmUsable = !Deno.statSync("/sys/module").isDirectory || !exists("/sys/module/kvm_pvm");
   } catch { /* no /dev/kvm */ }
   if (kvmUsable && !Deno.env.get("FORCE_TCG")) {
     return { args: ["-accel", "kvm", "-cpu", "host"], name: "kvm" };
   }
   return { args: ["-accel", "tcg,thread=multi", "-cpu", "max"], name: "tcg" };
-}
-
-function existsSync(path: string): boolean {
-  try {
-    Deno.statSync(path);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /** Whether QEMU can run at all here (the e2e tests skip with this reason otherwise). */
@@ -65,8 +57,6 @@ export interface BootOptions {
   /** Extra kernel command line words. */
   cmdline?: string;
 }
-
-const decoder = new TextDecoder();
 
 export class Vm {
   readonly console: string[] = [];
@@ -100,19 +90,10 @@ export class Vm {
     this.httpPort = o.httpPort;
     this.#qmp = o.qmp;
     this.#dir = o.dir;
-    const pump = async (stream: ReadableStream<Uint8Array>) => {
-      let buf = "";
-      for await (const chunk of stream) {
-        buf += decoder.decode(chunk, { stream: true });
-        let nl: number;
-        while ((nl = buf.indexOf("\n")) >= 0) {
-          this.console.push(buf.slice(0, nl).replace(/\r$/, ""));
-          buf = buf.slice(nl + 1);
-        }
+    const pump = (stream: ReadableStream<Uint8Array>) =>
+      readLines(stream, (line) => this.console.push(line.replace(/\r$/, "")), () => {
         for (const w of this.#waiters) w();
-      }
-      if (buf) this.console.push(buf);
-    };
+      });
     const pumps = Promise.all([pump(proc.stdout), pump(proc.stderr)]);
     this.exited = proc.status.then(async (s) => {
       await pumps;

@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { decompress } from "../src/wal/codec.ts";
 import type { ArchiveConfig } from "../src/wal/config.ts";
 import { walKind } from "../src/wal/names.ts";
-import { sha256Hex } from "../src/s3/sigv4.ts";
+import { sha256Hex } from "../src/util/crypto.ts";
 import { FaultProxy } from "./support/proxy.ts";
 import { freshBucket, RGW_HTTP, s3Client, s3Env } from "./support/s3.ts";
 import {

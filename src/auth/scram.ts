@@ -4,6 +4,7 @@
  * Computed here so that a plaintext password never reaches SQL text, a log line,
  * pg_stat_statements or a file: postgres stores a pre-computed verifier as is.
  */
+import { hmacSha256 as hmac, sha256 } from "../util/crypto.ts";
 import { saslprep } from "./saslprep.ts";
 
 const enc = new TextEncoder();
@@ -23,19 +24,6 @@ export function normalizePassword(password: string): string {
   return saslprep(password) ?? password;
 }
 
-async function hmac(key: Uint8Array, data: string): Promise<Uint8Array> {
-  const k = await crypto.subtle.importKey(
-    "raw",
-    key as BufferSource,
-    { name: "HMAC", hash: "SHA-256" },
-    false,
-    [
-      "sign",
-    ],
-  );
-  return new Uint8Array(await crypto.subtle.sign("HMAC", k, enc.encode(data)));
-}
-
 async function keys(password: string, salt: Uint8Array, iterations: number) {
   const base = await crypto.subtle.importKey(
     "raw",
@@ -52,11 +40,9 @@ async function keys(password: string, salt: Uint8Array, iterations: number) {
     ),
   );
   const clientKey = await hmac(salted, "Client Key");
-  const storedKey = new Uint8Array(
-    await crypto.subtle.digest("SHA-256", clientKey as BufferSource),
-  );
+  const storedKey = await sha256(clientKey);
   const serverKey = await hmac(salted, "Server Key");
-  return { storedKey, serverKey };
+  return { clientKey, storedKey, serverKey };
 }
 
 export interface ParsedVerifier {
@@ -94,8 +80,6 @@ export async function verifierMatches(password: string, verifier: string | null)
 
 // ---- client side (RFC 5802/7677), for our own connections -----------------------------
 
-const decB64 = unb64;
-
 /** SCRAM-SHA-256 client exchange; `first()` → `final(serverFirst)` → `verify(serverFinal)`. */
 export class ScramClient {
   readonly #password: string;
@@ -126,25 +110,8 @@ export class ScramClient {
     ) {
       throw new Error("SCRAM: malformed server-first-message");
     }
-    const base = await crypto.subtle.importKey(
-      "raw",
-      enc.encode(normalizePassword(this.#password)),
-      "PBKDF2",
-      false,
-      ["deriveBits"],
-    );
-    const salted = new Uint8Array(
-      await crypto.subtle.deriveBits(
-        { name: "PBKDF2", hash: "SHA-256", salt: decB64(salt) as BufferSource, iterations },
-        base,
-        256,
-      ),
-    );
-    const clientKey = await hmac(salted, "Client Key");
-    const storedKey = new Uint8Array(
-      await crypto.subtle.digest("SHA-256", clientKey as BufferSource),
-    );
-    this.#serverKey = await hmac(salted, "Server Key");
+    const { clientKey, storedKey, serverKey } = await keys(this.#password, unb64(salt), iterations);
+    this.#serverKey = serverKey;
     const withoutProof = `c=biws,r=${nonce}`;
     this.#authMessage = `n=${this.#user},r=${this.#nonce},${serverFirst},${withoutProof}`;
     const signature = await hmac(storedKey, this.#authMessage);

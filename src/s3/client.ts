@@ -4,7 +4,8 @@
  * timeout. Errors are S3Error with an operator-readable one-line message and a `transient` flag
  * (network trouble, 5xx, 429, timeouts) that retry policies use.
  */
-import { type Credentials, sha256Hex, sign, uriEncode } from "./sigv4.ts";
+import { type Credentials, sign, uriEncode } from "./sigv4.ts";
+import { sha256Hex } from "../util/crypto.ts";
 import { type ListedObject, parseList, tag } from "./xml.ts";
 
 export interface S3Config {

@@ -10,27 +10,9 @@ export interface Credentials {
   sessionToken?: string;
 }
 
+import { hex, hmacSha256, sha256Hex } from "../util/crypto.ts";
+
 const enc = new TextEncoder();
-
-export function hex(bytes: ArrayBuffer | Uint8Array): string {
-  return [...new Uint8Array(bytes)].map((b) => b.toString(16).padStart(2, "0")).join("");
-}
-
-export async function sha256Hex(data: Uint8Array | string): Promise<string> {
-  const bytes = typeof data === "string" ? enc.encode(data) : data;
-  return hex(await crypto.subtle.digest("SHA-256", bytes as BufferSource));
-}
-
-async function hmac(key: Uint8Array | string, data: string): Promise<Uint8Array> {
-  const k = await crypto.subtle.importKey(
-    "raw",
-    (typeof key === "string" ? enc.encode(key) : key) as BufferSource,
-    { name: "HMAC", hash: "SHA-256" },
-    false,
-    ["sign"],
-  );
-  return new Uint8Array(await crypto.subtle.sign("HMAC", k, enc.encode(data)));
-}
 
 /** RFC 3986 encoding as SigV4 wants it (S3: '/' kept in paths, not double-encoded). */
 export function uriEncode(s: string, keepSlash: boolean): string {
@@ -93,11 +75,11 @@ export async function sign(
   const stringToSign = ["AWS4-HMAC-SHA256", date, scope, await sha256Hex(canonicalRequest)].join(
     "\n",
   );
-  const kDate = await hmac(`AWS4${creds.secretAccessKey}`, day);
-  const kRegion = await hmac(kDate, region);
-  const kService = await hmac(kRegion, service);
-  const kSigning = await hmac(kService, "aws4_request");
-  const signature = hex(await hmac(kSigning, stringToSign));
+  const kDate = await hmacSha256(`AWS4${creds.secretAccessKey}`, day);
+  const kRegion = await hmacSha256(kDate, region);
+  const kService = await hmacSha256(kRegion, service);
+  const kSigning = await hmacSha256(kService, "aws4_request");
+  const signature = hex(await hmacSha256(kSigning, stringToSign));
   const out: Record<string, string> = { ...input.headers, "x-amz-date": date };
   if (creds.sessionToken) out["x-amz-security-token"] = creds.sessionToken;
   out["authorization"] =

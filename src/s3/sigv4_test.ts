@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { sha256Hex, sign, uriEncode } from "./sigv4.ts";
+import { sign, uriEncode } from "./sigv4.ts";
+import { sha256Hex } from "../util/crypto.ts";
 
 const creds = {
   accessKeyId: "AKIDEXAMPLE",

@@ -16,6 +16,7 @@
 import { ensureDir, exists, writeAtomic } from "../boot/files.ts";
 import type { RunAs } from "../boot/users.ts";
 import { errorMessage, OperatorError } from "../util/errors.ts";
+import { sha256Hex } from "../util/crypto.ts";
 import { log } from "../util/log.ts";
 import {
   breaksChannelBinding,
@@ -60,9 +61,7 @@ const RENEW_BEFORE_MS = 30 * 24 * 3600 * 1000;
 const SENTINEL = ".generated.json";
 
 async function sha256File(path: string): Promise<string> {
-  const bytes = await Deno.readFile(path);
-  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
-  return [...digest].map((b) => b.toString(16).padStart(2, "0")).join("");
+  return sha256Hex(await Deno.readFile(path));
 }
 
 /** Make a key usable by postgres (owned by it, 0600) without touching its content. */

@@ -10,7 +10,7 @@
  *    that another cluster owns (beyond-pg.json).
  */
 import { S3Client, S3Error } from "../s3/client.ts";
-import { sha256Hex } from "../s3/sigv4.ts";
+import { sha256Hex } from "../util/crypto.ts";
 import type { ArchiveConfig } from "./config.ts";
 import type { Prepared } from "./prepare.ts";
 import { decompress } from "./codec.ts";

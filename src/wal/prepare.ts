@@ -9,7 +9,7 @@
  * Deno runs node:zlib on the calling thread, which would stall the event loop ~20 ms per
  * segment), `inline` compresses in this process (the standalone archive command).
  */
-import { sha256Hex } from "../s3/sigv4.ts";
+import { sha256Hex } from "../util/crypto.ts";
 import { type Codec, compress } from "./codec.ts";
 
 export interface Prepared {

@@ -6,6 +6,7 @@
  * exits 1 (postgres keeps the file and retries), never by a signal.
  */
 import { readArchiveConfig } from "../wal/config.ts";
+import { errorMessage } from "../util/errors.ts";
 
 export async function main(args: string[]): Promise<number> {
   const runDir = Deno.env.get("BEYOND_PG_RUN_DIR") || "/run/beyond-pg";
@@ -14,9 +15,7 @@ export async function main(args: string[]): Promise<number> {
     cfg = readArchiveConfig(runDir);
   } catch (error) {
     console.error(
-      `beyond-pg archive: cannot read ${runDir}/archive/config.json: ${
-        error instanceof Error ? error.message : error
-      }`,
+      `beyond-pg archive: cannot read ${runDir}/archive/config.json: ${errorMessage(error)}`,
     );
     return 1;
   }
@@ -43,7 +42,7 @@ export async function main(args: string[]): Promise<number> {
     if (!r.stored) console.error(`beyond-pg archive: ${name} was already archived (same content)`);
     return 0;
   } catch (error) {
-    console.error(`beyond-pg archive: ${name}: ${error instanceof Error ? error.message : error}`);
+    console.error(`beyond-pg archive: ${name}: ${errorMessage(error)}`);
     return 1;
   }
 }

@@ -5,6 +5,7 @@
  */
 import { ControlClient } from "../control/client.ts";
 import type { Response } from "../control/codec.ts";
+import { errorMessage } from "../util/errors.ts";
 
 function usage(): string {
   return [
@@ -75,7 +76,7 @@ export async function main(args: string[]): Promise<number> {
   } catch (error) {
     console.error(
       `beyond-pg control: cannot connect to ${where} (${
-        error instanceof Error ? error.message : error
+        errorMessage(error)
       }); is the supervisor running? set --socket, --vsock or BEYOND_PG_RUN_DIR`,
     );
     return 2;

@@ -6,6 +6,7 @@
  * temporary name and renamed, so %p never holds a partial file.
  */
 import { readArchiveConfig } from "../wal/config.ts";
+import { errorMessage } from "../util/errors.ts";
 
 /** Backoff between attempts, within BEYOND_PG_RESTORE_RETRY_SECONDS (default 30) in all. */
 function backoff(): number[] {
@@ -49,7 +50,7 @@ export async function main(args: string[]): Promise<number> {
       return 0;
     } catch (error) {
       console.error(
-        `beyond-pg restore-wal: ${name}: ${error instanceof Error ? error.message : error}`,
+        `beyond-pg restore-wal: ${name}: ${errorMessage(error)}`,
       );
       return 126;
     }
@@ -67,7 +68,7 @@ export async function main(args: string[]): Promise<number> {
       writeWalFile(path, data);
       return 0;
     } catch (error) {
-      last = error instanceof Error ? error.message : String(error);
+      last = errorMessage(error);
       if (!(error instanceof ArchiveError) || !error.transient || attempt === ATTEMPTS.length) {
         break;
       }

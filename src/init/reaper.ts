@@ -9,6 +9,7 @@
 import { waitpidNoHang } from "../../ffi/libc.ts";
 import { isTracked } from "../process/registry.ts";
 import { log } from "../util/log.ts";
+import { errorMessage } from "../util/errors.ts";
 
 /** PURE: zombie children of `parent` from (pid, /proc/<pid>/stat text) pairs. */
 export function zombieChildren(parent: number, stats: Iterable<[number, string]>): number[] {
@@ -63,7 +64,7 @@ export class Reaper {
     try {
       zombies = zombieChildren(Deno.pid, procStats(full));
     } catch (error) {
-      log.warn(`reaper: cannot scan /proc: ${error instanceof Error ? error.message : error}`);
+      log.warn(`reaper: cannot scan /proc: ${errorMessage(error)}`);
       return 0;
     }
     for (const pid of zombies) {

@@ -2,7 +2,7 @@
  * Running short-lived commands: output collected, a timeout, and a failure turned into a
  * ProcessError that carries the exit code and the tail of stderr.
  */
-import { OperatorError } from "../util/errors.ts";
+import { errorMessage, OperatorError } from "../util/errors.ts";
 import { childEnv } from "./env.ts";
 import { spawnTracked } from "./registry.ts";
 
@@ -70,7 +70,7 @@ export async function run(
     child = spawnTracked(command);
   } catch (error) {
     throw new OperatorError(
-      `cannot run ${cmd}: ${error instanceof Error ? error.message : error}`,
+      `cannot run ${cmd}: ${errorMessage(error)}`,
       {
         cause: error,
       },

@@ -4,7 +4,7 @@
  * capped exponential backoff until the deadline. Used only when BEYOND_MMDS_URL is set or when
  * running as PID 1 — never by default (see load.ts).
  */
-import { OperatorError } from "../util/errors.ts";
+import { errorMessage, OperatorError } from "../util/errors.ts";
 import { log } from "../util/log.ts";
 
 export interface MmdsOptions {
@@ -23,7 +23,7 @@ async function request(url: string, init: RequestInit, timeoutMs: number): Promi
   try {
     return await fetch(url, { ...init, signal: AbortSignal.timeout(timeoutMs) });
   } catch (error) {
-    throw new Transient(`cannot reach ${url}: ${error instanceof Error ? error.message : error}`, {
+    throw new Transient(`cannot reach ${url}: ${errorMessage(error)}`, {
       cause: error,
     });
   }

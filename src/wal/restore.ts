@@ -9,6 +9,7 @@ import { ArchiveError, layoutFor } from "./archive.ts";
 import { decompress } from "./codec.ts";
 import type { ArchiveConfig } from "./config.ts";
 import { walKind } from "./names.ts";
+import { errorMessage } from "../util/errors.ts";
 
 export async function fetchWal(
   client: S3Client,
@@ -31,9 +32,7 @@ export async function fetchWal(
     data = await decompress(obj.metadata["beyond-codec"] ?? "none", obj.body);
   } catch (error) {
     throw new ArchiveError(
-      `${name} in the archive is corrupt (cannot decompress: ${
-        error instanceof Error ? error.message : error
-      })`,
+      `${name} in the archive is corrupt (cannot decompress: ${errorMessage(error)})`,
       false,
       error,
     );

@@ -38,6 +38,8 @@ export function removeStaleFifos(dir: string): void {
 export class FifoOutput {
   readonly path: string;
   readonly #file: Deno.FsFile;
+  /** Our own write end, for the end marker (a write on #file would queue behind its read). */
+  readonly #writer: Deno.FsFile;
   #ending = false;
 
   /** Throws when the FIFO cannot be made (the caller falls back to a plain pipe). */
@@ -55,6 +57,8 @@ export class FifoOutput {
       Deno.removeSync(this.path);
       throw error;
     }
+    // Opening for writing does not block: #file is a reader.
+    this.#writer = Deno.openSync(this.path, { write: true });
   }
 
   /** Everything written, chunk by chunk, up to `end()`. */
@@ -81,15 +85,17 @@ export class FifoOutput {
   /** The child has exited: the reader stops after what it wrote so far. */
   end(): void {
     this.#ending = true;
-    try {
-      this.#file.writeSync(new Uint8Array([0]));
-    } catch { /* closed */ }
+    // Written on the thread pool: when the FIFO is full (the child filled it and our reader is
+    // between reads), a synchronous write would block the event loop, and with it the reader.
+    this.#writer.write(new Uint8Array([0])).catch(() => {/* closed */});
   }
 
   close(): void {
-    try {
-      this.#file.close();
-    } catch { /* closed */ }
+    for (const f of [this.#writer, this.#file]) {
+      try {
+        f.close();
+      } catch { /* closed */ }
+    }
     try {
       Deno.removeSync(this.path);
     } catch { /* gone */ }

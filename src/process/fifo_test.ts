@@ -35,6 +35,25 @@ Deno.test("fifo: a child's output arrives in order and the reader stops at end()
   }
 });
 
+Deno.test("fifo: end() on a full FIFO does not block; the reader gets everything, then stops", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "fifo-test-" });
+  const fifo = new FifoOutput(dir, "full");
+  try {
+    // 64 KiB fills a Linux pipe: nobody reads until after end().
+    const child = new Deno.Command("/bin/sh", {
+      args: ["-c", `head -c 65536 /dev/zero | tr '\\0' a >"$1"`, "sh", fifo.path],
+    }).spawn();
+    assert((await child.status).success);
+    fifo.end();
+    const text = await collect(fifo.stream());
+    equal(text.length, 65536);
+    equal(text.replaceAll("a", ""), "");
+  } finally {
+    fifo.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("fifo: end() with nothing written yields an empty stream", async () => {
   const dir = await Deno.makeTempDir({ prefix: "fifo-test-" });
   const fifo = new FifoOutput(dir, "quiet");

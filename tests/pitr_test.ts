@@ -3,6 +3,7 @@
  * at several times and LSNs, --latest across a promotion, and the bad targets.
  */
 import assert from "node:assert/strict";
+import { exists } from "../src/boot/files.ts";
 import { ok } from "./support/control.ts";
 import { freshBucket, s3Env } from "./support/s3.ts";
 import {
@@ -96,9 +97,12 @@ async function restoreOnce(bucket: string, password: string, args: string[]) {
     stdout: "piped",
     stderr: "piped",
   }).output();
-  const entries = [...Deno.readDirSync(`${root}/data`)].map((e) => e.name).filter((n) =>
-    n !== ".beyond-pg.lock"
-  );
+  // A restore that stops before taking the data root never creates it: nothing left there.
+  const entries = exists(`${root}/data`)
+    ? [...Deno.readDirSync(`${root}/data`)].map((e) => e.name).filter((n) =>
+      n !== ".beyond-pg.lock"
+    )
+    : [];
   await removeRoot(root);
   return { code: out.code, stderr: new TextDecoder().decode(out.stderr), entries };
 }

@@ -188,15 +188,23 @@ Deno.test("http: /readyz false before PgBouncer is up and after postgres dies, t
       if (!sawNotReady) await new Promise((r) => setTimeout(r, 20));
     }
     assert.ok(sawNotReady, "/readyz stayed ready after postgres was killed");
+    // (PgBouncer saw server logins fail meanwhile: server_login_retry = 1 lets 5432 serve again
+    // within a second of postgres being back, not after PgBouncer's default 15 s.)
     const metricsDown = await http(pg, "/metrics");
     assert.equal(metricsDown.status, 200);
     await pg.waitFor(/postgres is back/, 60_000);
     let ready = false;
+    let last = "";
     for (let i = 0; i < 100 && !ready; i++) {
-      ready = (await http(pg, "/readyz")).status === 200;
+      const r = await http(pg, "/readyz");
+      ready = r.status === 200;
+      last = r.body;
       if (!ready) await new Promise((r) => setTimeout(r, 100));
     }
-    assert.ok(ready, "/readyz did not come back");
+    assert.ok(
+      ready,
+      `/readyz did not come back: ${last.trim()}\n${pg.lines.slice(-15).join("\n")}`,
+    );
   } finally {
     await cleanup(pg);
     await removeRoot(root);

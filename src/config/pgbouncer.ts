@@ -50,6 +50,10 @@ export function renderPgbouncerIni(i: PgbouncerInput): { content: string; warnin
     ["max_client_conn", 100],
     ["server_idle_timeout", 600],
     ["server_lifetime", 3600],
+    // After one failed server login PgBouncer refuses clients for this long (default 15 s). Our
+    // postgres is local and restarted by us within a second or two: 5432 must serve again as
+    // soon as it is back, not 15 s later.
+    ["server_login_retry", 1],
     ["max_prepared_statements", 200],
     ["ignore_startup_parameters", "extra_float_digits, search_path"],
     ["pidfile", i.pidFile],

@@ -192,6 +192,7 @@ Deno.test("renderPgbouncerIni() skips max_prepared_statements before PgBouncer 1
   assert.match(recent.content, /^\* = host=\/s port=5433$/m);
   assert.match(recent.content, /^pool_mode = transaction$/m);
   assert.match(recent.content, /^auth_type = scram-sha-256$/m);
+  assert.match(recent.content, /^server_login_retry = 1$/m);
 });
 
 Deno.test("compareVersions() orders dotted versions numerically", () => {

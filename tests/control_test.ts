@@ -183,11 +183,20 @@ Deno.test("http: /readyz false before PgBouncer is up and after postgres dies, t
 
     Deno.kill(postmasterPid(pg.pgdata), "SIGKILL");
     let sawNotReady = false;
+    const polls: string[] = [];
     for (let i = 0; i < 50 && !sawNotReady; i++) {
-      sawNotReady = (await http(pg, "/readyz")).status === 503;
+      const t0 = performance.now();
+      const r = await http(pg, "/readyz");
+      polls.push(`${r.status} after ${Math.round(performance.now() - t0)} ms: ${r.body.trim()}`);
+      sawNotReady = r.status === 503;
       if (!sawNotReady) await new Promise((r) => setTimeout(r, 20));
     }
-    assert.ok(sawNotReady, "/readyz stayed ready after postgres was killed");
+    assert.ok(
+      sawNotReady,
+      `/readyz stayed ready after postgres was killed:\n${polls.join("\n")}\n${
+        pg.lines.slice(-15).join("\n")
+      }`,
+    );
     // (PgBouncer saw server logins fail meanwhile: server_login_retry = 1 lets 5432 serve again
     // within a second of postgres being back, not after PgBouncer's default 15 s.)
     const metricsDown = await http(pg, "/metrics");

@@ -153,15 +153,23 @@ export async function main(_args: string[], options: SupervisorCliOptions = {}):
       http = serveHttp(ctx.settings.http, {
         live: () => sup.status().state !== "failed",
         ready: async () => {
-          if (!sup.postgresUp || !sup.pgbouncerUp) {
-            return { ready: false, reason: sup.status().reason };
-          }
+          const before = sup.status();
+          if (!sup.postgresUp || !sup.pgbouncerUp) return { ready: false, reason: before.reason };
           try {
             await a.selectOneThroughPgbouncer(2000);
-            return { ready: true, reason: `5432 serves queries` };
           } catch (error) {
             return { ready: false, reason: errorMessage(error) };
           }
+          // The query may have waited in PgBouncer while postgres crashed and came back: a probe
+          // that overlapped a restart reports it once instead of hiding it.
+          const after = sup.status();
+          if (after.restarts.postgres !== before.restarts.postgres) {
+            return { ready: false, reason: `postgres restarted during the check` };
+          }
+          if (after.restarts.pgbouncer !== before.restarts.pgbouncer) {
+            return { ready: false, reason: `pgbouncer restarted during the check` };
+          }
+          return { ready: true, reason: `5432 serves queries` };
         },
         metrics: async () =>
           renderFamilies(

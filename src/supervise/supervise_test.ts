@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { nextRestart } from "./backoff.ts";
+import { lastProblemLine } from "./child.ts";
 import { parsePostmasterPid } from "./postmaster_pid.ts";
 import { deriveState, type Facts } from "./state.ts";
 import { blameUserConf, settingNames } from "./user_conf.ts";
@@ -93,4 +94,33 @@ import { pgbouncerSignals } from "./pgbouncer_signals.ts";
 Deno.test("pgbouncerSignals() immediate shutdown is SIGTERM before 1.23 and SIGQUIT after", () => {
   assert.deepEqual(pgbouncerSignals("1.18.0"), { safe: "SIGINT", immediate: "SIGTERM" });
   assert.deepEqual(pgbouncerSignals("1.24.1"), { safe: "SIGINT", immediate: "SIGQUIT" });
+});
+
+Deno.test("lastProblemLine: the server's own FATAL wins over a client's symptom after it", () => {
+  const tail = [
+    "2026-11-23 18:04:21.943 UTC [29686] FATAL:  recovery ended before configured recovery target was reached",
+    "2026-11-23 18:04:21.946 UTC [29683] LOG:  startup process (PID 29686) exited with exit code 1",
+    "2026-11-23 18:04:21.948 UTC [29747] [[unknown]] db=postgres,user=postgres,client=[local] FATAL:  the database system is in recovery mode",
+    "2026-11-23 18:04:21.958 UTC [29683] LOG:  database system is shut down",
+  ];
+  assert.equal(
+    lastProblemLine(tail),
+    "FATAL: recovery ended before configured recovery target was reached",
+  );
+  // A custom log_line_prefix: the message itself still marks the client's line.
+  assert.equal(
+    lastProblemLine([
+      "LOG: x",
+      'FATAL:  could not open file "base/1/2"',
+      "FATAL:  the database system is starting up",
+    ]),
+    'FATAL: could not open file "base/1/2"',
+  );
+  // Only client lines: the last one is still better than nothing.
+  assert.equal(
+    lastProblemLine(["x db=a,user=b,client=c FATAL:  password authentication failed"]),
+    "FATAL: password authentication failed",
+  );
+  assert.equal(lastProblemLine([]), "no output");
+  assert.equal(lastProblemLine(["plain last line"]), "plain last line");
 });

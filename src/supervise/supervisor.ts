@@ -14,8 +14,9 @@ import { renderAuthFile } from "../config/pgbouncer.ts";
 import type { Context } from "../context.ts";
 import { errorMessage, OperatorError } from "../util/errors.ts";
 import { log } from "../util/log.ts";
+import { VERSION } from "../version.ts";
 import { nextRestart } from "./backoff.ts";
-import { Child, describeExit, type OutputPump } from "./child.ts";
+import { Child, describeExit, lastProblemLine, type OutputPump } from "./child.ts";
 import { removeStaleFifos } from "../process/fifo.ts";
 import { handleLeftoverPgbouncer, handleLeftoverPostmaster } from "./leftovers.ts";
 import { pgbouncerSignals } from "./pgbouncer_signals.ts";
@@ -53,16 +54,6 @@ export interface SupervisorHooks {
    * (restore: recovery that cannot reach its target ends with FATAL; retrying would repeat it).
    */
   failFast?: () => boolean;
-}
-
-import { VERSION } from "../version.ts";
-
-function lastProblemLine(lines: string[]): string {
-  const important = lines.filter((l) => /FATAL|PANIC|ERROR|error|could not|bind/.test(l));
-  return (important.at(-1) ?? lines.at(-1) ?? "no output").replace(
-    /^.*?(FATAL|PANIC|ERROR):\s*/,
-    "$1: ",
-  );
 }
 
 export class Supervisor {

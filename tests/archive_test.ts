@@ -257,7 +257,12 @@ function contiguous(names: string[]): boolean {
   return true;
 }
 
-async function waitArchived(port: number, password: string, ms = 60_000): Promise<string> {
+async function waitArchived(
+  port: number,
+  password: string,
+  ms = 60_000,
+  output: string[] = [],
+): Promise<string> {
   const current = await psql(
     port,
     "select pg_walfile_name(pg_current_wal_lsn()) from (select pg_switch_wal()) s",
@@ -269,7 +274,20 @@ async function waitArchived(port: number, password: string, ms = 60_000): Promis
       password,
     });
     if (last >= current) return last;
-    if (Date.now() > deadline) throw new Error(`archiver stuck at ${last}, want ${current}`);
+    if (Date.now() > deadline) {
+      const tail = output.filter((l) => !/ LOG: {2}(connection|disconnection)/.test(l)).slice(-40);
+      const ps = new TextDecoder().decode(
+        (await new Deno.Command("ps", {
+          args: ["-eo", "pid,ppid,etimes,stat,wchan:20,args", "--forest"],
+          stdout: "piped",
+        }).output()).stdout,
+      ).split("\n").filter((l) => /archiv|zstd|deno|postgres: /.test(l));
+      throw new Error(
+        `archiver stuck at ${last}, want ${current}; output:\n${tail.join("\n")}\nps:\n${
+          ps.join("\n")
+        }`,
+      );
+    }
     await new Promise((r) => setTimeout(r, 200));
   }
 }
@@ -316,7 +334,7 @@ Deno.test("archiving under pgbench: every archived segment is byte-equal to pg_w
     };
     assert.ok((await bench(["-i", "-s", "10", "-q"])).success);
     await load(1);
-    await waitArchived(pg.directPort, pg.password);
+    await waitArchived(pg.directPort, pg.password, 60_000, pg.lines);
 
     // The store goes away under load: archiving fails, pg_wal keeps everything.
     proxy.down = true;
@@ -333,7 +351,7 @@ Deno.test("archiving under pgbench: every archived segment is byte-equal to pg_w
     );
     assert.ok(ready.length > 0, "segments wait in pg_wal");
     proxy.down = false;
-    await waitArchived(pg.directPort, pg.password, 120_000);
+    await waitArchived(pg.directPort, pg.password, 120_000, pg.lines);
 
     const names = await archivedNames(bucket);
     assert.ok(names.length >= 8, `${names.length} segments archived`);

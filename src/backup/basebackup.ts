@@ -6,6 +6,7 @@
  */
 import { S3Error } from "../s3/client.ts";
 import { pump } from "../process/pump.ts";
+import { spawnTracked } from "../process/registry.ts";
 import { OperatorError } from "../util/errors.ts";
 import { ArchiveError, checkOwner, clientFor, layoutFor } from "../wal/archive.ts";
 import type { ArchiveConfig } from "../wal/config.ts";
@@ -81,39 +82,43 @@ export async function runBackup(
 
   const started = new Date();
   const t0 = performance.now();
-  const pgbb = new Deno.Command(`${cfg.binDir}/pg_basebackup`, {
-    args: [
-      "-h",
-      cfg.socketDir,
-      "-p",
-      String(cfg.port),
-      "-U",
-      "postgres",
-      "-D",
-      "-",
-      "-F",
-      "tar",
-      "-X",
-      "fetch",
-      "-c",
-      "fast",
-      "-v",
-      "-l",
-      `beyond-pg ${label}`,
-      ...(o.progress ? ["-P"] : []),
-    ],
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-    env: { PGAPPNAME: "beyond-pg backup", PGCONNECT_TIMEOUT: "30" },
-    ...(cfg.runAs ? { uid: cfg.runAs.uid, gid: cfg.runAs.gid } : {}),
-  }).spawn();
-  const zstd = new Deno.Command("zstd", {
-    args: ["-1", "-q", "-c"],
-    stdin: "piped",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
+  const pgbb = spawnTracked(
+    new Deno.Command(`${cfg.binDir}/pg_basebackup`, {
+      args: [
+        "-h",
+        cfg.socketDir,
+        "-p",
+        String(cfg.port),
+        "-U",
+        "postgres",
+        "-D",
+        "-",
+        "-F",
+        "tar",
+        "-X",
+        "fetch",
+        "-c",
+        "fast",
+        "-v",
+        "-l",
+        `beyond-pg ${label}`,
+        ...(o.progress ? ["-P"] : []),
+      ],
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+      env: { PGAPPNAME: "beyond-pg backup", PGCONNECT_TIMEOUT: "30" },
+      ...(cfg.runAs ? { uid: cfg.runAs.uid, gid: cfg.runAs.gid } : {}),
+    }),
+  );
+  const zstd = spawnTracked(
+    new Deno.Command("zstd", {
+      args: ["-1", "-q", "-c"],
+      stdin: "piped",
+      stdout: "piped",
+      stderr: "piped",
+    }),
+  );
 
   // pg_basebackup's stderr: LSNs, errors, and (on a TTY) progress.
   let startLsn = "";

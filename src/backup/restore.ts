@@ -9,6 +9,7 @@ import type { Context } from "../context.ts";
 import { ensureDir, exists, removeIfExists, syncDir, writeAtomic } from "../boot/files.ts";
 import { quoteConfValue } from "../config/conf_file.ts";
 import { pump } from "../process/pump.ts";
+import { outputTracked, spawnTracked } from "../process/registry.ts";
 import { selfCommand } from "../self.ts";
 import { errorMessage, OperatorError } from "../util/errors.ts";
 import { clientFor, layoutFor } from "../wal/archive.ts";
@@ -64,12 +65,14 @@ export function checkEmpty(ctx: Context): void {
 }
 
 async function freeBytes(dir: string): Promise<number | undefined> {
-  const out = await new Deno.Command("df", {
-    args: ["-P", "-B1", dir],
-    stdout: "piped",
-    stderr: "null",
-  })
-    .output().catch(() => undefined);
+  const out = await outputTracked(
+    new Deno.Command("df", {
+      args: ["-P", "-B1", dir],
+      stdin: "null",
+      stdout: "piped",
+      stderr: "null",
+    }),
+  ).catch(() => undefined);
   if (!out?.success) return undefined;
   const fields = new TextDecoder().decode(out.stdout).trim().split("\n").pop()?.split(/\s+/);
   const avail = Number(fields?.[3]);
@@ -120,19 +123,23 @@ export async function fetchBackup(
   if (!stream) {
     throw new OperatorError(`backup ${m.label} has a manifest but no ${m.object}; choose another`);
   }
-  const zstd = new Deno.Command("zstd", {
-    args: ["-d", "-q", "-c"],
-    stdin: "piped",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const tar = new Deno.Command("tar", {
-    args: ["-x", "-f", "-", "-C", `${staging}/main`],
-    stdin: "piped",
-    stdout: "null",
-    stderr: "piped",
-    ...(owner ? { uid: owner.uid, gid: owner.gid } : {}),
-  }).spawn();
+  const zstd = spawnTracked(
+    new Deno.Command("zstd", {
+      args: ["-d", "-q", "-c"],
+      stdin: "piped",
+      stdout: "piped",
+      stderr: "piped",
+    }),
+  );
+  const tar = spawnTracked(
+    new Deno.Command("tar", {
+      args: ["-x", "-f", "-", "-C", `${staging}/main`],
+      stdin: "piped",
+      stdout: "null",
+      stderr: "piped",
+      ...(owner ? { uid: owner.uid, gid: owner.gid } : {}),
+    }),
+  );
   const hash = createHash("sha256");
   let got = 0;
   let untarred = 0;

@@ -11,6 +11,7 @@
  */
 import { sha256Hex } from "../util/crypto.ts";
 import { type Codec, compress } from "./codec.ts";
+import { outputTracked } from "../process/registry.ts";
 
 export interface Prepared {
   name: string;
@@ -48,11 +49,14 @@ let toolsChecked: Promise<boolean> | undefined;
 
 /** zstd, gzip and openssl are on PATH (checked once). */
 export function externalToolsAvailable(): Promise<boolean> {
-  toolsChecked ??= new Deno.Command("sh", {
-    args: ["-c", "command -v zstd && command -v gzip && command -v openssl"],
-    stdout: "null",
-    stderr: "null",
-  }).output().then((o) => o.success, () => false);
+  toolsChecked ??= outputTracked(
+    new Deno.Command("sh", {
+      args: ["-c", "command -v zstd && command -v gzip && command -v openssl"],
+      stdin: "null",
+      stdout: "null",
+      stderr: "null",
+    }),
+  ).then((o) => o.success, () => false);
   return toolsChecked;
 }
 
@@ -74,12 +78,14 @@ async function readHead(path: string): Promise<{ head: Uint8Array; size: number 
 
 export async function prepareExternal(path: string, name: string, codec: Codec): Promise<Prepared> {
   const [cmd, ...args] = TOOL[codec];
-  const out = await new Deno.Command(cmd!, {
-    args: [...args, path],
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
+  const out = await outputTracked(
+    new Deno.Command(cmd!, {
+      args: [...args, path],
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }),
+  );
   if (!out.success) {
     const why = new TextDecoder().decode(out.stderr).trim().split("\n").pop();
     throw new Error(`cannot read or compress ${path}: ${why || `${cmd} exit ${out.code}`}`);

@@ -7,6 +7,7 @@
  */
 import { S3Error } from "../s3/client.ts";
 import type { S3Client } from "../s3/client.ts";
+import { spawnTracked } from "../process/registry.ts";
 import { errorMessage } from "../util/errors.ts";
 import { ArchiveError, layoutFor } from "./archive.ts";
 import { decompress } from "./codec.ts";
@@ -67,12 +68,14 @@ export class RestoreSpool {
       if (this.#external && (codec === "zstd" || codec === "gzip")) {
         // Decompress (which checks the codec's checksum) in a child process.
         const tool = codec === "zstd" ? ["zstd", "-d", "-q", "-c"] : ["gzip", "-d", "-c"];
-        const child = new Deno.Command(tool[0]!, {
-          args: tool.slice(1),
-          stdin: "piped",
-          stdout: "piped",
-          stderr: "piped",
-        }).spawn();
+        const child = spawnTracked(
+          new Deno.Command(tool[0]!, {
+            args: tool.slice(1),
+            stdin: "piped",
+            stdout: "piped",
+            stderr: "piped",
+          }),
+        );
         const writer = child.stdin.getWriter();
         const feed = writer.write(obj.body).then(() => writer.close()).catch(() => {});
         const file = await Deno.open(tmp, {

@@ -31,7 +31,9 @@ async function waitArchived(pg: Instance): Promise<void> {
   const o = { password: pg.password };
   const current = await psql(
     pg.directPort,
-    "select pg_walfile_name(pg_current_wal_lsn()) from (select pg_switch_wal()) s",
+    // pg_switch_wal's own LSN names the file it completed; the write position can already be
+    // in the next, unfinished file (a record another process wrote meanwhile).
+    "select pg_walfile_name(pg_switch_wal())",
     o,
   );
   const deadline = Date.now() + 60_000;

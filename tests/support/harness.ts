@@ -20,11 +20,22 @@ export function beyondPgCommand(args: string[]): { cmd: string; args: string[] }
 const decoder = new TextDecoder();
 
 /** A free TCP port on 127.0.0.1 (bind to 0, read, release). */
+const handedOut = new Set<number>();
+
+/**
+ * A loopback port nobody listens on, never one this process handed out before: the kernel may
+ * give the same ephemeral port to two listen-and-close probes in a row (a loaded run gave a
+ * restore the same port for 5432 and 5433).
+ */
 export function freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return port;
+  for (;;) {
+    const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const port = (l.addr as Deno.NetAddr).port;
+    l.close();
+    if (handedOut.has(port)) continue;
+    handedOut.add(port);
+    return port;
+  }
 }
 
 /** A temp root that the postgres user can traverse, removed by `cleanup()`. */

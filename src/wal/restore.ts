@@ -1,7 +1,7 @@
 /**
  * EFFECT: fetch one archived file: undefined when it is not in the archive (restore_command
  * then exits 1: "no such file", which is how recovery learns where archived WAL ends), else the
- * decompressed bytes, verified against the SHA-256 stored with them.
+ * decompressed bytes, verified by the codec's own checksum and the size stored with them.
  */
 import type { S3Client } from "../s3/client.ts";
 import { S3Error } from "../s3/client.ts";
@@ -11,6 +11,54 @@ import type { ArchiveConfig } from "./config.ts";
 import { walKind } from "./names.ts";
 import { errorMessage } from "../util/errors.ts";
 
+export type WalObject = NonNullable<Awaited<ReturnType<S3Client["get"]>>>;
+
+/** The stored object for `name`, or undefined when the archive does not have it. */
+export async function getWalObject(
+  client: S3Client,
+  cfg: ArchiveConfig,
+  name: string,
+): Promise<WalObject | undefined> {
+  try {
+    return await client.get(layoutFor(cfg).wal(name), 120_000);
+  } catch (error) {
+    if (error instanceof S3Error) throw new ArchiveError(error.message, error.transient, error);
+    throw error;
+  }
+}
+
+/** An archived file that cannot be what was stored: never retried. */
+export function corruptWal(name: string, why: string, cause?: unknown): ArchiveError {
+  return new ArchiveError(
+    `${name} in the archive is corrupt (${why}); restore it from another copy`,
+    false,
+    cause,
+  );
+}
+
+/**
+ * zstd and gzip verify their own checksums while decompressing; the size kept in metadata
+ * (`beyond-size`) covers the rest.
+ */
+export function checkWalSize(name: string, obj: WalObject, size: number): void {
+  const want = obj.metadata["beyond-size"];
+  if (want !== undefined && Number(want) !== size) {
+    throw corruptWal(name, `${size} bytes, ${want} expected`);
+  }
+}
+
+/** Decompress a stored object in this process and check it. */
+export async function decodeWal(name: string, obj: WalObject): Promise<Uint8Array> {
+  let data: Uint8Array;
+  try {
+    data = await decompress(obj.metadata["beyond-codec"] ?? "none", obj.body);
+  } catch (error) {
+    throw corruptWal(name, `cannot decompress: ${errorMessage(error)}`, error);
+  }
+  checkWalSize(name, obj, data.length);
+  return data;
+}
+
 export async function fetchWal(
   client: S3Client,
   cfg: ArchiveConfig,
@@ -19,33 +67,8 @@ export async function fetchWal(
   if (!walKind(name)) {
     throw new ArchiveError(`${JSON.stringify(name)} is not a WAL file name`, false);
   }
-  let obj;
-  try {
-    obj = await client.get(layoutFor(cfg).wal(name), 120_000);
-  } catch (error) {
-    if (error instanceof S3Error) throw new ArchiveError(error.message, error.transient, error);
-    throw error;
-  }
-  if (!obj) return undefined;
-  let data: Uint8Array;
-  try {
-    data = await decompress(obj.metadata["beyond-codec"] ?? "none", obj.body);
-  } catch (error) {
-    throw new ArchiveError(
-      `${name} in the archive is corrupt (cannot decompress: ${errorMessage(error)})`,
-      false,
-      error,
-    );
-  }
-  // zstd and gzip verify their own checksums while decompressing; the size covers the rest.
-  const want = obj.metadata["beyond-size"];
-  if (want !== undefined && Number(want) !== data.length) {
-    throw new ArchiveError(
-      `${name} in the archive is corrupt (${data.length} bytes, ${want} expected); restore it from another copy`,
-      false,
-    );
-  }
-  return data;
+  const obj = await getWalObject(client, cfg, name);
+  return obj && await decodeWal(name, obj);
 }
 
 /** Write `data` to `path` through a temporary file and a rename; a full disk is named. */

@@ -87,7 +87,6 @@ export class ArchiveService {
   #timer: ReturnType<typeof setInterval> | undefined;
   #scanning = false;
   #closed = false;
-  #external: boolean | undefined;
   #lastWarn = 0;
   #warned = false;
   readonly #spool: RestoreSpool;
@@ -241,8 +240,7 @@ export class ArchiveService {
       try {
         const owner = await this.checkOwner();
         const path = `${this.#o.walDir}/${name}`;
-        this.#external ??= await externalToolsAvailable();
-        const prepared = this.#external
+        const prepared = await externalToolsAvailable()
           ? await prepareExternal(path, name, this.cfg.codec)
           : await prepareInline(path, name, this.cfg.codec);
         const result = await archivePrepared(this.client, this.cfg, prepared, owner);

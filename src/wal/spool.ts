@@ -5,15 +5,13 @@
  * their own content checksums; the size is checked against `beyond-size`). `restore-wal`
  * renames the file into pg_wal. Misses and failures are never cached: recovery asks again.
  */
-import { S3Error } from "../s3/client.ts";
 import type { S3Client } from "../s3/client.ts";
 import { spawnTracked } from "../process/registry.ts";
-import { errorMessage } from "../util/errors.ts";
-import { ArchiveError, layoutFor } from "./archive.ts";
-import { decompress } from "./codec.ts";
+import { ArchiveError } from "./archive.ts";
 import type { ArchiveConfig } from "./config.ts";
 import { nextSegments, parseSegment, walKind } from "./names.ts";
 import { externalToolsAvailable } from "./prepare.ts";
+import { checkWalSize, corruptWal, decodeWal, getWalObject } from "./restore.ts";
 
 interface Spooled {
   file: string;
@@ -34,7 +32,6 @@ export interface SpoolOptions {
 export class RestoreSpool {
   readonly #o: SpoolOptions;
   readonly #spool = new Map<string, Promise<Spooled>>();
-  #external: boolean | undefined;
 
   constructor(o: SpoolOptions) {
     this.#o = o;
@@ -52,20 +49,12 @@ export class RestoreSpool {
 
   async #fetch(name: string): Promise<Spooled> {
     const file = this.#spoolPath(name);
-    let obj;
-    try {
-      obj = await this.#o.client.get(layoutFor(this.#o.cfg).wal(name), 120_000);
-    } catch (error) {
-      if (error instanceof S3Error) throw new ArchiveError(error.message, error.transient, error);
-      throw error;
-    }
+    const obj = await getWalObject(this.#o.client, this.#o.cfg, name);
     if (!obj) return { file, found: false };
     const codec = obj.metadata["beyond-codec"] ?? "none";
-    const want = obj.metadata["beyond-size"];
     const tmp = `${file}.part`;
     try {
-      this.#external ??= await externalToolsAvailable();
-      if (this.#external && (codec === "zstd" || codec === "gzip")) {
+      if ((codec === "zstd" || codec === "gzip") && await externalToolsAvailable()) {
         // Decompress (which checks the codec's checksum) in a child process.
         const tool = codec === "zstd" ? ["zstd", "-d", "-q", "-c"] : ["gzip", "-d", "-c"];
         const child = spawnTracked(
@@ -78,44 +67,24 @@ export class RestoreSpool {
         );
         const writer = child.stdin.getWriter();
         const feed = writer.write(obj.body).then(() => writer.close()).catch(() => {});
-        const file = await Deno.open(tmp, {
+        const out = await Deno.open(tmp, {
           write: true,
           create: true,
           truncate: true,
           mode: 0o600,
         });
         const [, status, stderr] = await Promise.all([
-          child.stdout.pipeTo(file.writable),
+          child.stdout.pipeTo(out.writable),
           child.status,
           new Response(child.stderr).text(),
           feed,
         ]);
         if (!status.success) {
-          throw new ArchiveError(
-            `${name} in the archive is corrupt (cannot decompress: ${
-              stderr.trim().split("\n").pop()
-            })`,
-            false,
-          );
+          throw corruptWal(name, `cannot decompress: ${stderr.trim().split("\n").pop()}`);
         }
+        checkWalSize(name, obj, (await Deno.stat(tmp)).size);
       } else {
-        let data: Uint8Array;
-        try {
-          data = await decompress(codec, obj.body);
-        } catch (error) {
-          throw new ArchiveError(
-            `${name} in the archive is corrupt (cannot decompress: ${errorMessage(error)})`,
-            false,
-          );
-        }
-        await Deno.writeFile(tmp, data, { mode: 0o600 });
-      }
-      const size = (await Deno.stat(tmp)).size;
-      if (want !== undefined && Number(want) !== size) {
-        throw new ArchiveError(
-          `${name} in the archive is corrupt (${size} bytes, ${want} expected)`,
-          false,
-        );
+        await Deno.writeFile(tmp, await decodeWal(name, obj), { mode: 0o600 });
       }
       if (this.#o.owner) Deno.chownSync(tmp, this.#o.owner.uid, this.#o.owner.gid);
       await Deno.rename(tmp, file);

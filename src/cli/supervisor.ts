@@ -162,14 +162,13 @@ export async function main(_args: string[], options: SupervisorCliOptions = {}):
           }
           // The query may have waited in PgBouncer while postgres crashed and came back: a probe
           // that overlapped a restart reports it once instead of hiding it.
-          const after = sup.status();
-          if (after.restarts.postgres !== before.restarts.postgres) {
-            return { ready: false, reason: `postgres restarted during the check` };
-          }
-          if (after.restarts.pgbouncer !== before.restarts.pgbouncer) {
-            return { ready: false, reason: `pgbouncer restarted during the check` };
-          }
-          return { ready: true, reason: `5432 serves queries` };
+          const { restarts } = sup.status();
+          const restarted = (["postgres", "pgbouncer"] as const).find((p) =>
+            restarts[p] !== before.restarts[p]
+          );
+          return restarted
+            ? { ready: false, reason: `${restarted} restarted during the check` }
+            : { ready: true, reason: `5432 serves queries` };
         },
         metrics: async () =>
           renderFamilies(

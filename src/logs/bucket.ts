@@ -26,11 +26,7 @@ export class TokenBucket {
 
   /** Take one token if there is one. */
   take(now: number): boolean {
-    if (now > this.#last) {
-      this.#tokens = Math.min(this.#burst, this.#tokens + ((now - this.#last) * this.#rate) / 1000);
-      this.#last = now;
-    }
-    if (this.#tokens >= 1) {
+    if (this.available(now) >= 1) {
       this.#tokens -= 1;
       return true;
     }

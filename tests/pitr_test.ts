@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import { exists } from "../src/boot/files.ts";
 import { ok } from "./support/control.ts";
 import { freshBucket, s3Env } from "./support/s3.ts";
+import { waitDrained } from "./support/wal.ts";
 import {
   beyondPgCommand,
   cleanup,
@@ -25,25 +26,6 @@ interface Batch {
   k: number;
   time: string;
   lsn: string;
-}
-
-async function waitArchived(pg: Instance): Promise<void> {
-  const o = { password: pg.password };
-  const current = await psql(
-    pg.directPort,
-    // pg_switch_wal's own LSN names the file it completed; the write position can already be
-    // in the next, unfinished file (a record another process wrote meanwhile).
-    "select pg_walfile_name(pg_switch_wal())",
-    o,
-  );
-  const deadline = Date.now() + 60_000;
-  while (
-    (await psql(pg.directPort, "select coalesce(last_archived_wal, '') from pg_stat_archiver", o)) <
-      current
-  ) {
-    if (Date.now() > deadline) throw new Error(`archiver did not reach ${current}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
 }
 
 async function insertBatches(pg: Instance, ks: number[]): Promise<Batch[]> {
@@ -126,7 +108,7 @@ Deno.test("PITR: restores to several times and LSNs have exactly the rows commit
     );
     assert.equal(backup.label, "first");
     const batches = await insertBatches(origin, [1, 2, 3, 4]);
-    await waitArchived(origin);
+    await waitDrained(origin, 60_000);
 
     // The CLI lists it.
     const list = await new Deno.Command(beyondPgCommand(["backups", "list", "--json"]).cmd, {
@@ -158,7 +140,7 @@ Deno.test("PITR: restores to several times and LSNs have exactly the rows commit
     const tli = Number((await branch.waitFor(PROMOTED)).match(PROMOTED)![1]);
     assert.ok(tli >= 2);
     await insertBatches(branch, [99]);
-    await waitArchived(branch);
+    await waitDrained(branch, 60_000);
     await branch.stop();
     const latest = await restore(bucket, origin.password, ["--latest"]);
     restored.push(latest);
@@ -190,7 +172,7 @@ Deno.test("restore: a target before the backup, beyond the WAL, or an empty buck
     assert.deepEqual(noBackups.entries, []);
 
     await ok(origin, "backup", {});
-    await waitArchived(origin);
+    await waitDrained(origin, 60_000);
     const early = await restoreOnce(bucket, origin.password, ["--to-time", before]);
     assert.notEqual(early.code, 0);
     assert.match(early.stderr, /is before the oldest base backup .*choose a later --to-time/);
@@ -217,7 +199,7 @@ Deno.test("backups prune --keep: removes the oldest backups and the WAL only the
     await pg.waitFor(READY, 60_000);
     for (const label of ["one", "two", "three"]) {
       await ok(pg, "backup", { label });
-      await waitArchived(pg);
+      await waitDrained(pg, 60_000);
     }
     const cli = async (args: string[]) => {
       const c = beyondPgCommand(["backups", ...args]);

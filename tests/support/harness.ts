@@ -19,7 +19,6 @@ export function beyondPgCommand(args: string[]): { cmd: string; args: string[] }
 }
 const decoder = new TextDecoder();
 
-/** A free TCP port on 127.0.0.1 (bind to 0, read, release). */
 const handedOut = new Set<number>();
 
 /**

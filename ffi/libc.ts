@@ -295,3 +295,59 @@ export async function pollFd(fd: number, events: number, timeoutMs: number): Pro
 function describe(addr: SockAddr): string {
   return addr.family === "vsock" ? `vsock ${addr.cid}:${addr.port}` : addr.path;
 }
+
+// ---- file-system identity and fd-based file operations (src/fs only) --------------------
+
+/** setgroups(2) as a raw system call: it changes the calling thread only. */
+const SYS_SETGROUPS: Record<string, bigint> = { x86_64: 116n, aarch64: 159n };
+
+/** This thread's supplementary groups. */
+export function getGroups(): number[] {
+  const n = unwrap(libc().getgroups(0, new Uint8Array(0)), "getgroups");
+  const buf = new Uint32Array(Math.max(n, 1));
+  const got = unwrap(libc().getgroups(n, new Uint8Array(buf.buffer)), "getgroups");
+  return [...buf.subarray(0, got)];
+}
+
+/**
+ * Set this thread's file-system identity: supplementary groups, fsgid, fsuid (in that order:
+ * setgroups needs CAP_SETGID, which a non-zero fsuid does not remove, but do it first anyway).
+ * Only the calling thread changes (the kernel keeps credentials per thread; glibc's wrappers
+ * would broadcast to every thread). Returns false when the kernel did not apply it.
+ */
+export function setThreadFsIdentity(uid: number, gid: number, groups: number[]): boolean {
+  const nr = SYS_SETGROUPS[Deno.build.arch];
+  if (nr === undefined) return false;
+  const list = new Uint32Array(groups);
+  if (Number(libc().syscall(nr, BigInt(groups.length), new Uint8Array(list.buffer))) !== 0) {
+    return false;
+  }
+  libc().setfsgid(gid);
+  libc().setfsuid(uid);
+  // With an invalid id, both return the current value without changing it.
+  return libc().setfsuid(0xffffffff) === uid && libc().setfsgid(0xffffffff) === gid;
+}
+
+export const O_RDONLY = 0;
+export const O_NONBLOCK = 0o4000;
+export const O_DIRECTORY = 0o200000;
+export const O_NOFOLLOW = 0o400000;
+export const O_CLOEXEC = 0o2000000;
+export const O_PATH = 0o10000000;
+
+/** open(2); throws ErrnoError (ELOOP when the last component is a link and O_NOFOLLOW). */
+export function openFd(path: string, flags: number, mode = 0): number {
+  return unwrap(libc().open(cstr(path), flags, mode), "open", path);
+}
+
+export function fchown(fd: number, uid: number, gid: number): void {
+  unwrap(libc().fchown(fd, uid, gid), "fchown");
+}
+
+export function fchmod(fd: number, mode: number): void {
+  unwrap(libc().fchmod(fd, mode), "fchmod");
+}
+
+export function mkfifo(path: string, mode: number): void {
+  unwrap(libc().mkfifo(cstr(path), mode), "mkfifo", path);
+}

@@ -49,4 +49,19 @@ export const symbols = {
   swapon: { parameters: ["buffer", "i32"], result: "i32" },
   // pid_t getpid(void);
   getpid: { parameters: [], result: "i32" },
+  // int setfsuid(uid_t fsuid);  int setfsgid(gid_t fsgid);  (per thread; return the previous id)
+  setfsuid: { parameters: ["u32"], result: "i32" },
+  setfsgid: { parameters: ["u32"], result: "i32" },
+  // int getgroups(int size, gid_t list[]);
+  getgroups: { parameters: ["i32", "buffer"], result: "i32" },
+  // long syscall(long number, ...);  (raw setgroups: this thread only, unlike glibc's wrapper)
+  syscall: { parameters: ["i64", "i64", "buffer"], result: "i64" },
+  // int open(const char *path, int flags, mode_t mode);
+  open: { parameters: ["buffer", "i32", "u32"], result: "i32" },
+  // int fchown(int fd, uid_t owner, gid_t group);
+  fchown: { parameters: ["i32", "u32", "u32"], result: "i32" },
+  // int fchmod(int fd, mode_t mode);
+  fchmod: { parameters: ["i32", "u32"], result: "i32" },
+  // int mkfifo(const char *path, mode_t mode);
+  mkfifo: { parameters: ["buffer", "u32"], result: "i32" },
 } as const satisfies Deno.ForeignLibraryInterface;

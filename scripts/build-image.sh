@@ -95,6 +95,9 @@ for s in 06-beyond-pg-install.sh 09-seed.sh 10-cleanup.sh; do run_script "$OUT/r
 if [ -n "${TEST_HOOKS:-}" ]; then
   mkdir -p "$OUT/rootfs/etc/beyond-pg-test"
   cp -a "$TEST_HOOKS" "$OUT/rootfs/etc/beyond-pg-test/hooks"
+  # Hooks run as root and must be root's alone, whoever checked the repository out.
+  chown -R 0:0 "$OUT/rootfs/etc/beyond-pg-test"
+  chmod -R go-w "$OUT/rootfs/etc/beyond-pg-test"
 fi
 chroot_umounts "$OUT/rootfs"
 trap - EXIT

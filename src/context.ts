@@ -7,13 +7,16 @@ import defaultManifest from "../conf/extensions.toml" with { type: "text" };
 import type { BootContext } from "./boot/boot.ts";
 import type { Probe } from "./boot/binaries.ts";
 import { probeInstallation, writeProbeCache } from "./boot/binaries.ts";
-import { exists } from "./boot/files.ts";
 import { resolveRunAs } from "./boot/users.ts";
+import { type Trees, treesFor } from "./boot/trees.ts";
+import { exists } from "./util/fs.ts";
+import { RootTree } from "./fs/tree.ts";
 import { layoutFor } from "./config/layout.ts";
 import { parseManifest } from "./config/manifest.ts";
 import { detectResources, readSystemFile } from "./resources/resources.ts";
 import { loadRawSettings, resolveMmdsUrl } from "./settings/load.ts";
 import { parseSettings } from "./settings/settings.ts";
+import { defaultRunDir } from "./settings/defaults.ts";
 import { archiveCommandFor } from "./self.ts";
 import { OperatorError } from "./util/errors.ts";
 
@@ -25,6 +28,8 @@ export interface ContextOptions {
 }
 
 export interface Context extends BootContext {
+  /** Who may write where (boot/trees.ts); nothing is created until boot. */
+  trees: Trees;
   probe: Probe;
   settingsMs: number;
   resourcesSource: string;
@@ -53,7 +58,10 @@ export async function buildContext(options: ContextOptions = {}): Promise<Contex
     mmdsUrl: resolveMmdsUrl(env, options.inOwnVm ?? false),
     mmdsDeadlineMs: options.mmdsDeadlineMs,
   });
-  const runCache = `${raw["BEYOND_PG_RUN_DIR"] || "/run/beyond-pg"}/probe.json`;
+  const runDir = raw["BEYOND_PG_RUN_DIR"] || defaultRunDir;
+  // Nothing in the run dir is trusted (the probe cache below) unless only root can change it.
+  if (runDir.startsWith("/")) RootTree.check(runDir, "BEYOND_PG_RUN_DIR");
+  const runCache = `${runDir}/probe.json`;
   const { bins, caps, probe } = await probeInstallation({
     binDir: raw["BEYOND_PG_BIN_DIR"] || undefined,
     pgbouncer: raw["BEYOND_PG_PGBOUNCER"] || undefined,
@@ -63,13 +71,16 @@ export async function buildContext(options: ContextOptions = {}): Promise<Contex
     major: bins.major,
     readFile: (path) => Deno.readTextFileSync(path),
   });
-  // Only now (settings are valid) may anything be written.
-  if (exists(settings.runDir)) writeProbeCache(`${settings.runDir}/probe.json`, probe);
   const runAs = resolveRunAs(settings.osUser);
+  const layout = layoutFor(settings);
+  // The run dir must be root's (checked before anything in it is trusted or written).
+  const trees = treesFor(layout, runAs.switchTo);
+  // Only now (settings are valid) may anything be written.
+  if (exists(settings.runDir)) writeProbeCache(trees.run, `${settings.runDir}/probe.json`, probe);
   const detected = detectResources(readSystemFile);
   const manifest = readManifest(settings.extensionsManifest);
-  const layout = layoutFor(settings);
   return {
+    trees,
     probe,
     settings,
     layout,

@@ -1,3 +1,5 @@
+import { archiveDoneDir } from "./wal/config.ts";
+
 /**
  * How to run this program again from a shell (postgres's archive_command/restore_command).
  * The compiled binary is its own path; the bundle's launcher exports BEYOND_PG_SELF; in
@@ -23,17 +25,14 @@ export function selfCommand(...args: string[]): string {
   return [...selfArgv().map(shellQuote), ...args].join(" ");
 }
 
-/** Where the archive service marks files it has stored (see wal/service.ts). */
-export function archiveDoneDir(runDir: string): string {
-  return `${runDir}/archive/done`;
-}
-
 /**
  * postgres's archive_command. When the supervisor's archive service has already stored the
- * file, it left a marker: the shell consumes it and exits 0 without starting a process of ours
- * (postgres runs this once per segment, one at a time). Otherwise `archive` does the full job.
+ * file, it left a marker in a directory only root can write: the shell finds it and exits 0
+ * without starting a process of ours (postgres runs this once per segment, one at a time).
+ * Otherwise `archive` asks the supervisor. postgres cannot plant or remove a marker; the
+ * service drops each one once postgres is done with its file.
  */
 export function archiveCommandFor(runDir: string): string {
   const marker = shellQuote(`${archiveDoneDir(runDir)}/`) + "%f";
-  return `test -e ${marker} && rm -f ${marker} || ${selfCommand("archive", "%p", "%f")}`;
+  return `test -e ${marker} || ${selfCommand("archive", "%p", "%f")}`;
 }

@@ -23,14 +23,20 @@ import {
 const READY = /\[beyond-pg\] ready:/;
 const decoder = new TextDecoder();
 
-/** A 16 MiB WAL segment whose long page header carries `sysid`; the rest is `fill`. */
-function fakeSegment(sysid: bigint, fill = 1): Uint8Array {
+/**
+ * A 16 MiB WAL segment `name` whose long page header carries `sysid` (and the magic, timeline
+ * and page address the name and major 15 call for); the rest is `fill`.
+ */
+function fakeSegment(sysid: bigint, name: string, fill = 1): Uint8Array {
   const seg = new Uint8Array(16 << 20);
   for (let i = 64; i < seg.length; i += 97) seg[i] = (i * fill) & 0xff;
   const v = new DataView(seg.buffer);
-  v.setUint16(0, 0xd110, true); // xlp_magic (any)
+  v.setUint16(0, 0xd110, true); // xlp_magic of PostgreSQL 15
   v.setUint16(2, 0x0002, true); // XLP_LONG_HEADER
-  v.setUint32(4, 1, true); // timeline
+  v.setUint32(4, parseInt(name.slice(0, 8), 16), true); // timeline
+  const segno = BigInt(parseInt(name.slice(8, 16), 16)) * 256n +
+    BigInt(parseInt(name.slice(16, 24), 16));
+  v.setBigUint64(8, segno * BigInt(16 << 20), true); // page address
   v.setBigUint64(24, sysid, true);
   v.setUint32(32, 16 << 20, true);
   v.setUint32(36, 8192, true);
@@ -44,7 +50,10 @@ interface Standalone {
   env: Record<string, string>;
 }
 
-/** A config.json as the supervisor writes it, with no supervisor behind its socket. */
+/**
+ * The private config and the public state as the supervisor writes them, with no supervisor
+ * behind the socket: `archive` and `restore-wal` run as root then work by themselves.
+ */
 async function standalone(bucket: string, endpoint?: string, sysid = "7000000000000000001") {
   const root = await tempRoot();
   const runDir = `${root}/run`;
@@ -68,7 +77,12 @@ async function standalone(bucket: string, endpoint?: string, sysid = "7000000000
     socketDir: root,
     port: 1,
   };
-  await Deno.writeTextFile(`${runDir}/archive/config.json`, JSON.stringify(cfg));
+  await Deno.mkdir(`${runDir}/private`, { mode: 0o700 });
+  await Deno.writeTextFile(`${runDir}/private/archive.json`, JSON.stringify(cfg), { mode: 0o600 });
+  await Deno.writeTextFile(
+    `${runDir}/archive/state.json`,
+    JSON.stringify({ mode: "on", socket: cfg.socket, target: cfg.target }),
+  );
   const env = { BEYOND_PG_RUN_DIR: runDir, BEYOND_PG_RESTORE_RETRY_SECONDS: "2" };
   return { root, runDir, cfg, env } satisfies Standalone;
 }
@@ -102,14 +116,14 @@ Deno.test("archive: same content twice → 0; different content → refused, arc
     const sysid = BigInt(s.cfg.sysid);
     const name = "000000010000000000000003";
     const wal = `${s.root}/${name}`;
-    await Deno.writeFile(wal, fakeSegment(sysid, 3));
+    await Deno.writeFile(wal, fakeSegment(sysid, name, 3));
     assert.equal((await run(["archive", wal, name], s.env)).code, 0);
     const key = `db/pg15-${s.cfg.sysid}/wal/${name}`;
     const stored = await walObject(bucket, key);
     assert.equal(await sha256Hex(stored!), await sha256Hex(await Deno.readFile(wal)));
     assert.equal((await run(["archive", wal, name], s.env)).code, 0, "identical again → 0");
 
-    await Deno.writeFile(wal, fakeSegment(sysid, 5));
+    await Deno.writeFile(wal, fakeSegment(sysid, name, 5));
     const diff = await run(["archive", wal, name], s.env);
     assert.notEqual(diff.code, 0);
     assert.match(diff.stderr, /already archived with different content/);
@@ -125,8 +139,9 @@ Deno.test("archive: same content twice → 0; different content → refused, arc
     assert.equal(decoder.decode(h!), "1\t0/3000000\tbefore 2026-11-23\n");
 
     // A segment from another cluster (its header says so) is refused.
-    await Deno.writeFile(wal, fakeSegment(sysid + 1n));
-    const other = await run(["archive", wal, "000000010000000000000004"], s.env);
+    const name4 = "000000010000000000000004";
+    await Deno.writeFile(wal, fakeSegment(sysid + 1n, name4));
+    const other = await run(["archive", wal, name4], s.env);
     assert.notEqual(other.code, 0);
     assert.match(other.stderr, /belongs to another cluster/);
     // Names postgres never hands over are refused too.
@@ -144,7 +159,7 @@ Deno.test("archive: kill -9 mid-upload and after the upload → no partial objec
     const name = "000000010000000000000007";
     const wal = `${s.root}/${name}`;
     // Random content: compression does not shrink it, so the upload takes a while.
-    const seg = fakeSegment(BigInt(s.cfg.sysid));
+    const seg = fakeSegment(BigInt(s.cfg.sysid), name);
     for (let o = 4096; o < seg.length; o += 65536) {
       crypto.getRandomValues(seg.subarray(o, o + 65536));
     }
@@ -192,7 +207,7 @@ Deno.test("restore-wal: missing → 1; store down → retries then 126; killed m
   try {
     const name = "000000010000000000000009";
     const wal = `${s.root}/${name}`;
-    const seg = fakeSegment(BigInt(s.cfg.sysid));
+    const seg = fakeSegment(BigInt(s.cfg.sysid), name);
     for (let o = 4096; o < seg.length; o += 65536) {
       crypto.getRandomValues(seg.subarray(o, o + 65536));
     }

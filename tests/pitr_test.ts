@@ -3,7 +3,7 @@
  * at several times and LSNs, --latest across a promotion, and the bad targets.
  */
 import assert from "node:assert/strict";
-import { exists } from "../src/boot/files.ts";
+import { exists } from "../src/util/fs.ts";
 import { ok } from "./support/control.ts";
 import { freshBucket, s3Env } from "./support/s3.ts";
 import { waitDrained } from "./support/wal.ts";

@@ -9,8 +9,10 @@ cp -a "$BEYOND_PG_DIST"/. /usr/local/lib/beyond-pg/
 ln -sf /usr/local/lib/beyond-pg/beyond-pg /usr/local/bin/beyond-pg
 rm -f /sbin/init
 ln -s /usr/local/bin/beyond-pg /sbin/init
+# Hooks run as root: their directory must be root's alone (Debian makes /etc/postgresql
+# postgres's, so they live under /etc/beyond-pg).
 for d in pre-start post-start pre-stop pre-fork; do
-  mkdir -p "/etc/postgresql/$PG_MAJOR/main/hooks/$d.d"
+  install -d -o root -g root -m 0755 "/etc/beyond-pg/hooks/$d.d"
 done
 # A bundle build: warm Deno's caches for the installed path now, so no boot starts cold.
 if [ -f /usr/local/lib/beyond-pg/beyond-pg.js ]; then

@@ -6,6 +6,7 @@
  */
 import { S3Error } from "../s3/client.ts";
 import { pump } from "../process/pump.ts";
+import { command } from "../process/command.ts";
 import { spawnTracked } from "../process/registry.ts";
 import { OperatorError } from "../util/errors.ts";
 import { ArchiveError, checkOwner, clientFor, layoutFor } from "../wal/archive.ts";
@@ -83,7 +84,7 @@ export async function runBackup(
   const started = new Date();
   const t0 = performance.now();
   const pgbb = spawnTracked(
-    new Deno.Command(`${cfg.binDir}/pg_basebackup`, {
+    command(`${cfg.binDir}/pg_basebackup`, {
       args: [
         "-h",
         cfg.socketDir,
@@ -112,7 +113,7 @@ export async function runBackup(
     }),
   );
   const zstd = spawnTracked(
-    new Deno.Command("zstd", {
+    command("zstd", {
       args: ["-1", "-q", "-c"],
       stdin: "piped",
       stdout: "piped",

@@ -4,16 +4,32 @@
  */
 import type { Context } from "../context.ts";
 import { CommandError } from "../control/commands.ts";
+import { command } from "../process/command.ts";
 import { outputTracked } from "../process/registry.ts";
 import { selfArgv } from "../self.ts";
 import type { BackupManifest } from "./manifest.ts";
 
+/** Where our own Deno finds its cache (development runs `deno run`; root's, never postgres's). */
+function ownDenoEnv(): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const key of ["HOME", "DENO_DIR"]) {
+    const v = Deno.env.get(key);
+    if (v) out[key] = v;
+  }
+  return out;
+}
+
 export async function runBackupChild(ctx: Context, label?: string): Promise<BackupManifest> {
   const [cmd, ...pre] = selfArgv();
   const out = await outputTracked(
-    new Deno.Command(cmd!, {
+    command(cmd!, {
       args: [...pre, "backup", "--json", ...(label ? ["--label", label] : [])],
-      env: { ...ctx.hookEnv, DENO_NO_UPDATE_CHECK: "1" },
+      // Root's own command: it reads the private archive config itself (no key passed here).
+      env: {
+        BEYOND_PG_RUN_DIR: ctx.layout.runDir,
+        DENO_NO_UPDATE_CHECK: "1",
+        ...ownDenoEnv(),
+      },
       stdin: "null",
       stdout: "piped",
       stderr: "piped",

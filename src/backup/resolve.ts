@@ -1,11 +1,11 @@
 /**
  * EFFECT: the archive a CLI command works on. A running supervisor has written
- * <run dir>/archive/config.json; otherwise settings come from the environment like the
+ * <run dir>/private/archive.json (root only); otherwise settings come from the environment like the
  * supervisor's, and the cluster is the one in PGDATA or, for an empty data root, the one that
  * owns the target prefix (its beyond-pg.json).
  */
 import { buildContext, type Context } from "../context.ts";
-import { exists } from "../boot/files.ts";
+import { runDirFrom } from "../settings/defaults.ts";
 import { errorMessage, OperatorError } from "../util/errors.ts";
 import { clientFor, readOwner } from "../wal/archive.ts";
 import { type ArchiveConfig, readArchiveConfig } from "../wal/config.ts";
@@ -41,12 +41,11 @@ export function requireTarget(ctx: Context): void {
 }
 
 export async function resolveArchive(): Promise<ArchiveConfig> {
-  const runDir = Deno.env.get("BEYOND_PG_RUN_DIR") || "/run/beyond-pg";
-  const running = readArchiveConfig(runDir);
+  const running = readArchiveConfig(runDirFrom());
   if (running) return running;
   const ctx = await buildContext();
   requireTarget(ctx);
-  const sysid = exists(`${ctx.layout.pgdata}/global/pg_control`)
+  const sysid = ctx.trees.data.exists(`${ctx.layout.pgdata}/global/pg_control`)
     ? undefined
     : await ownerSysid(ctx);
   return archiveConfigFor(ctx, sysid)!;

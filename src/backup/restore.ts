@@ -4,12 +4,19 @@
  * stored object), extracted into a staging directory and committed by renames: `main` appears
  * only once it is complete, with recovery.signal and conf.d/04-recovery.conf in place. The
  * supervisor's normal boot then runs recovery (see cli/restore.ts).
+ *
+ * The backup is untrusted input (whoever holds the bucket's keys can write it): the tar stream
+ * passes a gate that refuses links, devices and paths outside the staging directory
+ * (tar_guard.ts), tar runs as postgres, and every file operation in the data root afterwards
+ * runs as postgres too (fs/tree.ts PgTree), so nothing in the restored tree can lead root
+ * anywhere.
  */
 import type { Context } from "../context.ts";
-import { ensureDir, exists, removeIfExists, syncDir, writeAtomic } from "../boot/files.ts";
 import { quoteConfValue } from "../config/conf_file.ts";
+import { command } from "../process/command.ts";
 import { pump } from "../process/pump.ts";
 import { outputTracked, spawnTracked } from "../process/registry.ts";
+import { TarGuard, TarRejected } from "./tar_guard.ts";
 import { selfCommand } from "../self.ts";
 import { errorMessage, OperatorError } from "../util/errors.ts";
 import { clientFor, layoutFor } from "../wal/archive.ts";
@@ -52,7 +59,7 @@ export function checkEmpty(ctx: Context): void {
   const root = ctx.layout.dataRoot;
   let entries: string[] = [];
   try {
-    entries = [...Deno.readDirSync(root)].map((e) => e.name).filter((n) => !IGNORABLE.has(n));
+    entries = ctx.trees.data.list(root).map((e) => e.name).filter((n) => !IGNORABLE.has(n));
   } catch { /* no data root yet: empty */ }
   if (entries.length) {
     throw new OperatorError(
@@ -66,7 +73,7 @@ export function checkEmpty(ctx: Context): void {
 
 async function freeBytes(dir: string): Promise<number | undefined> {
   const out = await outputTracked(
-    new Deno.Command("df", {
+    command("df", {
       args: ["-P", "-B1", dir],
       stdin: "null",
       stdout: "piped",
@@ -82,7 +89,7 @@ async function freeBytes(dir: string): Promise<number | undefined> {
 /** Remove what a failed restore left: the data root ends up as it was (empty). */
 export function wipeRestore(ctx: Context): void {
   for (const name of ["main", "wal", ".restore-staging", "restore-spool"]) {
-    removeIfExists(`${ctx.layout.dataRoot}/${name}`);
+    ctx.trees.data.remove(`${ctx.layout.dataRoot}/${name}`);
   }
 }
 
@@ -97,8 +104,8 @@ export async function fetchBackup(
   const progress = o.progress;
   const t0 = performance.now();
   const { layout } = ctx;
+  const data = ctx.trees.data;
   const owner = ctx.runAs.switchTo;
-  ensureDir(layout.dataRoot, 0o700, owner);
   const avail = await freeBytes(layout.dataRoot);
   const need = Math.ceil(m.bytes * 1.05) + (64 << 20);
   if (avail !== undefined && avail < need) {
@@ -109,9 +116,8 @@ export async function fetchBackup(
     );
   }
   const staging = `${layout.dataRoot}/.restore-staging`;
-  removeIfExists(staging);
-  ensureDir(staging, 0o700, owner);
-  ensureDir(`${staging}/main`, 0o700, owner);
+  data.remove(staging);
+  data.ensureDir(`${staging}/main`, 0o700);
 
   const client = clientFor(cfg);
   let stream: ReadableStream<Uint8Array> | undefined;
@@ -124,7 +130,7 @@ export async function fetchBackup(
     throw new OperatorError(`backup ${m.label} has a manifest but no ${m.object}; choose another`);
   }
   const zstd = spawnTracked(
-    new Deno.Command("zstd", {
+    command("zstd", {
       args: ["-d", "-q", "-c"],
       stdin: "piped",
       stdout: "piped",
@@ -132,8 +138,9 @@ export async function fetchBackup(
     }),
   );
   const tar = spawnTracked(
-    new Deno.Command("tar", {
-      args: ["-x", "-f", "-", "-C", `${staging}/main`],
+    command("tar", {
+      // As postgres, never keeping ownership or modes from the archive beyond the usual.
+      args: ["-x", "-f", "-", "-C", `${staging}/main`, "--no-same-owner", "--no-same-permissions"],
       stdin: "piped",
       stdout: "null",
       stderr: "piped",
@@ -156,7 +163,11 @@ export async function fetchBackup(
       );
     }
   });
-  const unpack = pump(zstd.stdout, tar.stdin, (chunk) => (untarred += chunk.length));
+  const guard = new TarGuard();
+  const unpack = pump(zstd.stdout, tar.stdin, (chunk) => {
+    guard.push(chunk); // throws (ending the pump) before tar sees a member we refuse
+    untarred += chunk.length;
+  });
   const text = async (s: ReadableStream<Uint8Array>) => (await new Response(s).text()).trim();
   const [dl, up, zErr, tErr, zStatus, tStatus] = await Promise.allSettled([
     download,
@@ -170,6 +181,11 @@ export async function fetchBackup(
   if (/No space left/i.test(tarMessage)) {
     throw new OperatorError(
       `no space left in ${layout.dataRoot} while restoring ${m.label}; grow the volume`,
+    );
+  }
+  if (up.status === "rejected" && up.reason instanceof TarRejected) {
+    throw new OperatorError(
+      `backup ${m.label} refused: ${up.reason.message}; it was not made by beyond-pg backup (restore from another backup)`,
     );
   }
   if (tStatus.status === "fulfilled" && !tStatus.value.success) {
@@ -204,25 +220,25 @@ export async function fetchBackup(
 
   // The data root's layout: WAL in <root>/wal, pg_wal a link to it (as initdb -X makes it).
   const main = `${staging}/main`;
-  if (!exists(`${main}/PG_VERSION`)) {
+  if (!data.exists(`${main}/PG_VERSION`)) {
     throw new OperatorError(`backup ${m.label} does not contain a data directory (no PG_VERSION)`);
   }
-  await Deno.rename(`${main}/pg_wal`, `${staging}/wal`);
-  Deno.symlinkSync(layout.walDir, `${main}/pg_wal`);
-  ensureDir(`${main}/conf.d`, 0o700, owner);
-  writeAtomic(
+  data.rename(`${main}/pg_wal`, `${staging}/wal`);
+  data.symlink(layout.walDir, `${main}/pg_wal`);
+  data.ensureDir(`${main}/conf.d`, 0o700);
+  data.writeAtomic(
     `${main}/conf.d/${RECOVERY_CONF}`,
     recoveryConf(target, selfCommand("restore-wal", "%f", "%p"), o.timeline),
-    { mode: 0o600, owner },
+    0o600,
   );
-  writeAtomic(`${main}/recovery.signal`, "", { mode: 0o600, owner });
+  data.writeAtomic(`${main}/recovery.signal`, "", 0o600);
   for (const stale of ["postmaster.pid", "postmaster.opts", "standby.signal"]) {
-    removeIfExists(`${main}/${stale}`);
+    data.remove(`${main}/${stale}`);
   }
   // Commit: the WAL first, then main (its appearance is what a boot looks for).
-  await Deno.rename(`${staging}/wal`, layout.walDir);
-  await Deno.rename(main, layout.pgdata);
-  syncDir(layout.dataRoot);
-  removeIfExists(staging);
+  data.rename(`${staging}/wal`, layout.walDir);
+  data.rename(main, layout.pgdata);
+  data.syncDir(layout.dataRoot);
+  data.remove(staging);
   return { seconds: (performance.now() - t0) / 1000 };
 }

@@ -3,6 +3,7 @@
  * Everything version-dependent downstream keys off what is found here, never off a constant.
  */
 import { parseDescribeConfig, type ServerCaps } from "../config/gate.ts";
+import type { RootTree } from "../fs/tree.ts";
 import { run } from "../process/spawner.ts";
 import { OperatorError } from "../util/errors.ts";
 
@@ -114,11 +115,9 @@ function readCache(files: string[], key: string): Probe | undefined {
 }
 
 /** Store a probe for the next start (best effort: a read-only place is fine). */
-export function writeProbeCache(file: string, probe: Probe): void {
+export function writeProbeCache(tree: RootTree, file: string, probe: Probe): void {
   try {
-    const tmp = `${file}.tmp-${crypto.randomUUID().slice(0, 8)}`;
-    Deno.writeTextFileSync(tmp, JSON.stringify(probe) + "\n", { mode: 0o644 });
-    Deno.renameSync(tmp, file);
+    tree.writeAtomic(file, JSON.stringify(probe) + "\n", 0o644);
   } catch { /* not writable: next start probes again */ }
 }
 

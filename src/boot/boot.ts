@@ -12,14 +12,16 @@ import type { Settings } from "../settings/settings.ts";
 import { OperatorError } from "../util/errors.ts";
 import { log } from "../util/log.ts";
 import type { Binaries } from "./binaries.ts";
-import { ensureDir, exists, removeIfExists, writeAtomic, writeIfChanged } from "./files.ts";
 import { runHooks } from "./hooks.ts";
+import { makeTrees, treeFor, type Trees } from "./trees.ts";
 import { clearMarkers, firstBoot } from "./initdb.ts";
 import { findSeed } from "./seed.ts";
 import { resolveTls, type TlsMaterial, type TlsOptions } from "../tls/material.ts";
 import type { RunAs } from "./users.ts";
 
 export interface BootContext {
+  /** Who may write where: every file we write goes through one of these. */
+  trees: Trees;
   settings: Settings;
   layout: Layout;
   bins: Binaries;
@@ -46,19 +48,12 @@ export interface BootResult {
   changed: string[];
 }
 
-/** Create a directory we own if it is missing; an existing one (maybe shared) is left alone. */
-function createDir(path: string, mode: number, owner: RunAs["switchTo"]): void {
-  if (exists(path)) return;
-  ensureDir(path, mode, owner);
-}
-
-export function checkMajor(layout: Layout, major: number): void {
-  let text: string;
+export function checkMajor(trees: Trees, layout: Layout, major: number): void {
+  let text: string | undefined;
   try {
-    text = Deno.readTextFileSync(`${layout.pgdata}/PG_VERSION`).trim();
-  } catch {
-    return;
-  }
+    text = trees.data.readText(`${layout.pgdata}/PG_VERSION`)?.trim();
+  } catch { /* unreadable: handled below */ }
+  if (text === undefined) return;
   if (!/^\d+$/.test(text)) {
     throw new OperatorError(
       `Cannot start: ${layout.pgdata}/PG_VERSION is unreadable (${
@@ -75,22 +70,31 @@ export function checkMajor(layout: Layout, major: number): void {
   }
 }
 
-/** Apply a config plan; returns the paths that changed. */
-export function applyPlan(plan: ConfigPlan, owner: RunAs["switchTo"]): string[] {
+/**
+ * Apply a config plan (every file goes through the tree it lives in: PGDATA's and PgBouncer's
+ * are postgres's); returns the paths that changed.
+ */
+export function applyPlan(plan: ConfigPlan, trees: Trees): string[] {
   const changed: string[] = [];
   for (const file of plan.files) {
-    if (writeIfChanged(file.path, file.content, { mode: file.mode, owner })) {
+    if (treeFor(trees, file.path).writeIfChanged(file.path, file.content, file.mode)) {
       changed.push(file.path);
     }
   }
   for (const file of plan.createOnce) {
-    if (!exists(file.path)) {
-      writeAtomic(file.path, file.content, { mode: file.mode, owner });
+    if (treeFor(trees, file.path).createOnce(file.path, file.content, file.mode)) {
       changed.push(file.path);
     }
   }
-  for (const path of plan.remove) if (removeIfExists(path)) changed.push(path);
+  for (const path of plan.remove) if (treeFor(trees, path).remove(path)) changed.push(path);
   return changed;
+}
+
+/** `include_dir` appended to the stock postgresql.conf (once); true when it was written. */
+export function applyIncludeDir(trees: Trees, layout: Layout): boolean {
+  const confPath = `${layout.pgdata}/postgresql.conf`;
+  const stock = trees.data.readText(confPath) ?? "";
+  return trees.data.writeIfChanged(confPath, withIncludeDir(stock, layout.confDir), 0o600);
 }
 
 export function planFor(ctx: BootContext, tls: TlsMaterial | undefined): ConfigPlan {
@@ -110,28 +114,25 @@ export function planFor(ctx: BootContext, tls: TlsMaterial | undefined): ConfigP
 
 export function tlsOptions(ctx: BootContext): TlsOptions {
   return {
+    data: ctx.trees.data,
+    run: ctx.trees.run,
     stateDir: ctx.layout.stateDir,
     platformDir: ctx.settings.tlsDir,
     runDir: ctx.layout.runDir,
     hostname: Deno.hostname(),
     extraNames: ctx.settings.tlsNames,
-    runAs: ctx.runAs,
+    owner: ctx.runAs.switchTo,
   };
 }
 
 /** Everything postgres needs on disk, except for running hooks. */
 export async function prepareData(ctx: BootContext): Promise<Omit<BootResult, "hooksMs">> {
-  const { layout, runAs } = ctx;
-  const owner = runAs.switchTo;
-  ensureDir(layout.dataRoot, 0o700, owner);
-  createDir(layout.runDir, 0o755, undefined);
-  createDir(layout.socketDir, 0o2775, owner);
-  ensureDir(layout.pgbouncerDir, 0o700, owner);
-  ensureDir(`${layout.runDir}/deno`, 0o700, owner); // DENO_DIR of the commands postgres runs
+  const { layout, runAs, trees } = ctx;
+  makeTrees(trees);
 
-  checkMajor(layout, ctx.bins.major);
+  checkMajor(trees, layout, ctx.bins.major);
   const t0 = performance.now();
-  const fresh = !exists(`${layout.pgdata}/PG_VERSION`);
+  const fresh = !trees.data.exists(`${layout.pgdata}/PG_VERSION`);
   if (fresh) {
     const seed = findSeed(ctx.settings.seedDir, ctx.bins, ctx.manifest, ctx.caps);
     log.info(
@@ -139,22 +140,25 @@ export async function prepareData(ctx: BootContext): Promise<Omit<BootResult, "h
         seed ? `the seed in ${seed.dir}` : "initdb"
       }`,
     );
-    await firstBoot({ layout, bins: ctx.bins, runAs, password: ctx.settings.password, seed });
+    await firstBoot({
+      data: trees.data,
+      layout,
+      bins: ctx.bins,
+      runAs,
+      password: ctx.settings.password,
+      seed,
+    });
   }
-  clearMarkers(layout);
+  clearMarkers(trees.data, layout);
   const t1 = performance.now();
 
-  ensureDir(layout.confDir, 0o700, owner);
-  ensureDir(layout.stateDir, 0o700, owner);
+  trees.data.ensureDir(layout.confDir, 0o700);
+  trees.data.ensureDir(layout.stateDir, 0o700);
   const tls = await resolveTls(tlsOptions(ctx));
   const plan = planFor(ctx, tls.material);
   for (const warning of plan.warnings) log.warn(warning);
-  const changed = applyPlan(plan, owner);
-  const confPath = `${layout.pgdata}/postgresql.conf`;
-  const stock = Deno.readTextFileSync(confPath);
-  if (writeIfChanged(confPath, withIncludeDir(stock, layout.confDir), { mode: 0o600, owner })) {
-    changed.push(confPath);
-  }
+  const changed = applyPlan(plan, trees);
+  if (applyIncludeDir(trees, layout)) changed.push(`${layout.pgdata}/postgresql.conf`);
   if (changed.length) {
     log.info(`configuration written: ${changed.map((p) => p.split("/").pop()).join(", ")}`);
   }

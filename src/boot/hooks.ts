@@ -2,8 +2,15 @@
  * EFFECT: run the executables of a hook directory (pre-start.d, post-start.d, pre-stop.d,
  * pre-fork.d) in name order, each with a timeout, its output prefixed line by line, and an
  * allow-listed environment (never the password).
+ *
+ * Hooks run as root, so a hook is run only when root alone could have put it there: the hook
+ * directory and every directory above it owned by root and not writable by group or others,
+ * and the hook itself (after links) owned by root and not group- or world-writable. Anything
+ * else is refused with one line (Debian makes /etc/postgresql postgres's, which is why our
+ * default is /etc/beyond-pg/hooks).
  */
-import { childEnv } from "../process/env.ts";
+import { command } from "../process/command.ts";
+import { rootChainProblem } from "../fs/tree.ts";
 import { spawnTracked } from "../process/registry.ts";
 import { log } from "../util/log.ts";
 import { pipeLines } from "../logs/lines.ts";
@@ -16,7 +23,25 @@ export interface HookResult {
   timedOut: boolean;
 }
 
-function executables(dir: string): string[] {
+/** Why root must not run `path` (a hook), or undefined when it is root's alone. */
+export function hookProblem(path: string): string | undefined {
+  let real: string;
+  try {
+    real = Deno.realPathSync(path);
+  } catch {
+    return `${path} cannot be resolved`;
+  }
+  const dir = real.slice(0, real.lastIndexOf("/")) || "/";
+  const above = rootChainProblem(dir);
+  if (above) return above;
+  const info = Deno.statSync(real);
+  if (!info.isFile) return `${real} is not a file`;
+  if (info.uid !== 0 && info.uid !== Deno.uid()) return `${real} is owned by uid ${info.uid}`;
+  if (((info.mode ?? 0) & 0o022) !== 0) return `${real} is writable by group or others`;
+  return undefined;
+}
+
+function executables(dir: string, stage: HookStage): string[] {
   let entries: Deno.DirEntry[];
   try {
     entries = [...Deno.readDirSync(dir)];
@@ -28,10 +53,17 @@ function executables(dir: string): string[] {
     .map((e) => e.name)
     .filter((name) => {
       try {
-        return ((Deno.statSync(`${dir}/${name}`).mode ?? 0) & 0o111) !== 0;
+        if (((Deno.statSync(`${dir}/${name}`).mode ?? 0) & 0o111) === 0) return false;
       } catch {
         return false;
       }
+      const problem = hookProblem(`${dir}/${name}`);
+      if (problem) {
+        log.error(
+          `hook ${stage}/${name} refused: ${problem}; only root may be able to change a hook (chown root, chmod go-w, in a root-owned directory)`,
+        );
+      }
+      return !problem;
     })
     .sort();
 }
@@ -48,13 +80,12 @@ export async function runHooks(stage: HookStage, options: RunHooksOptions): Prom
   const dir = `${options.hooksDir}/${stage}.d`;
   const results: HookResult[] = [];
   const out = options.output ?? ((line: string) => log.info(line));
-  for (const name of executables(dir)) {
+  for (const name of executables(dir, stage)) {
     const prefix = `[hook ${stage}/${name}] `;
     const child = spawnTracked(
-      new Deno.Command(`${dir}/${name}`, {
+      command(`${dir}/${name}`, {
         cwd: dir,
-        env: childEnv({ ...options.env, BEYOND_PG_HOOK_STAGE: stage }),
-        clearEnv: true,
+        env: { ...options.env, BEYOND_PG_HOOK_STAGE: stage },
         stdin: "null",
         stdout: "piped",
         stderr: "piped",

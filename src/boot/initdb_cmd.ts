@@ -3,7 +3,7 @@ import { buildVerifier } from "../auth/scram.ts";
 import type { Secret } from "../settings/secret.ts";
 import { run } from "../process/spawner.ts";
 import type { Binaries } from "./binaries.ts";
-import { removeIfExists, writeAtomic } from "./files.ts";
+import type { PgTree } from "../fs/tree.ts";
 import type { RunAs } from "./users.ts";
 
 /** Locale for initdb: the spec's en_US.UTF-8 when this system has it, else C.UTF-8. */
@@ -24,10 +24,10 @@ export async function pickLocale(): Promise<string> {
  */
 export async function runInitdb(
   dir: string,
-  o: { bins: Binaries; runAs: RunAs; password: Secret; pwfile: string },
+  o: { bins: Binaries; runAs: RunAs; password: Secret; pwfile: string; tree: PgTree },
 ): Promise<void> {
   const owner = o.runAs.switchTo;
-  writeAtomic(o.pwfile, await buildVerifier(o.password.reveal()) + "\n", { mode: 0o600, owner });
+  o.tree.writeAtomic(o.pwfile, await buildVerifier(o.password.reveal()) + "\n", 0o600);
   try {
     await run(`${o.bins.binDir}/initdb`, [
       "-D",
@@ -41,6 +41,6 @@ export async function runInitdb(
       "--no-instructions",
     ], { ...owner, timeoutMs: 300_000 });
   } finally {
-    removeIfExists(o.pwfile);
+    o.tree.remove(o.pwfile, false);
   }
 }

@@ -17,7 +17,8 @@ import { waitReady } from "../supervise/postmaster_pid.ts";
 import { OperatorError } from "../util/errors.ts";
 import { log } from "../util/log.ts";
 import { type Binaries, type Probe, writeProbeCache } from "./binaries.ts";
-import { ensureDir, exists, removeIfExists, writeAtomic } from "./files.ts";
+import { PgTree, RootTree } from "../fs/tree.ts";
+import { exists } from "../util/fs.ts";
 import { runInitdb } from "./initdb_cmd.ts";
 import { newSystemIdentifier, readSystemIdentifier, withSystemIdentifier } from "./pg_control.ts";
 import type { RunAs } from "./users.ts";
@@ -96,23 +97,27 @@ async function controldata(
   return fields;
 }
 
-/** Copy the seed's cluster into `staging` (an empty directory) as a new database system. */
+/**
+ * Copy the seed's cluster into `staging` (an empty directory in the data root) as a new
+ * database system. The copy runs as postgres: `staging` is in a directory postgres can write.
+ */
 export async function copySeed(
   seed: Seed,
   staging: string,
-  o: { bins: Binaries; runAs: RunAs },
+  o: { bins: Binaries; runAs: RunAs; data: PgTree },
 ): Promise<void> {
-  await run("cp", ["-a", "--reflink=auto", `${seed.dir}/data/.`, `${staging}/`]);
-  if (o.runAs.switchTo) {
-    await run("chown", ["-R", `${o.runAs.switchTo.uid}:${o.runAs.switchTo.gid}`, staging]);
-  }
+  await run("cp", [
+    "-R",
+    "--preserve=mode,timestamps",
+    "--reflink=auto",
+    `${seed.dir}/data/.`,
+    `${staging}/`,
+  ], { ...o.runAs.switchTo });
   const controlPath = `${staging}/global/pg_control`;
   const sysid = newSystemIdentifier();
-  const before = Deno.readFileSync(controlPath);
-  writeAtomic(controlPath, withSystemIdentifier(before, sysid), {
-    mode: 0o600,
-    owner: o.runAs.switchTo,
-  });
+  const before = o.data.readBytes(controlPath);
+  if (!before) throw new OperatorError(`the seed copy has no ${controlPath}`);
+  o.data.writeAtomic(controlPath, withSystemIdentifier(before, sysid), 0o600);
   const checked = await controldata(o.bins, staging, o.runAs);
   if (checked.get("Database system identifier") !== String(sysid)) {
     throw new OperatorError(`new system identifier did not read back from ${controlPath}`);
@@ -128,7 +133,7 @@ export async function copySeed(
   if (after.get("Database system identifier") !== String(sysid)) {
     throw new OperatorError("pg_resetwal changed the system identifier back; not using the seed");
   }
-  if (readSystemIdentifier(Deno.readFileSync(controlPath)) !== sysid) {
+  if (readSystemIdentifier(o.data.readBytes(controlPath)!) !== sysid) {
     throw new OperatorError("pg_control does not hold the new system identifier");
   }
 }
@@ -145,9 +150,12 @@ export interface BuildSeedOptions {
 /** Build (or rebuild) the seed for this server and manifest; returns its directory. */
 export async function buildSeed(o: BuildSeedOptions): Promise<string> {
   const owner = o.runAs.switchTo;
-  ensureDir(o.seedDir, 0o755);
+  const seeds = RootTree.check(o.seedDir, "BEYOND_PG_SEED_DIR");
+  seeds.create(0o755);
   const work = `${o.seedDir}/.build-${crypto.randomUUID().slice(0, 8)}`;
-  ensureDir(work, 0o755, owner);
+  seeds.ensureDir(work, 0o755);
+  seeds.give(work, owner, 0o755);
+  const tree = new PgTree(work, owner);
   const data = `${work}/data`;
   const identity = seedIdentity(o.bins, o.manifest, o.caps);
   try {
@@ -157,9 +165,10 @@ export async function buildSeed(o: BuildSeedOptions): Promise<string> {
       runAs: o.runAs,
       password: throwaway,
       pwfile: `${work}/pw`,
+      tree,
     });
-    writeAtomic(`${data}/pg_hba.conf`, renderHba(), { mode: 0o600, owner });
-    writeAtomic(`${data}/pg_ident.conf`, renderIdent([o.runAs.self]), { mode: 0o600, owner });
+    tree.writeAtomic(`${data}/pg_hba.conf`, renderHba(), 0o600);
+    tree.writeAtomic(`${data}/pg_ident.conf`, renderIdent([o.runAs.self]), 0o600);
     const settings: string[] = [];
     for (const ext of o.manifest.extensions) {
       if (!o.caps.libraries.has(ext.library)) continue;
@@ -189,7 +198,7 @@ export async function buildSeed(o: BuildSeedOptions): Promise<string> {
     }, discardOutput);
     try {
       const never = new AbortController();
-      if (!(await waitReady(data, server.pid, server.exited, never.signal))) {
+      if (!(await waitReady(tree, data, server.pid, server.exited, never.signal))) {
         throw new OperatorError(
           `seed build: postgres did not start: ${server.tail().slice(-3).join(" | ")}`,
         );
@@ -210,10 +219,10 @@ export async function buildSeed(o: BuildSeedOptions): Promise<string> {
       throw new OperatorError("seed build: postgres did not shut down cleanly");
     }
     // WAL is rewritten on every copy: keep only the (empty) directory structure.
-    for (const e of Deno.readDirSync(`${data}/pg_wal`)) {
-      if (e.isFile) Deno.removeSync(`${data}/pg_wal/${e.name}`);
+    for (const e of tree.list(`${data}/pg_wal`)) {
+      if (e.isFile) tree.remove(`${data}/pg_wal/${e.name}`, false);
     }
-    removeIfExists(`${data}/postmaster.opts`);
+    tree.remove(`${data}/postmaster.opts`, false);
     const meta: SeedMeta = {
       format: SEED_FORMAT,
       key: identity.key,
@@ -222,14 +231,14 @@ export async function buildSeed(o: BuildSeedOptions): Promise<string> {
       preload: identity.preload,
       createdAt: new Date().toISOString(),
     };
-    writeAtomic(`${work}/seed.json`, JSON.stringify(meta, null, 2) + "\n", { mode: 0o644 });
+    tree.writeAtomic(`${work}/seed.json`, JSON.stringify(meta, null, 2) + "\n", 0o644);
     const final = seedPath(o.seedDir, o.bins.major);
-    removeIfExists(final);
-    Deno.renameSync(work, final);
-    writeProbeCache(`${o.seedDir}/probe.json`, o.probe); // warm start skips the probe spawns
+    seeds.remove(final);
+    seeds.rename(work, final);
+    writeProbeCache(seeds, `${o.seedDir}/probe.json`, o.probe); // warm start skips the probe spawns
     return final;
   } catch (error) {
-    removeIfExists(work);
+    seeds.remove(work);
     throw error;
   }
 }

@@ -5,7 +5,8 @@
  */
 import { describeBackup, runBackup } from "../backup/basebackup.ts";
 import { errorMessage } from "../util/errors.ts";
-import { readArchiveConfig } from "../wal/config.ts";
+import { privateConfigPath, readArchiveConfig } from "../wal/config.ts";
+import { runDirFrom } from "../settings/defaults.ts";
 import { parseArgs } from "./args.ts";
 
 export async function main(args: string[]): Promise<number> {
@@ -14,11 +15,23 @@ export async function main(args: string[]): Promise<number> {
     console.error(`beyond-pg backup: ${parsed}; usage: backup [--label L] [--json]`);
     return 2;
   }
-  const runDir = Deno.env.get("BEYOND_PG_RUN_DIR") || "/run/beyond-pg";
-  const cfg = readArchiveConfig(runDir);
+  const runDir = runDirFrom();
+  let cfg;
+  try {
+    cfg = readArchiveConfig(runDir);
+  } catch (error) {
+    console.error(
+      `beyond-pg backup: cannot read ${privateConfigPath(runDir)} (${
+        errorMessage(error)
+      }); run backup as root, or through \`beyond-pg control backup\``,
+    );
+    return 2;
+  }
   if (!cfg) {
     console.error(
-      `beyond-pg backup: no archive target (${runDir}/archive/config.json is missing); set BEYOND_PG_ARCHIVE_TARGET and start the supervisor`,
+      `beyond-pg backup: no archive target (${
+        privateConfigPath(runDir)
+      } is missing); set BEYOND_PG_ARCHIVE_TARGET and start the supervisor`,
     );
     return 2;
   }

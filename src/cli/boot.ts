@@ -1,14 +1,14 @@
 /** `beyond-pg boot`: the idempotent boot-time setup alone (initdb if needed, config, hooks). */
 import { boot } from "../boot/boot.ts";
-import { ensureDir } from "../boot/files.ts";
 import { lockDataRoot } from "../boot/lock.ts";
+import { makeTrees } from "../boot/trees.ts";
 import { buildContext } from "../context.ts";
 import { log } from "../util/log.ts";
 
 export async function main(_args: string[]): Promise<number> {
   const ctx = await buildContext();
-  ensureDir(ctx.layout.dataRoot, 0o700, ctx.runAs.switchTo);
-  const lock = await lockDataRoot(ctx.layout.lockFile);
+  makeTrees(ctx.trees);
+  const lock = await lockDataRoot(ctx.trees.data, ctx.layout.lockFile);
   try {
     const result = await boot(ctx);
     log.info(

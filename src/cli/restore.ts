@@ -15,8 +15,8 @@ import {
 } from "../backup/manifest.ts";
 import { ownerSysid, requireTarget } from "../backup/resolve.ts";
 import { checkEmpty, fetchBackup, RECOVERY_CONF, wipeRestore } from "../backup/restore.ts";
-import { ensureDir } from "../boot/files.ts";
 import { lockDataRoot } from "../boot/lock.ts";
+import { makeTrees } from "../boot/trees.ts";
 import { buildContext } from "../context.ts";
 import { Admin } from "../supervise/admin.ts";
 import { errorMessage, OperatorError } from "../util/errors.ts";
@@ -93,8 +93,8 @@ export async function main(args: string[]): Promise<number> {
   let chosen: BackupManifest;
   let prepared = false;
   try {
-    ensureDir(ctx.layout.dataRoot, 0o700, ctx.runAs.switchTo);
-    const lock = await lockDataRoot(ctx.layout.lockFile);
+    makeTrees(ctx.trees);
+    const lock = await lockDataRoot(ctx.trees.data, ctx.layout.lockFile);
     try {
       checkEmpty(ctx); // again, now that nobody else can start here
       const cfg = archiveConfigFor(ctx, await ownerSysid(ctx))!;
@@ -182,7 +182,7 @@ export async function main(args: string[]): Promise<number> {
             summary = `restored and promoted: timeline ${parseInt(row["tli"] ?? "0", 16)}, WAL at ${
               row["lsn"]
             }`;
-            Deno.removeSync(`${c.layout.confDir}/${RECOVERY_CONF}`);
+            c.trees.data.remove(`${c.layout.confDir}/${RECOVERY_CONF}`, false);
             log.info(summary);
           } catch (error) {
             readyError = error;

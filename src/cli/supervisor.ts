@@ -2,8 +2,8 @@
  * `beyond-pg supervisor`: boot, start and supervise postgres + PgBouncer until a stop signal,
  * serving the control protocol (Unix socket, vsock), HTTP health/metrics, and forwarding logs.
  */
-import { ensureDir } from "../boot/files.ts";
 import { lockDataRoot } from "../boot/lock.ts";
+import { controlSocketTree, makeTrees } from "../boot/trees.ts";
 import { buildContext, type Context } from "../context.ts";
 import { controlCommands } from "../control/api.ts";
 import { CommandError, makeDispatch } from "../control/commands.ts";
@@ -98,8 +98,8 @@ export async function main(_args: string[], options: SupervisorCliOptions = {}):
 
   const inOwnVm = options.inOwnVm ?? detectPlatform().inOwnVm;
   const ctx = options.context ?? await buildContext({ inOwnVm });
-  ensureDir(ctx.layout.dataRoot, 0o700, ctx.runAs.switchTo);
-  const lock = await lockDataRoot(ctx.layout.lockFile);
+  makeTrees(ctx.trees);
+  const lock = await lockDataRoot(ctx.trees.data, ctx.layout.lockFile);
   const forwarder = await setUpLogging(ctx, inOwnVm);
   let control: ControlServer | undefined;
   let http: Deno.HttpServer | undefined;
@@ -138,7 +138,13 @@ export async function main(_args: string[], options: SupervisorCliOptions = {}):
       },
     }));
     const server = control = new ControlServer(dispatch);
-    server.listenUnix(ctx.settings.controlSocket);
+    server.listenUnix(
+      controlSocketTree(ctx.trees, ctx.settings.controlSocket),
+      ctx.settings.controlSocket,
+      {
+        dirMode: 0o700,
+      },
+    );
     const vsockPort = ctx.settings.controlVsockPort ?? (inOwnVm ? 5000 : undefined);
     if (vsockPort !== undefined) {
       try {

@@ -6,6 +6,7 @@
  */
 import { FfiListener } from "../../ffi/socket.ts";
 import { VMADDR_CID_ANY } from "../../ffi/libc.ts";
+import type { RootTree } from "../fs/tree.ts";
 import { errorMessage } from "../util/errors.ts";
 import { log } from "../util/log.ts";
 import {
@@ -114,22 +115,21 @@ export class ControlServer {
     })();
   }
 
-  /** Listen on `path` (its directory is made 0700 first). */
-  /** `owner`: hand the directory and socket to this user (the archive socket: postgres). */
-  listenUnix(path: string, owner?: { uid: number; gid: number }): void {
+  /**
+   * Listen on `path`, in a directory of `tree` (root's) made first with `dirMode`: 0700 for the
+   * control socket, so it is never reachable by others; 0755 for the archive socket, which is
+   * then handed to `owner` (postgres) with mode 0600.
+   */
+  listenUnix(
+    tree: RootTree,
+    path: string,
+    o: { dirMode: number; owner?: { uid: number; gid: number } },
+  ): void {
     const dir = path.slice(0, path.lastIndexOf("/"));
-    // Parents stay traversable (the run dir holds PgBouncer's files too); only ours is 0700.
-    Deno.mkdirSync(dir, { recursive: true, mode: 0o755 });
-    Deno.chmodSync(dir, 0o700);
-    try {
-      Deno.removeSync(path);
-    } catch { /* no stale socket */ }
+    tree.ensureDir(dir, o.dirMode);
+    tree.remove(path, false); // a stale socket
     const listener = Deno.listen({ transport: "unix", path });
-    Deno.chmodSync(path, 0o600);
-    if (owner) {
-      Deno.chownSync(dir, owner.uid, owner.gid);
-      Deno.chownSync(path, owner.uid, owner.gid);
-    }
+    tree.give(path, o.owner, 0o600);
     this.#closers.push(() => listener.close());
     this.#accept(async () => {
       try {

@@ -18,6 +18,7 @@ import type { Platform } from "./platform.ts";
 import { Reaper } from "./reaper.ts";
 import {
   applySysctls,
+  closeMetadataRoute,
   configureNetwork,
   ctrlAltDelToSignal,
   loadModules,
@@ -126,6 +127,7 @@ export async function initMain(platform: Platform): Promise<number> {
       mmdsUrl: resolveMmdsUrl(env, true),
       mmdsDeadlineMs: Number.POSITIVE_INFINITY,
     });
+    await closeMetadataRoute();
     // Validate everything (the password above all) before touching the data disk.
     const ctx = await buildContext({ env: { ...raw, BEYOND_MMDS_URL: "off" } });
     setHostname(raw["BEYOND_HOSTNAME"] || cmdline.get("hostname") || "beyond-pg");

@@ -3,7 +3,7 @@
  * (metadata service, vsock) switch on only for "our own VM": PID 1 with no container markers.
  * BEYOND_PG_PLATFORM=vm|container|process overrides detection (tests, unusual setups).
  */
-import { exists } from "../boot/files.ts";
+import { exists } from "../util/fs.ts";
 
 export interface Platform {
   pid1: boolean;

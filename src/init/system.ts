@@ -16,6 +16,7 @@ import {
   sync,
   umount,
 } from "../../ffi/libc.ts";
+import { RootTree } from "../fs/tree.ts";
 import { run } from "../process/spawner.ts";
 import { errorMessage, OperatorError } from "../util/errors.ts";
 import { log } from "../util/log.ts";
@@ -36,9 +37,22 @@ function mounted(): Set<string> {
   }
 }
 
+/** The system's own files (mount points, /etc, /proc/sys): PID 1's to change. */
+const system = RootTree.system();
+
+/** Write a small system file (a sysctl, a zram knob, /etc/hostname). */
+function writeSystemFile(path: string, text: string): void {
+  const f = system.open(path, { write: true, create: true, truncate: true });
+  try {
+    f.writeSync(new TextEncoder().encode(text));
+  } finally {
+    f.close();
+  }
+}
+
 function tryMount(source: string, target: string, fstype: string, flags: number, data = ""): void {
   try {
-    Deno.mkdirSync(target, { recursive: true });
+    system.ensureDir(target, 0o755, { keepMode: true });
     mount(source, target, fstype, flags, data);
   } catch (error) {
     if (/EBUSY/.test(errorMessage(error))) return; // already there
@@ -94,6 +108,42 @@ async function hasIpv4(device: string): Promise<boolean> {
   return r.code === 0 && / inet /.test(r.stdout);
 }
 
+const MMDS = "169.254.169.254";
+/** The routing table (and rule priority) only root's traffic may use to reach metadata. */
+const MMDS_TABLE = "169";
+let mmdsOpenToAll = false;
+
+/**
+ * The metadata service holds the password and the S3 keys, and any local uid could otherwise
+ * ask it (postgres runs shell commands for a superuser). So its route lives in a table only
+ * uid 0 looks up (policy routing by uid), and everyone else gets "unreachable". Without policy
+ * routing in the kernel the route is plain, and `closeMetadataRoute` removes it once PID 1 has
+ * read the metadata, before any child runs.
+ */
+async function routeMetadata(device: string): Promise<void> {
+  const ruled =
+    await sh("ip", ["route", "replace", MMDS, "dev", device, "table", MMDS_TABLE], "MMDS route") &&
+    (await run("ip", ["rule", "del", "priority", MMDS_TABLE], { check: false }).then(() => true)) &&
+    await sh(
+      "ip",
+      ["rule", "add", "priority", MMDS_TABLE, "uidrange", "0-0", "table", MMDS_TABLE],
+      "MMDS rule",
+    ) &&
+    await sh("ip", ["route", "replace", "unreachable", MMDS], "MMDS route");
+  if (!ruled) {
+    mmdsOpenToAll = true;
+    log.warn("metadata: no uid routing here; the route is removed once metadata is read");
+    await sh("ip", ["route", "replace", MMDS, "dev", device], "MMDS route");
+  }
+}
+
+/** After metadata is read: if every uid could reach it, nobody can any more. */
+export async function closeMetadataRoute(): Promise<void> {
+  if (!mmdsOpenToAll) return;
+  await sh("ip", ["route", "replace", "unreachable", MMDS], "MMDS route");
+  mmdsOpenToAll = false;
+}
+
 /** lo and eth0 up; IPv4 from ip= when the kernel did not apply it; MMDS route; IPv6; DNS. */
 export async function configureNetwork(cmdline: Map<string, string>): Promise<void> {
   await sh("ip", ["link", "set", "lo", "up"], "network");
@@ -110,8 +160,7 @@ export async function configureNetwork(cmdline: Map<string, string>): Promise<vo
     await sh("ip", ["addr", "add", `${ip.address}/${ip.prefix}`, "dev", device], "network");
     if (ip.gateway) await sh("ip", ["route", "add", "default", "via", ip.gateway], "network");
   }
-  // The metadata service is link-local: route it through eth0 explicitly.
-  await sh("ip", ["route", "replace", "169.254.169.254", "dev", device], "MMDS route");
+  await routeMetadata(device);
   const v6 = parseIpv6(cmdline);
   for (const addr of v6.addresses) {
     await sh("ip", ["-6", "addr", "add", addr, "dev", device], "IPv6");
@@ -120,7 +169,7 @@ export async function configureNetwork(cmdline: Map<string, string>): Promise<vo
     await sh("ip", ["-6", "route", "add", "default", "via", v6.gateway, "dev", device], "IPv6");
   }
   try {
-    Deno.writeTextFileSync("/etc/resolv.conf", renderResolvConf(v6.gateway));
+    writeSystemFile("/etc/resolv.conf", renderResolvConf(v6.gateway));
   } catch (error) {
     log.warn(`resolv.conf: ${errorMessage(error)}`);
   }
@@ -131,7 +180,7 @@ export function applySysctls(text: string): { applied: number; skipped: string[]
   const skipped: string[] = [];
   for (const [key, value] of parseSysctl(text)) {
     try {
-      Deno.writeTextFileSync(sysctlPath(key), value);
+      writeSystemFile(sysctlPath(key), value);
       applied++;
     } catch (error) {
       skipped.push(key);
@@ -144,7 +193,7 @@ export function applySysctls(text: string): { applied: number; skipped: string[]
 export function setHostname(name: string): void {
   try {
     sethostname(name);
-    Deno.writeTextFileSync("/etc/hostname", name + "\n");
+    writeSystemFile("/etc/hostname", name + "\n");
   } catch (error) {
     log.warn(`hostname ${name}: ${errorMessage(error)}`);
   }
@@ -154,10 +203,10 @@ export function setHostname(name: string): void {
 export async function setUpZram(mb: number): Promise<void> {
   if (!(await sh("modprobe", ["-q", "zram"], "zram"))) return;
   try {
-    Deno.writeTextFileSync("/sys/block/zram0/comp_algorithm", "lz4");
+    writeSystemFile("/sys/block/zram0/comp_algorithm", "lz4");
   } catch { /* kernel default */ }
   try {
-    Deno.writeTextFileSync("/sys/block/zram0/disksize", `${mb}M`);
+    writeSystemFile("/sys/block/zram0/disksize", `${mb}M`);
     if (await sh("mkswap", ["/dev/zram0"], "zram")) {
       swapon("/dev/zram0");
       log.info(`zram swap: ${mb} MiB`);
@@ -218,7 +267,13 @@ export async function mountDataVolume(
     });
     formatted = true;
   }
-  Deno.mkdirSync(target, { recursive: true });
+  // mount(2) follows a link in its target: a link left where the volume goes (its parent may be
+  // postgres's, and nothing of postgres runs yet at this point) would mount it elsewhere.
+  if (system.stat(target)?.isSymlink) {
+    log.warn(`${target} is a link; replacing it with a directory before mounting the data volume`);
+    system.remove(target, false);
+  }
+  system.ensureDir(target, 0o755, { keepMode: true });
   try {
     mount(device, target, "ext4", MS_NOSUID | MS_NODEV | MS_RELATIME);
   } catch (error) {

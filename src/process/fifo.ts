@@ -8,9 +8,13 @@
  * We hold the FIFO open for reading and writing, so opening it for writing never blocks and
  * reading never sees an early end; `end()` writes one NUL byte (never in a log) after the
  * child has exited, and the reader stops there.
+ *
+ * The FIFOs live in a directory only root can write (postgres gets write permission on its own
+ * FIFO only), so nothing can be swapped in between making a FIFO and handing it over.
  */
 
-import { exists } from "../boot/files.ts";
+import type { RootTree } from "../fs/tree.ts";
+import { exists } from "../util/fs.ts";
 
 let serial = 0;
 
@@ -19,46 +23,36 @@ let serial = 0;
  * process is gone. A FIFO's path is only needed to open it: children that still hold one open
  * are unaffected.
  */
-export function removeStaleFifos(dir: string): void {
-  let entries: Deno.DirEntry[];
-  try {
-    entries = [...Deno.readDirSync(dir)];
-  } catch {
-    return;
-  }
-  for (const e of entries) {
+export function removeStaleFifos(dir: RootTree): void {
+  for (const e of dir.list(dir.base)) {
     const pid = Number(e.name.match(/\.(\d+)\.\d+\.fifo$/)?.[1]);
     if (!pid || pid === Deno.pid || exists(`/proc/${pid}`)) continue;
-    try {
-      Deno.removeSync(`${dir}/${e.name}`);
-    } catch { /* gone */ }
+    dir.remove(`${dir.base}/${e.name}`, false);
   }
 }
 
 export class FifoOutput {
   readonly path: string;
+  readonly #dir: RootTree;
   readonly #file: Deno.FsFile;
   /** Our own write end, for the end marker (a write on #file would queue behind its read). */
   readonly #writer: Deno.FsFile;
   #ending = false;
 
   /** Throws when the FIFO cannot be made (the caller falls back to a plain pipe). */
-  constructor(dir: string, name: string, owner?: { uid: number; gid: number }) {
-    this.path = `${dir}/${name}.${Deno.pid}.${++serial}.fifo`;
-    const made = new Deno.Command("mkfifo", { args: ["-m", "600", this.path], stderr: "piped" })
-      .outputSync();
-    if (!made.success) {
-      throw new Error(`mkfifo ${this.path}: ${new TextDecoder().decode(made.stderr).trim()}`);
-    }
+  constructor(dir: RootTree, name: string, owner?: { uid: number; gid: number }) {
+    this.#dir = dir;
+    this.path = `${dir.base}/${name}.${Deno.pid}.${++serial}.fifo`;
+    dir.mkfifo(this.path, 0o600);
     try {
-      if (owner) Deno.chownSync(this.path, owner.uid, owner.gid);
-      this.#file = Deno.openSync(this.path, { read: true, write: true });
+      dir.give(this.path, owner, 0o600);
+      this.#file = dir.open(this.path, { read: true, write: true });
     } catch (error) {
-      Deno.removeSync(this.path);
+      dir.remove(this.path, false);
       throw error;
     }
     // Opening for writing does not block: #file is a reader.
-    this.#writer = Deno.openSync(this.path, { write: true });
+    this.#writer = dir.open(this.path, { write: true });
   }
 
   /** Everything written, chunk by chunk, up to `end()`. */
@@ -96,8 +90,6 @@ export class FifoOutput {
         f.close();
       } catch { /* closed */ }
     }
-    try {
-      Deno.removeSync(this.path);
-    } catch { /* gone */ }
+    this.#dir.remove(this.path, false);
   }
 }

@@ -1,5 +1,6 @@
 import assert, { deepEqual, equal } from "node:assert/strict";
 import { FifoOutput, removeStaleFifos } from "./fifo.ts";
+import { RootTree } from "../fs/tree.ts";
 
 async function collect(stream: ReadableStream<Uint8Array>): Promise<string> {
   let text = "";
@@ -10,7 +11,7 @@ async function collect(stream: ReadableStream<Uint8Array>): Promise<string> {
 
 Deno.test("fifo: a child's output arrives in order and the reader stops at end()", async () => {
   const dir = await Deno.makeTempDir({ prefix: "fifo-test-" });
-  const fifo = new FifoOutput(dir, "child");
+  const fifo = new FifoOutput(RootTree.check(dir, "test"), "child");
   try {
     equal(Deno.statSync(fifo.path).mode! & 0o777, 0o600);
     const reading = collect(fifo.stream());
@@ -37,7 +38,7 @@ Deno.test("fifo: a child's output arrives in order and the reader stops at end()
 
 Deno.test("fifo: end() on a full FIFO does not block; the reader gets everything, then stops", async () => {
   const dir = await Deno.makeTempDir({ prefix: "fifo-test-" });
-  const fifo = new FifoOutput(dir, "full");
+  const fifo = new FifoOutput(RootTree.check(dir, "test"), "full");
   try {
     // 64 KiB fills a Linux pipe: nobody reads until after end().
     const child = new Deno.Command("/bin/sh", {
@@ -56,7 +57,7 @@ Deno.test("fifo: end() on a full FIFO does not block; the reader gets everything
 
 Deno.test("fifo: end() with nothing written yields an empty stream", async () => {
   const dir = await Deno.makeTempDir({ prefix: "fifo-test-" });
-  const fifo = new FifoOutput(dir, "quiet");
+  const fifo = new FifoOutput(RootTree.check(dir, "test"), "quiet");
   try {
     const reading = collect(fifo.stream());
     fifo.end();
@@ -69,13 +70,13 @@ Deno.test("fifo: end() with nothing written yields an empty stream", async () =>
 
 Deno.test("fifo: removeStaleFifos removes only FIFOs of processes that are gone", async () => {
   const dir = await Deno.makeTempDir({ prefix: "fifo-test-" });
-  const mine = new FifoOutput(dir, "postgres");
+  const mine = new FifoOutput(RootTree.check(dir, "test"), "postgres");
   try {
     const dead = new Deno.Command("/bin/true").spawn();
     await dead.status;
     Deno.writeTextFileSync(`${dir}/postgres.${dead.pid}.1.fifo`, "");
     Deno.writeTextFileSync(`${dir}/notes.txt`, "");
-    removeStaleFifos(dir);
+    removeStaleFifos(RootTree.check(dir, "test"));
     deepEqual(
       [...Deno.readDirSync(dir)].map((e) => e.name).sort(),
       [
@@ -92,7 +93,7 @@ Deno.test("fifo: removeStaleFifos removes only FIFOs of processes that are gone"
 Deno.test("fifo: a directory that does not exist throws (callers fall back to a pipe)", () => {
   let threw = false;
   try {
-    new FifoOutput("/nonexistent-beyond-pg-dir", "x");
+    new FifoOutput(RootTree.check("/nonexistent-beyond-pg-dir", "test"), "x");
   } catch {
     threw = true;
   }

@@ -3,7 +3,7 @@
  * ProcessError that carries the exit code and the tail of stderr.
  */
 import { errorMessage, OperatorError } from "../util/errors.ts";
-import { childEnv } from "./env.ts";
+import { command } from "./command.ts";
 import { spawnTracked } from "./registry.ts";
 
 export interface RunOptions {
@@ -54,11 +54,10 @@ export async function run(
   args: string[],
   options: RunOptions = {},
 ): Promise<RunResult> {
-  const command = new Deno.Command(cmd, {
+  const cmdObject = command(cmd, {
     args,
     cwd: options.cwd,
-    env: childEnv(options.env),
-    clearEnv: true,
+    env: options.env ?? {},
     uid: options.uid,
     gid: options.gid,
     stdin: options.stdin === undefined ? "null" : "piped",
@@ -67,7 +66,7 @@ export async function run(
   });
   let child: Deno.ChildProcess;
   try {
-    child = spawnTracked(command);
+    child = spawnTracked(cmdObject);
   } catch (error) {
     throw new OperatorError(
       `cannot run ${cmd}: ${errorMessage(error)}`,

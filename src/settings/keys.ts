@@ -66,7 +66,7 @@ export const settingKeys: readonly KeyDoc[] = [
   { name: "BEYOND_PG_PGBOUNCER", default: "pgbouncer", doc: "PgBouncer executable" },
   {
     name: "BEYOND_PG_HOOKS_DIR",
-    default: "/etc/postgresql/<major>/main/hooks",
+    default: "/etc/beyond-pg/hooks",
     doc: "pre-start.d, post-start.d, pre-stop.d, pre-fork.d",
   },
   {

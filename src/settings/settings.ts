@@ -308,11 +308,58 @@ function parseS3(
   };
 }
 
+/** Secrets may hold any character but NUL (they are never rendered into a file). */
+const FREE_TEXT = new Set([
+  "POSTGRES_PASSWORD",
+  "BEYOND_PG_S3_SECRET_KEY",
+  "AWS_SECRET_ACCESS_KEY",
+]);
+
+/**
+ * Values end up in config files, command lines and logs: a newline in one would write extra
+ * lines into pgbouncer.ini (a `%include` of anything). No setting but a secret may hold a
+ * control character.
+ */
+function rejectControlCharacters(raw: Record<string, string | undefined>): void {
+  for (const [key, value] of Object.entries(raw)) {
+    if (value === undefined || FREE_TEXT.has(key) || !/^(BEYOND_|POSTGRES_|AWS_)/.test(key)) {
+      continue;
+    }
+    // deno-lint-ignore no-control-regex
+    if (/[\x00-\x1f\x7f]/.test(value)) {
+      throw new SettingsError(
+        `${key}=${JSON.stringify(value.slice(0, 60))} contains a control character; remove it`,
+      );
+    }
+  }
+}
+
+/** PgBouncer's listen_addr: `*`, or a comma-separated list of IP addresses or host names. */
+function parseListenAddr(value: string | undefined): string {
+  const v = value ?? "0.0.0.0";
+  const ok = v === "*" ||
+    v.split(",").map((a) => a.trim()).every((a) =>
+      /^[0-9.]+$/.test(a) && a.split(".").length === 4 &&
+        a.split(".").every((n) => Number(n) <= 255) ||
+      /^[0-9A-Fa-f:.]+$/.test(a) && a.includes(":") ||
+      /^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$/.test(a)
+    );
+  if (!ok) {
+    throw new SettingsError(
+      `BEYOND_PG_LISTEN_ADDR=${
+        JSON.stringify(v)
+      } is not an address list; use *, or IP addresses or host names separated by commas`,
+    );
+  }
+  return v;
+}
+
 /** Validate everything; the first problem found is thrown. */
 export function parseSettings(
   raw: Record<string, string | undefined>,
   ctx: ParseContext,
 ): Settings {
+  rejectControlCharacters(raw);
   const get = (key: string) => present(raw, key);
   const port = parsePort("BEYOND_PG_PORT", get("BEYOND_PG_PORT"), 5432);
   const directPort = parsePort("BEYOND_PG_DIRECT_PORT", get("BEYOND_PG_DIRECT_PORT"), 5433);
@@ -359,13 +406,13 @@ export function parseSettings(
     socketDir,
     port,
     directPort,
-    listenAddr: get("BEYOND_PG_LISTEN_ADDR") ?? "0.0.0.0",
+    listenAddr: parseListenAddr(get("BEYOND_PG_LISTEN_ADDR")),
     binDir: get("BEYOND_PG_BIN_DIR"),
     pgbouncerBin: get("BEYOND_PG_PGBOUNCER") ?? "pgbouncer",
     hooksDir: parsePath(
       "BEYOND_PG_HOOKS_DIR",
       get("BEYOND_PG_HOOKS_DIR"),
-      `/etc/postgresql/${ctx.major}/main/hooks`,
+      "/etc/beyond-pg/hooks",
     ),
     osUser: get("BEYOND_PG_OS_USER") ?? "postgres",
     ramMb: parsePositive("BEYOND_PG_RAM_MB", get("BEYOND_PG_RAM_MB"), { min: 64, max: 1 << 24 }),

@@ -24,7 +24,7 @@ Deno.test("parseSettings() applies the spec's defaults", () => {
   assert.equal(s.port, 5432);
   assert.equal(s.directPort, 5433);
   assert.equal(s.archiveTarget, undefined);
-  assert.equal(s.hooksDir, "/etc/postgresql/15/main/hooks");
+  assert.equal(s.hooksDir, "/etc/beyond-pg/hooks");
   assert.equal(s.password.reveal(), "pw");
 });
 
@@ -119,4 +119,28 @@ Deno.test("Secret never shows its value in strings, JSON or inspect", () => {
   assert.equal(JSON.stringify({ s }), '{"s":"[redacted]"}');
   assert.equal(Deno.inspect({ s }).includes("hunter2"), false);
   assert.equal(s.reveal(), "hunter2");
+});
+
+Deno.test("parseSettings() refuses control characters (a newline would add pgbouncer.ini lines)", () => {
+  const base = { POSTGRES_PASSWORD: "pw\nwith newline is fine" };
+  const ctx = { major: 15, readFile: () => "" };
+  for (
+    const [key, value] of [
+      ["BEYOND_PG_LISTEN_ADDR", "127.0.0.1\n%include /etc/shadow"],
+      ["BEYOND_PG_SOCKET_DIR", "/run/x\n"],
+      ["POSTGRES_DATABASE", "app\r"],
+    ]
+  ) {
+    assert.throws(
+      () => parseSettings({ ...base, [key!]: value! }, ctx),
+      new RegExp(`${key}=.*control character`),
+    );
+  }
+  assert.throws(
+    () => parseSettings({ ...base, BEYOND_PG_LISTEN_ADDR: "127.0.0.1 %include" }, ctx),
+    /BEYOND_PG_LISTEN_ADDR=.*not an address list/,
+  );
+  for (const ok of ["*", "0.0.0.0", "127.0.0.1,::1", "db.internal"]) {
+    assert.equal(parseSettings({ ...base, BEYOND_PG_LISTEN_ADDR: ok }, ctx).listenAddr, ok);
+  }
 });

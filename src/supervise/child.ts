@@ -3,7 +3,8 @@
  * terminal's Ctrl-C reaches only the supervisor, output handed on line by line with its name,
  * the last lines kept for error reports.
  */
-import { childEnv } from "../process/env.ts";
+import { command } from "../process/command.ts";
+import type { RootTree } from "../fs/tree.ts";
 import { pipeLines } from "../logs/lines.ts";
 import { FifoOutput } from "../process/fifo.ts";
 import { spawnTracked } from "../process/registry.ts";
@@ -34,7 +35,7 @@ export interface ChildSpec {
   cwd?: string;
   runAs: { uid: number; gid: number } | undefined;
   /** Route output through a FIFO made here (see process/fifo.ts); else plain pipes. */
-  fifoDir?: string;
+  fifoDir?: RootTree;
 }
 
 export interface ExitStatus {
@@ -78,11 +79,10 @@ export class Child {
     const piped = !output.inherit && !fifo;
     try {
       this.#process = spawnTracked(
-        new Deno.Command(cmd, {
+        command(cmd, {
           args,
           cwd: spec.cwd,
-          env: childEnv(spec.env),
-          clearEnv: true,
+          env: spec.env,
           uid: spec.runAs?.uid,
           gid: spec.runAs?.gid,
           stdin: "null",

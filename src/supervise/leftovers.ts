@@ -1,32 +1,13 @@
 /**
  * EFFECT: processes an earlier supervisor left behind (it was killed with -9 and its children
- * lived on). Only a postmaster running in *our* data directory, or a PgBouncer using *our*
- * config file, is ever signalled; a stale pid file pointing at anything else is removed.
+ * lived on). Only a postmaster of postgres's uid running in *our* data directory, or a
+ * PgBouncer of postgres's uid using *our* config file, is ever signalled: the pid files are
+ * postgres's to rewrite, so what they name is checked. A stale pid file is removed.
  */
+import type { Tree } from "../fs/tree.ts";
+import { alive, cmdline, readProcStat } from "../util/proc.ts";
 import { log } from "../util/log.ts";
 import { readPostmasterPid } from "./postmaster_pid.ts";
-
-function procState(pid: number): string | undefined {
-  try {
-    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
-    return stat.slice(stat.lastIndexOf(")") + 2).split(" ")[0];
-  } catch {
-    return undefined;
-  }
-}
-
-function alive(pid: number): boolean {
-  const s = procState(pid);
-  return s !== undefined && s !== "Z" && s !== "X";
-}
-
-function cmdline(pid: number): string[] {
-  try {
-    return Deno.readTextFileSync(`/proc/${pid}/cmdline`).split("\0").filter(Boolean);
-  } catch {
-    return [];
-  }
-}
 
 function realpath(path: string): string | undefined {
   try {
@@ -56,14 +37,20 @@ async function escalate(pid: number, steps: [Deno.Signal, number][]): Promise<vo
   }
 }
 
+function ownedBy(pid: number, uid: number): boolean {
+  return readProcStat(pid)?.uid === uid;
+}
+
 /** Stop a postmaster left running in `pgdata`, or clear a stale postmaster.pid. */
 export async function handleLeftoverPostmaster(
+  data: Tree,
   pgdata: string,
+  uid: number,
   stopTimeoutMs: number,
 ): Promise<void> {
-  const info = readPostmasterPid(pgdata);
+  const info = readPostmasterPid(data, pgdata);
   if (!info) return;
-  const ours = alive(info.pid) &&
+  const ours = alive(info.pid) && ownedBy(info.pid, uid) &&
     (cmdline(info.pid)[0] ?? "").includes("postgres") &&
     realpath(`/proc/${info.pid}/cwd`) === realpath(pgdata);
   if (!ours) {
@@ -72,9 +59,7 @@ export async function handleLeftoverPostmaster(
       log.warn(
         `postmaster.pid names pid ${info.pid}, which is not a postmaster of ${pgdata}; removing the stale file`,
       );
-      try {
-        Deno.removeSync(`${pgdata}/postmaster.pid`);
-      } catch { /* raced */ }
+      data.remove(`${pgdata}/postmaster.pid`, false);
     }
     return;
   }
@@ -85,18 +70,21 @@ export async function handleLeftoverPostmaster(
 }
 
 /** Stop a PgBouncer left running with our config file. */
-export async function handleLeftoverPgbouncer(pidFile: string, iniPath: string): Promise<void> {
-  let pid: number;
-  try {
-    pid = Number(Deno.readTextFileSync(pidFile).trim());
-  } catch {
-    return;
-  }
-  if (!Number.isInteger(pid) || pid <= 0 || !alive(pid) || !cmdline(pid).includes(iniPath)) {
+export async function handleLeftoverPgbouncer(
+  dir: Tree,
+  pidFile: string,
+  iniPath: string,
+  uid: number,
+): Promise<void> {
+  const text = dir.readText(pidFile);
+  if (text === undefined) return;
+  const pid = Number(text.trim());
+  if (
+    !Number.isInteger(pid) || pid <= 0 || !alive(pid) || !ownedBy(pid, uid) ||
+    !cmdline(pid).includes(iniPath)
+  ) {
     // A stale pid file (or one naming a reused pid) would stop PgBouncer from starting.
-    try {
-      Deno.removeSync(pidFile);
-    } catch { /* already gone */ }
+    dir.remove(pidFile, false);
     return;
   }
   log.warn(`a PgBouncer (pid ${pid}) from an earlier supervisor is still running; stopping it`);

@@ -2,9 +2,7 @@
  * EFFECT: what the control commands do, against the running supervisor. None of them takes SQL
  * or a path from the caller.
  */
-import { applyPlan, planFor } from "../boot/boot.ts";
-import { writeIfChanged } from "../boot/files.ts";
-import { withIncludeDir } from "../config/postgresql_conf.ts";
+import { applyIncludeDir, applyPlan, planFor } from "../boot/boot.ts";
 import { CommandError } from "../control/commands.ts";
 import type { Context } from "../context.ts";
 import { detectResources, readSystemFile } from "../resources/resources.ts";
@@ -25,14 +23,6 @@ export async function canConnectUnix(path: string): Promise<boolean> {
     return true;
   } catch {
     return false;
-  }
-}
-
-function fileSize(path: string): number | undefined {
-  try {
-    return Deno.statSync(path).size;
-  } catch {
-    return undefined;
   }
 }
 
@@ -57,7 +47,7 @@ export class Operations {
   }
 
   async health() {
-    const pm = readPostmasterPid(this.#ctx.layout.pgdata);
+    const pm = readPostmasterPid(this.#ctx.trees.data, this.#ctx.layout.pgdata);
     const accepting = pm?.status === "ready";
     let query = false;
     let latencyMs: number | undefined;
@@ -123,18 +113,10 @@ export class Operations {
       ramMb: ctx.settings.ramMb ?? detected.ramMb,
       vcpus: ctx.settings.vcpus ?? detected.vcpus,
     }, this.#sup.tls);
-    const changed = applyPlan(plan, ctx.runAs.switchTo);
-    const confPath = `${ctx.layout.pgdata}/postgresql.conf`;
-    if (
-      writeIfChanged(
-        confPath,
-        withIncludeDir(Deno.readTextFileSync(confPath), ctx.layout.confDir),
-        {
-          mode: 0o600,
-          owner: ctx.runAs.switchTo,
-        },
-      )
-    ) changed.push(confPath);
+    const changed = applyPlan(plan, ctx.trees);
+    if (applyIncludeDir(ctx.trees, ctx.layout)) {
+      changed.push(`${ctx.layout.pgdata}/postgresql.conf`);
+    }
     const [first] = await this.#admin.query("SELECT pg_conf_load_time()::text AS loaded");
     const loaded = first?.["loaded"];
     await this.#admin.query("SELECT pg_reload_conf()");
@@ -162,8 +144,8 @@ export class Operations {
     if (this.#sup.quarantined && !errors.some((e) => e["sourcefile"] === userConf)) {
       let text = "";
       try {
-        text = Deno.readTextFileSync(userConf);
-      } catch { /* none */ }
+        text = ctx.trees.data.readText(userConf) ?? "";
+      } catch { /* unreadable */ }
       if (!text.startsWith("# beyond-pg moved the previous contents")) {
         this.#sup.clearQuarantine();
         log.info("99-user.conf is back and loads without errors; leaving safe mode");
@@ -215,6 +197,8 @@ export class Operations {
       ORDER BY 1`;
     const databases = [...new Set(["postgres", ctx.settings.database])];
     const files: { path: string; bytes: number; why: string }[] = [];
+    // PGDATA is postgres's: sizes are looked up as postgres, without following links.
+    const fileSize = (path: string) => ctx.trees.data.stat(path)?.size;
     const add = (path: string, why: string) => {
       const bytes = fileSize(path);
       if (bytes !== undefined && !files.some((f) => f.path === path)) {
@@ -239,7 +223,7 @@ export class Operations {
         }
       }
     }
-    const wal = [...Deno.readDirSync(ctx.layout.walDir)]
+    const wal = ctx.trees.data.list(ctx.layout.walDir)
       .map((e) => e.name)
       .filter((n) => /^[0-9A-F]{24}$/.test(n))
       .sort()

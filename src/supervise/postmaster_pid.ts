@@ -1,3 +1,5 @@
+import type { Tree } from "../fs/tree.ts";
+
 /**
  * Readiness without a SQL polling loop: postmaster.pid's 8th line is the postmaster's status
  * ("starting", "stopping", "ready", "standby"), which it rewrites itself.
@@ -25,9 +27,11 @@ export function parsePostmasterPid(text: string): PostmasterPid | undefined {
   };
 }
 
-export function readPostmasterPid(pgdata: string): PostmasterPid | undefined {
+/** postmaster.pid, read as postgres (`data` is its tree: the file is postgres's to rewrite). */
+export function readPostmasterPid(data: Tree, pgdata: string): PostmasterPid | undefined {
   try {
-    return parsePostmasterPid(Deno.readTextFileSync(`${pgdata}/postmaster.pid`));
+    const text = data.readText(`${pgdata}/postmaster.pid`);
+    return text === undefined ? undefined : parsePostmasterPid(text);
   } catch {
     return undefined;
   }
@@ -38,6 +42,7 @@ export function readPostmasterPid(pgdata: string): PostmasterPid | undefined {
  * `gone` settles first (the process exited) or the signal aborts.
  */
 export async function waitReady(
+  data: Tree,
   pgdata: string,
   pid: number,
   gone: Promise<unknown>,
@@ -47,7 +52,7 @@ export async function waitReady(
   gone.then(() => (exited = true), () => (exited = true));
   const started = performance.now();
   while (!exited && !signal.aborted) {
-    const info = readPostmasterPid(pgdata);
+    const info = readPostmasterPid(data, pgdata);
     if (info?.pid === pid && info.status === "ready") return true;
     // Tight at first (a warm start is ~20 ms), gentler once it is clearly a long recovery.
     const elapsed = performance.now() - started;

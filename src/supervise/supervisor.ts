@@ -8,10 +8,10 @@
  */
 import { applyPlan, boot, planFor, tlsOptions } from "../boot/boot.ts";
 import { filesSignature, resolveTls, type TlsMaterial } from "../tls/material.ts";
-import { ensureDir, writeIfChanged } from "../boot/files.ts";
 import { runHooks } from "../boot/hooks.ts";
 import { renderAuthFile } from "../config/pgbouncer.ts";
 import type { Context } from "../context.ts";
+import type { RootTree } from "../fs/tree.ts";
 import { errorMessage, OperatorError } from "../util/errors.ts";
 import { log } from "../util/log.ts";
 import { VERSION } from "../version.ts";
@@ -195,7 +195,7 @@ export class Supervisor {
         (material.fingerprint !== before?.fingerprint || material.certFile !== before?.certFile);
       if (!changed) return { changed: false, ...(problem ? { problem } : {}) };
       this.#tls = material;
-      applyPlan(planFor(this.#ctx, material), this.#ctx.runAs.switchTo);
+      applyPlan(planFor(this.#ctx, material), this.#ctx.trees);
       this.#postgres?.signal("SIGHUP");
       this.#pgbouncer?.signal("SIGHUP");
       log.info(
@@ -238,7 +238,12 @@ export class Supervisor {
     this.#facts.phase = "starting";
 
     let t = performance.now();
-    await handleLeftoverPostmaster(ctx.layout.pgdata, ctx.settings.stopTimeoutMs);
+    await handleLeftoverPostmaster(
+      ctx.trees.data,
+      ctx.layout.pgdata,
+      ctx.runAs.user.uid,
+      ctx.settings.stopTimeoutMs,
+    );
     if (!(await this.#bringUpPostgres())) return await this.#shutdown();
     this.#phases["start_postgres_ms"] = Math.round(performance.now() - t);
 
@@ -271,15 +276,19 @@ export class Supervisor {
 
   // ---- postgres -------------------------------------------------------------------------
 
-  /** Where children's output FIFOs live (made on first use, owned by the postgres user). */
-  #fifoDir(): string {
+  /**
+   * Where children's output FIFOs live (made on first use): root's directory, each FIFO handed
+   * to postgres, so nothing can be swapped in between.
+   */
+  #fifoDir(): RootTree {
+    const run = this.#ctx.trees.run;
     const dir = `${this.#ctx.layout.runDir}/output`;
     if (!this.#fifoDirReady) {
-      ensureDir(dir, 0o700, this.#ctx.runAs.switchTo);
-      removeStaleFifos(dir);
+      run.ensureDir(dir, 0o755);
+      removeStaleFifos(run.sub(dir));
       this.#fifoDirReady = true;
     }
-    return dir;
+    return run.sub(dir);
   }
 
   #spawnPostgres(): Child {
@@ -290,7 +299,8 @@ export class Supervisor {
       args: ["-D", ctx.layout.pgdata],
       env: {
         BEYOND_PG_RUN_DIR: ctx.layout.runDir,
-        DENO_DIR: `${ctx.layout.runDir}/deno`,
+        // postgres's own Deno cache: root's must never be one postgres can write.
+        DENO_DIR: ctx.trees.denoPostgres.base,
         DENO_NO_UPDATE_CHECK: "1",
       },
       cwd: ctx.layout.pgdata,
@@ -316,7 +326,15 @@ export class Supervisor {
         continue;
       }
       this.#postgres = child;
-      if (await waitReady(ctx.layout.pgdata, child.pid, child.exited, this.#stop.signal)) {
+      if (
+        await waitReady(
+          ctx.trees.data,
+          ctx.layout.pgdata,
+          child.pid,
+          child.exited,
+          this.#stop.signal,
+        )
+      ) {
         this.#facts.postgresUp = true;
         this.#watchPostgres(child);
         return true;
@@ -334,10 +352,10 @@ export class Supervisor {
       }
       let userText = "";
       try {
-        userText = Deno.readTextFileSync(userConf);
-      } catch { /* none */ }
+        userText = ctx.trees.data.readText(userConf) ?? "";
+      } catch { /* unreadable */ }
       if (!this.#facts.quarantined && blameUserConf(tail, userText)) {
-        const aside = quarantineUserConf(userConf);
+        const aside = quarantineUserConf(ctx.trees.data, userConf);
         this.#facts.quarantined = aside;
         log.error(
           `postgres cannot start with 99-user.conf (${
@@ -413,10 +431,10 @@ export class Supervisor {
           result.updated.length && `extensions updated: ${result.updated.join(", ")}`,
         ].filter(Boolean);
         if (changes.length) log.info(`post-start: ${changes.join("; ")}`);
-        writeIfChanged(
+        ctx.trees.pgbouncer.writeIfChanged(
           `${ctx.layout.pgbouncerDir}/userlist.txt`,
           renderAuthFile([{ role: "postgres", verifier: result.verifier }]),
-          { mode: 0o600, owner: ctx.runAs.switchTo },
+          0o600,
         );
         await runHooks("post-start", {
           hooksDir: ctx.layout.hooksDir,
@@ -441,7 +459,12 @@ export class Supervisor {
     const ctx = this.#ctx;
     const ini = `${ctx.layout.pgbouncerDir}/pgbouncer.ini`;
     const socket = `${ctx.layout.socketDir}/.s.PGSQL.${ctx.settings.port}`;
-    await handleLeftoverPgbouncer(`${ctx.layout.pgbouncerDir}/pgbouncer.pid`, ini);
+    await handleLeftoverPgbouncer(
+      ctx.trees.pgbouncer,
+      `${ctx.layout.pgbouncerDir}/pgbouncer.pid`,
+      ini,
+      ctx.runAs.user.uid,
+    );
     while (!this.stopping) {
       let child: Child;
       try {

@@ -1,3 +1,5 @@
+import type { Tree } from "../fs/tree.ts";
+
 /**
  * Bad user configuration: when postgres fails to start and 99-user.conf is the cause, it is
  * moved aside (renamed, content untouched) and postgres starts without it.
@@ -31,23 +33,20 @@ export function blameUserConf(stderrTail: readonly string[], userConfText: strin
   });
 }
 
-/** EFFECT: move the file aside and leave an empty one; returns the new path. */
-export function quarantineUserConf(path: string, now = new Date()): string {
+/**
+ * EFFECT: move the file aside and leave an empty one; returns the new path. PGDATA is
+ * postgres's, so this runs as postgres (`data`): the new file is created, never written through.
+ */
+export function quarantineUserConf(data: Tree, path: string, now = new Date()): string {
   const stamp = now.toISOString().replace(/[-:]/g, "").replace(/\.\d+Z$/, "Z");
   const aside = `${path}.bad-${stamp}`;
-  const info = Deno.statSync(path);
-  Deno.renameSync(path, aside);
-  Deno.writeTextFileSync(
+  data.rename(path, aside);
+  data.createOnce(
     path,
     `# beyond-pg moved the previous contents to ${
       aside.split("/").pop()
     } because postgres could not start with them.\n`,
-    { mode: 0o644 },
+    0o644,
   );
-  if (info.uid !== null && info.gid !== null) {
-    try {
-      Deno.chownSync(path, info.uid, info.gid);
-    } catch { /* not root: we already own it */ }
-  }
   return aside;
 }

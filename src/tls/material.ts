@@ -7,15 +7,20 @@
  *                     not Ed25519), CN = hostname, one year,
  *                     renewed within 30 days of expiry — only if we generated it
  *
- * Platform files are installed as copies in <run dir>/tls/ owned by postgres, and only as a
- * pair whose key matches its certificate: postgres and PgBouncer never see a half-rotated
- * pair, and never depend on how the platform's agent set file modes. The self-signed pair
- * carries a sentinel (the file's SHA-256 and expiry), so a file we did not write is never
- * replaced and a warm boot needs no openssl call.
+ * Platform files are installed as copies in <run dir>/tls/ (root's directory; the key
+ * root:postgres 0640, which postgres accepts), and only as a pair whose key matches its
+ * certificate: postgres and PgBouncer never see a half-rotated pair, and never depend on how
+ * the platform's agent set file modes. The platform directory must be root's: its key is
+ * copied where postgres reads it. The self-signed pair carries a sentinel (the file's SHA-256
+ * and expiry), so a file we did not write is never replaced and a warm boot needs no openssl.
+ *
+ * PGDATA/beyond is postgres's: everything there is read and written as postgres (PgTree, and
+ * openssl run as postgres), so a planted link there reaches nothing postgres could not.
  */
-import { ensureDir, exists, writeAtomic } from "../boot/files.ts";
-import type { RunAs } from "../boot/users.ts";
+import type { Owner } from "../fs/identity.ts";
+import { type PgTree, RootTree } from "../fs/tree.ts";
 import { errorMessage, OperatorError } from "../util/errors.ts";
+import { exists } from "../util/fs.ts";
 import { sha256Hex } from "../util/crypto.ts";
 import { log } from "../util/log.ts";
 import {
@@ -48,52 +53,65 @@ export interface TlsMaterial {
 }
 
 export interface TlsOptions {
+  /** The tree PGDATA is in (postgres's) and our run dir's (root's). */
+  data: PgTree;
+  run: RootTree;
   stateDir: string;
   platformDir: string;
   runDir: string;
   hostname: string;
   extraNames: string[];
-  runAs: RunAs;
+  /** The postgres user when we are root. */
+  owner: Owner | undefined;
   now?: Date;
 }
 
 const RENEW_BEFORE_MS = 30 * 24 * 3600 * 1000;
 const SENTINEL = ".generated.json";
 
-async function sha256File(path: string): Promise<string> {
-  return sha256Hex(await Deno.readFile(path));
+function sha256File(tree: PgTree, path: string): Promise<string> {
+  return sha256Hex(tree.readBytes(path) ?? new Uint8Array());
 }
 
-/** Make a key usable by postgres (owned by it, 0600) without touching its content. */
-function secureKey(path: string, owner: RunAs["switchTo"]): void {
-  const info = Deno.statSync(path);
-  if (((info.mode ?? 0) & 0o077) !== 0) Deno.chmodSync(path, 0o600);
-  if (owner && info.uid !== owner.uid) Deno.chownSync(path, owner.uid, owner.gid);
+/**
+ * A key in PGDATA/beyond must be postgres's and private (postgres refuses it otherwise): the
+ * mode is fixed (as postgres), the owner is only checked — root chowns nothing there.
+ */
+function secureKey(o: TlsOptions, path: string): void {
+  const info = o.data.stat(path);
+  const uid = o.owner?.uid ?? Deno.uid();
+  if (!info?.isFile || info.uid !== uid) {
+    throw new OperatorError(
+      `Cannot start: ${path} must be a file owned by the postgres user (uid ${uid}); chown it (and its certificate) to postgres`,
+      { exitCode: 2 },
+    );
+  }
+  if (((info.mode ?? 0) & 0o077) !== 0) o.data.chmod(path, 0o600);
 }
 
 async function userManaged(o: TlsOptions): Promise<TlsMaterial> {
   const cert = `${o.stateDir}/server.crt`;
   const key = `${o.stateDir}/server.key`;
-  if (!exists(cert) || !exists(key)) {
+  if (!o.data.exists(cert) || !o.data.exists(key)) {
     throw new OperatorError(
       `Cannot start: ${o.stateDir}/.user-managed is present but server.crt or server.key is missing; add both or remove the sentinel`,
       { exitCode: 2 },
     );
   }
-  if (!(await keyMatchesCert(key, cert))) {
+  if (!(await keyMatchesCert(key, cert, { as: o.owner }))) {
     throw new OperatorError(
       `Cannot start: ${key} does not belong to ${cert} (user-managed TLS); install a matching pair`,
       { exitCode: 2 },
     );
   }
-  secureKey(key, o.runAs.switchTo);
-  const info = await certInfo(cert);
+  secureKey(o, key);
+  const info = await certInfo(cert, { as: o.owner });
   warnIfNoDigest(cert, info);
   return {
     source: "user-managed",
     certFile: cert,
     keyFile: key,
-    caFile: exists(`${o.stateDir}/ca.crt`) ? `${o.stateDir}/ca.crt` : undefined,
+    caFile: o.data.exists(`${o.stateDir}/ca.crt`) ? `${o.stateDir}/ca.crt` : undefined,
     watch: [cert, key],
     fingerprint: info.fingerprint,
     notAfter: info.notAfter.toISOString(),
@@ -105,20 +123,27 @@ async function platform(o: TlsOptions): Promise<TlsMaterial> {
   const cert = `${o.platformDir}/cert.pem`;
   const key = `${o.platformDir}/key.pem`;
   const ca = `${o.platformDir}/ca.pem`;
-  if (!exists(key)) throw new OperatorError(`${cert} has no ${key} beside it`);
+  // Its key is copied where postgres reads it: a directory postgres could plant a link in
+  // would hand postgres any file root can read.
+  const source = RootTree.check(o.platformDir, "BEYOND_PG_TLS_DIR");
+  if (!source.exists(key)) throw new OperatorError(`${cert} has no ${key} beside it`);
   if (!(await keyMatchesCert(key, cert))) {
     throw new OperatorError(`${key} does not belong to ${cert} (a rotation half done?)`);
   }
   const info = await certInfo(cert);
   warnIfNoDigest(cert, info);
   const dir = `${o.runDir}/tls`;
-  ensureDir(dir, 0o700, o.runAs.switchTo);
-  const owner = o.runAs.switchTo;
+  o.run.ensureDir(dir, 0o755);
+  // postgres accepts a key owned by root with group read (0640); as ourselves, only 0600.
+  const keyOwner = o.owner ? { uid: 0, gid: o.owner.gid } : undefined;
+  const keyMode = o.owner ? 0o640 : 0o600;
   // Key first, then certificate: both are complete before anyone is told to reload.
-  writeAtomic(`${dir}/server.key`, await Deno.readFile(key), { mode: 0o600, owner });
-  writeAtomic(`${dir}/server.crt`, await Deno.readFile(cert), { mode: 0o644, owner });
-  const hasCa = exists(ca);
-  if (hasCa) writeAtomic(`${dir}/ca.crt`, await Deno.readFile(ca), { mode: 0o644, owner });
+  o.run.writeAtomic(`${dir}/server.key.new`, source.readBytes(key)!, 0o600);
+  o.run.give(`${dir}/server.key.new`, keyOwner, keyMode);
+  o.run.rename(`${dir}/server.key.new`, `${dir}/server.key`);
+  o.run.writeAtomic(`${dir}/server.crt`, source.readBytes(cert)!, 0o644);
+  const hasCa = source.exists(ca);
+  if (hasCa) o.run.writeAtomic(`${dir}/ca.crt`, source.readBytes(ca)!, 0o644);
   return {
     source: "platform",
     certFile: `${dir}/server.crt`,
@@ -144,21 +169,22 @@ async function selfSigned(o: TlsOptions): Promise<TlsMaterial> {
     fingerprint,
     notAfter,
   });
-  if (exists(cert) && exists(key)) {
+  const data = o.data;
+  if (data.exists(cert) && data.exists(key)) {
     let sentinel: { sha256?: string; fingerprint?: string; notAfter?: string } = {};
     try {
-      sentinel = JSON.parse(Deno.readTextFileSync(sentinelPath));
+      sentinel = JSON.parse(data.readText(sentinelPath) ?? "{}");
     } catch { /* none: not ours */ }
-    const ours = sentinel.sha256 !== undefined && sentinel.sha256 === await sha256File(cert);
+    const ours = sentinel.sha256 !== undefined && sentinel.sha256 === await sha256File(data, cert);
     if (!ours) {
       // Files we did not write (put there by hand): used as they are, never replaced.
-      const info = await certInfo(cert);
+      const info = await certInfo(cert, { as: o.owner });
       if (info.notAfter.getTime() - now.getTime() < RENEW_BEFORE_MS) {
         log.warn(
           `TLS certificate ${cert} expires ${info.notAfter.toISOString()} and is not ours to renew; replace it`,
         );
       }
-      secureKey(key, o.runAs.switchTo);
+      secureKey(o, key);
       return material(info.fingerprint, info.notAfter.toISOString(), "existing");
     }
     const notAfter = new Date(sentinel.notAfter ?? 0);
@@ -167,11 +193,14 @@ async function selfSigned(o: TlsOptions): Promise<TlsMaterial> {
     }
     log.info(`TLS: self-signed certificate expires ${notAfter.toISOString()}; renewing it`);
   }
-  ensureDir(o.stateDir, 0o700, o.runAs.switchTo);
+  data.ensureDir(o.stateDir, 0o700);
   const tmpKey = `${key}.new`;
   const tmpCert = `${cert}.new`;
+  data.remove(tmpKey, false);
+  data.remove(tmpCert, false);
   const names = [...new Set([o.hostname, "localhost", ...o.extraNames].filter(Boolean))];
   await generateSelfSigned({
+    as: o.owner,
     keyPath: tmpKey,
     certPath: tmpCert,
     commonName: o.hostname || "localhost",
@@ -179,25 +208,20 @@ async function selfSigned(o: TlsOptions): Promise<TlsMaterial> {
     ipAddresses: ["127.0.0.1", "::1"],
     days: 365,
   });
-  const owner = o.runAs.switchTo;
-  Deno.chmodSync(tmpKey, 0o600);
-  Deno.chmodSync(tmpCert, 0o644);
-  if (owner) {
-    Deno.chownSync(tmpKey, owner.uid, owner.gid);
-    Deno.chownSync(tmpCert, owner.uid, owner.gid);
-  }
-  const info = await certInfo(tmpCert);
-  Deno.renameSync(tmpKey, key);
-  Deno.renameSync(tmpCert, cert);
-  writeAtomic(
+  data.chmod(tmpKey, 0o600);
+  data.chmod(tmpCert, 0o644);
+  const info = await certInfo(tmpCert, { as: o.owner });
+  data.rename(tmpKey, key);
+  data.rename(tmpCert, cert);
+  data.writeAtomic(
     sentinelPath,
     JSON.stringify({
       generatedBy: "beyond-pg",
-      sha256: await sha256File(cert),
+      sha256: await sha256File(data, cert),
       fingerprint: info.fingerprint,
       notAfter: info.notAfter.toISOString(),
     }) + "\n",
-    { mode: 0o600, owner },
+    0o600,
   );
   log.info(
     `TLS: generated a self-signed ECDSA P-256 certificate for ${
@@ -215,7 +239,7 @@ export async function resolveTls(
   o: TlsOptions,
   previous?: TlsMaterial,
 ): Promise<{ material: TlsMaterial | undefined; problem?: string }> {
-  if (exists(`${o.stateDir}/.user-managed`)) return { material: await userManaged(o) };
+  if (o.data.exists(`${o.stateDir}/.user-managed`)) return { material: await userManaged(o) };
   if (exists(`${o.platformDir}/cert.pem`)) {
     try {
       return { material: await platform(o) };
@@ -230,10 +254,10 @@ export async function resolveTls(
   try {
     return { material: await selfSigned(o) };
   } catch (error) {
-    const problem = `TLS disabled: ${
-      errorMessage(error)
-    }; install openssl or provide a certificate`;
-    log.warn(problem);
+    const problem = previous
+      ? `TLS: ${errorMessage(error)}; keeping the certificate in use`
+      : `TLS disabled: ${errorMessage(error)}`;
+    if (!previous) log.warn(problem); // a rotation reports its own problems
     return { material: previous, problem };
   }
 }

@@ -8,8 +8,17 @@
  * signature's digest, and Ed25519 has none — PostgreSQL 15 to 18 and libpq then fail with
  * "could not find digest for NID UNDEF", so a default `psql` could not connect to 5433.
  */
+import type { Owner } from "../fs/identity.ts";
 import { run } from "../process/spawner.ts";
 import { OperatorError } from "../util/errors.ts";
+
+/**
+ * Files in a directory postgres can write are read (and written) by openssl running as
+ * postgres (`as`): then a planted link reaches nothing postgres could not read itself.
+ */
+export interface AsUser {
+  as?: Owner | undefined;
+}
 
 export interface CertInfo {
   notAfter: Date;
@@ -20,7 +29,7 @@ export interface CertInfo {
   subject: string;
 }
 
-export async function certInfo(certPath: string): Promise<CertInfo> {
+export async function certInfo(certPath: string, o: AsUser = {}): Promise<CertInfo> {
   const out = await run(
     "openssl",
     [
@@ -36,7 +45,7 @@ export async function certInfo(certPath: string): Promise<CertInfo> {
       "-certopt",
       "no_pubkey,no_sigdump,no_extensions",
     ],
-    { check: false },
+    { check: false, ...o.as },
   );
   if (out.code !== 0) {
     throw new OperatorError(
@@ -59,17 +68,21 @@ export function fingerprintFrom(text: string): string {
 }
 
 /** The public key of a certificate and of a private key must be the same. */
-export async function keyMatchesCert(keyPath: string, certPath: string): Promise<boolean> {
+export async function keyMatchesCert(
+  keyPath: string,
+  certPath: string,
+  o: AsUser = {},
+): Promise<boolean> {
   const [fromKey, fromCert] = await Promise.all([
-    run("openssl", ["pkey", "-in", keyPath, "-pubout"], { check: false }),
-    run("openssl", ["x509", "-in", certPath, "-noout", "-pubkey"], { check: false }),
+    run("openssl", ["pkey", "-in", keyPath, "-pubout"], { check: false, ...o.as }),
+    run("openssl", ["x509", "-in", certPath, "-noout", "-pubkey"], { check: false, ...o.as }),
   ]);
   return fromKey.code === 0 && fromCert.code === 0 &&
     fromKey.stdout.trim() === fromCert.stdout.trim() &&
     fromKey.stdout.includes("BEGIN PUBLIC KEY");
 }
 
-export interface SelfSignedOptions {
+export interface SelfSignedOptions extends AsUser {
   keyPath: string;
   certPath: string;
   commonName: string;
@@ -108,7 +121,7 @@ export async function generateSelfSigned(o: SelfSignedOptions): Promise<void> {
     "keyUsage=critical,digitalSignature",
     "-addext",
     "extendedKeyUsage=serverAuth",
-  ]);
+  ], { ...o.as });
 }
 
 /** Signature algorithms without a digest break SCRAM channel binding on direct connections. */

@@ -6,27 +6,19 @@
  *  - already stored with the same content (SHA-256 of the uncompressed bytes, in metadata) → 0;
  *    different content → an error, nothing overwritten (PUT If-None-Match: *), for every kind
  *    of file, `.history` included;
- *  - a segment whose header carries another system identifier is refused, and so is a prefix
- *    that another cluster owns (beyond-pg.json).
+ *  - the bytes were checked against their name and this cluster before (prepare.ts,
+ *    validate.ts); a prefix that another cluster owns (beyond-pg.json) is refused.
  */
 import { S3Client, S3Error } from "../s3/client.ts";
+import { ArchiveError } from "./errors.ts";
 import { sha256Hex } from "../util/crypto.ts";
 import type { ArchiveConfig } from "./config.ts";
 import type { Prepared } from "./prepare.ts";
 import { decompress } from "./codec.ts";
-import { segmentSystemIdentifier, walKind } from "./names.ts";
+import { walKind } from "./names.ts";
 import { Layout, parseTarget } from "./target.ts";
 
-export class ArchiveError extends Error {
-  /** Worth retrying later (the store is unreachable) vs. never going to work as is. */
-  readonly transient: boolean;
-
-  constructor(message: string, transient: boolean, cause?: unknown) {
-    super(message, { cause });
-    this.name = "ArchiveError";
-    this.transient = transient;
-  }
-}
+export { ArchiveError };
 
 export function clientFor(cfg: ArchiveConfig): S3Client {
   const endpoint = new URL(cfg.endpoint);
@@ -111,25 +103,20 @@ async function equalBytes(a: Uint8Array, b: Uint8Array): Promise<boolean> {
   return a.length === b.length && (await sha256Hex(a)) === (await sha256Hex(b));
 }
 
-/** Archive one prepared file (see prepare.ts). */
+/**
+ * Archive one prepared file (see prepare.ts). `local` gives the file's bytes again, for the
+ * rare byte-for-byte comparison with an object already there.
+ */
 export async function archivePrepared(
   client: S3Client,
   cfg: ArchiveConfig,
   p: Prepared,
+  local: () => Promise<Uint8Array>,
   o: OwnerCheck = { conditionalPut: false },
 ): Promise<ArchiveResult> {
   const { name } = p;
   const kind = walKind(name);
   if (!kind) throw new ArchiveError(`${JSON.stringify(name)} is not a WAL file name`, false);
-  if (kind === "segment" || kind === "partial") {
-    const sysid = segmentSystemIdentifier(p.head);
-    if (sysid !== undefined && sysid.toString() !== cfg.sysid) {
-      throw new ArchiveError(
-        `${name} belongs to another cluster (system identifier ${sysid}, this one is ${cfg.sysid}); refusing to archive it into ${cfg.target}`,
-        false,
-      );
-    }
-  }
   const key = layoutFor(cfg).wal(name);
   const different = (why: string) =>
     new ArchiveError(
@@ -150,8 +137,7 @@ export async function archivePrepared(
     } catch {
       throw different("the stored copy does not decompress");
     }
-    const local = await Deno.readFile(p.path);
-    if (!(await equalBytes(stored, local))) throw different("bytes differ");
+    if (!(await equalBytes(stored, await local()))) throw different("bytes differ");
     return true;
   };
   try {

@@ -1,7 +1,14 @@
 /**
- * What the commands postgres runs (archive, restore-wal) need to reach the archive: written by
- * the supervisor into <run dir>/archive/config.json (0600, owned by the postgres user: it holds
- * the S3 secret, which therefore never sits in postgres's environment). No file: no target.
+ * What the archive needs, and who may see it.
+ *
+ *   <run dir>/private/archive.json   ArchiveConfig, with the S3 secret: root only (0600 in a
+ *                                    0700 root directory). The supervisor and root's CLI
+ *                                    commands (backup, backups, a hand-run archive) read it.
+ *   <run dir>/archive/state.json     ArchiveState, no secret (0644): what the commands postgres
+ *                                    runs (archive, restore-wal) need — whether there is a
+ *                                    target, and the socket of the supervisor that has it.
+ *
+ * postgres reaches S3 only through that socket: a superuser's `pg_read_file` finds no key.
  */
 import type { Codec } from "./codec.ts";
 
@@ -29,24 +36,60 @@ export interface ArchiveConfig {
   runAs?: { uid: number; gid: number };
 }
 
-export function configPath(runDir: string): string {
-  return `${runDir}/archive/config.json`;
+/** What the commands postgres runs may know. */
+export interface ArchiveState {
+  /** "on": archive through `socket`. */
+  mode: "on";
+  socket: string;
+  target: string;
 }
 
-/** The config, or undefined when there is no archive target (the cheap, common path). */
-export function readArchiveConfig(runDir: string): ArchiveConfig | undefined {
+export function privateDir(runDir: string): string {
+  return `${runDir}/private`;
+}
+
+export function privateConfigPath(runDir: string): string {
+  return `${privateDir(runDir)}/archive.json`;
+}
+
+export function archiveDir(runDir: string): string {
+  return `${runDir}/archive`;
+}
+
+export function statePath(runDir: string): string {
+  return `${archiveDir(runDir)}/state.json`;
+}
+
+/** Where the archive service marks files it has stored (see self.ts, wal/service.ts). */
+export function archiveDoneDir(runDir: string): string {
+  return `${archiveDir(runDir)}/done`;
+}
+
+function readJson<T>(path: string): T | undefined {
   let text: string;
   try {
-    text = Deno.readTextFileSync(configPath(runDir));
+    text = Deno.readTextFileSync(path);
   } catch (error) {
     if (error instanceof Deno.errors.NotFound) return undefined;
     throw error;
   }
-  return JSON.parse(text) as ArchiveConfig;
+  return JSON.parse(text) as T;
 }
 
-/** The system identifier of the cluster in `pgdata` (the first 8 bytes of pg_control). */
-export function clusterSystemIdentifier(pgdata: string): string {
-  const control = Deno.readFileSync(`${pgdata}/global/pg_control`);
+/**
+ * The secret config, or undefined when there is no archive target. Throws PermissionDenied for
+ * anyone but root: the commands postgres runs never get here.
+ */
+export function readArchiveConfig(runDir: string): ArchiveConfig | undefined {
+  return readJson<ArchiveConfig>(privateConfigPath(runDir));
+}
+
+/** The public state, or undefined when there is no archive target (the cheap, common path). */
+export function readArchiveState(runDir: string): ArchiveState | undefined {
+  return readJson<ArchiveState>(statePath(runDir));
+}
+
+/** The system identifier of a pg_control file's bytes (its first 8 bytes). */
+export function systemIdentifierOf(control: Uint8Array): string {
   return new DataView(control.buffer, control.byteOffset).getBigUint64(0, true).toString();
 }

@@ -5,7 +5,9 @@
  */
 import type { S3Client } from "../s3/client.ts";
 import { S3Error } from "../s3/client.ts";
-import { ArchiveError, layoutFor } from "./archive.ts";
+import { layoutFor } from "./archive.ts";
+import { ArchiveError } from "./errors.ts";
+import type { Tree } from "../fs/tree.ts";
 import { decompress } from "./codec.ts";
 import type { ArchiveConfig } from "./config.ts";
 import { walKind } from "./names.ts";
@@ -72,15 +74,10 @@ export async function fetchWal(
 }
 
 /** Write `data` to `path` through a temporary file and a rename; a full disk is named. */
-export function writeWalFile(path: string, data: Uint8Array): void {
-  const tmp = `${path}.beyond-tmp`;
+export function writeWalFile(tree: Tree, path: string, data: Uint8Array): void {
   try {
-    Deno.writeFileSync(tmp, data, { mode: 0o600 });
-    Deno.renameSync(tmp, path);
+    tree.writeAtomic(path, data, 0o600);
   } catch (error) {
-    try {
-      Deno.removeSync(tmp);
-    } catch { /* not there */ }
     const dir = path.slice(0, path.lastIndexOf("/")) || ".";
     if (error instanceof Error && /No space left|ENOSPC|os error 28/i.test(error.message)) {
       throw new ArchiveError(

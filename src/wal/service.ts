@@ -20,7 +20,9 @@ import {
   type OwnerCheck,
 } from "./archive.ts";
 import type { ArchiveConfig } from "./config.ts";
-import { externalToolsAvailable, prepareExternal, prepareInline } from "./prepare.ts";
+import type { Owner } from "../fs/identity.ts";
+import type { PgTree, RootTree } from "../fs/tree.ts";
+import { externalToolsAvailable, prepareExternal, prepareInline, readWalFile } from "./prepare.ts";
 import { walKind } from "./names.ts";
 import { RestoreSpool } from "./spool.ts";
 import { S3Error } from "../s3/client.ts";
@@ -30,17 +32,20 @@ import { log } from "../util/log.ts";
 
 export interface ServiceOptions {
   cfg: ArchiveConfig;
-  /** pg_wal (archive_status is inside). */
+  /** pg_wal (archive_status is inside), read as postgres (`data`). */
   walDir: string;
+  /** The data root (postgres's): pg_wal and the restore spool are read and written in it. */
+  data: PgTree;
   /** Restored files wait here for `restore-wal` to rename them into pg_wal (same volume). */
   spoolDir: string;
   /**
-   * An empty file per stored name, which archive_command's shell test consumes (self.ts):
-   * postgres's one-at-a-time loop then costs a `test` and an `rm`, not a process of ours.
+   * An empty file per stored name, which archive_command's shell test finds (self.ts):
+   * postgres's one-at-a-time loop then costs a `test`, not a process of ours. Root's: postgres
+   * can neither plant one nor remove one.
    */
-  doneDir?: string;
-  /** The postgres user, when we run as someone else (spooled files are handed to it). */
-  owner?: { uid: number; gid: number };
+  done?: RootTree;
+  /** The postgres user, when we run as someone else (what we read must be its). */
+  owner?: Owner;
   /** Warn when this many files wait to be archived. */
   backlogWarn?: number;
   scanMs?: number;
@@ -71,8 +76,8 @@ export class ArchiveService {
   readonly cfg: ArchiveConfig;
   readonly client: S3Client;
   readonly #o:
-    & Required<Omit<ServiceOptions, "owner" | "onRecovered" | "doneDir">>
-    & Pick<ServiceOptions, "owner" | "onRecovered" | "doneDir">;
+    & Required<Omit<ServiceOptions, "owner" | "onRecovered" | "done">>
+    & Pick<ServiceOptions, "owner" | "onRecovered" | "done">;
   #failing = false;
   /** name → when its upload completed (kept while its .ready exists, plus a minute). */
   readonly #stored = new Map<string, number>();
@@ -82,6 +87,7 @@ export class ArchiveService {
   /** name → earliest time to retry ahead of a request, after a failure. */
   readonly #retryAt = new Map<string, number>();
   readonly #queue: string[] = [];
+  readonly #refused = new Set<string>();
   #active = 0;
   #ownerChecked: Promise<OwnerCheck> | undefined;
   #timer: ReturnType<typeof setInterval> | undefined;
@@ -111,18 +117,15 @@ export class ArchiveService {
     this.#spool = new RestoreSpool({
       cfg: o.cfg,
       client: this.client,
+      data: o.data,
       dir: o.spoolDir,
       prefetch: this.#o.prefetch,
       stats: this.stats,
-      ...(o.owner ? { owner: o.owner } : {}),
     });
-    for (const dir of o.doneDir ? [o.doneDir] : []) {
-      Deno.mkdirSync(dir, { recursive: true, mode: 0o700 });
-      if (o.owner) Deno.chownSync(dir, o.owner.uid, o.owner.gid);
+    if (o.done) {
       // Markers of an earlier run may be stale: start empty.
-      for (const e of Deno.readDirSync(dir)) {
-        Deno.removeSync(`${dir}/${e.name}`, { recursive: true });
-      }
+      o.done.remove(o.done.base);
+      o.done.create(0o755);
     }
   }
 
@@ -156,8 +159,10 @@ export class ArchiveService {
   #ready(): string[] {
     const out: string[] = [];
     try {
-      for (const e of Deno.readDirSync(`${this.#o.walDir}/archive_status`)) {
-        if (e.name.endsWith(".ready")) out.push(e.name.slice(0, -6));
+      for (const e of this.#o.data.list(`${this.#o.walDir}/archive_status`)) {
+        if (e.name.endsWith(".ready") && walKind(e.name.slice(0, -6))) {
+          out.push(e.name.slice(0, -6));
+        }
       }
     } catch { /* no pg_wal yet */ }
     // Timeline history first (postgres does the same), then in WAL order.
@@ -177,14 +182,13 @@ export class ArchiveService {
       for (const [name, at] of this.#stored) {
         if (!readySet.has(name) && now - at > 60_000) this.#stored.delete(name);
       }
-      if (this.#o.doneDir) {
-        // A marker whose file is no longer ready was not needed (postgres archived it another
-        // way); never leave one that could answer for a later file of the same name.
-        for (const e of Deno.readDirSync(this.#o.doneDir)) {
+      const done = this.#o.done;
+      if (done) {
+        // A marker whose file is no longer ready has done its job (or was not needed): never
+        // leave one that could answer for a later file of the same name.
+        for (const e of done.list(done.base)) {
           if (!readySet.has(e.name) && !this.#inflight.has(e.name)) {
-            try {
-              Deno.removeSync(`${this.#o.doneDir}/${e.name}`);
-            } catch { /* consumed meanwhile */ }
+            done.remove(`${done.base}/${e.name}`, false);
           }
         }
       }
@@ -240,10 +244,13 @@ export class ArchiveService {
       try {
         const owner = await this.checkOwner();
         const path = `${this.#o.walDir}/${name}`;
+        const read = () =>
+          readWalFile(path, name, { major: this.cfg.major, sysid: this.cfg.sysid }, this.#o.owner);
+        const data = await read();
         const prepared = await externalToolsAvailable()
-          ? await prepareExternal(path, name, this.cfg.codec)
-          : await prepareInline(path, name, this.cfg.codec);
-        const result = await archivePrepared(this.client, this.cfg, prepared, owner);
+          ? await prepareExternal(path, name, data, this.cfg.codec)
+          : await prepareInline(path, name, data, this.cfg.codec);
+        const result = await archivePrepared(this.client, this.cfg, prepared, read, owner);
         this.#stored.set(name, Date.now());
         this.#waiting.delete(name);
         this.stats.backlog = this.#waiting.size;
@@ -265,6 +272,11 @@ export class ArchiveService {
       } catch (error) {
         this.stats.failedTotal++;
         this.stats.lastError = errorMessage(error);
+        // A refusal (a planted link, a file of another cluster) is said once per file.
+        if (error instanceof ArchiveError && !error.transient && !this.#refused.has(name)) {
+          this.#refused.add(name);
+          log.error(`archive: ${this.stats.lastError}`);
+        }
         this.#failing = true;
         // Ahead-of-request retries back off; postgres's own retries come through archive().
         this.#retryAt.set(name, Date.now() + 5000);
@@ -280,12 +292,10 @@ export class ArchiveService {
   }
 
   #markDone(name: string): void {
-    const dir = this.#o.doneDir;
-    if (!dir || this.#closed) return;
+    const done = this.#o.done;
+    if (!done || this.#closed) return;
     try {
-      const path = `${dir}/${name}`;
-      Deno.writeFileSync(path, new Uint8Array(), { mode: 0o600 });
-      if (this.#o.owner) Deno.chownSync(path, this.#o.owner.uid, this.#o.owner.gid);
+      done.createOnce(`${done.base}/${name}`, "", 0o644);
     } catch (error) {
       log.debug(`archive: cannot mark ${name} done: ${errorMessage(error)}`);
     }

@@ -1,21 +1,31 @@
 /**
  * EFFECT: archiving in a running supervisor. After boot (PGDATA exists, so the system
- * identifier is known) and before postgres starts: write <run dir>/archive/config.json for the
- * commands postgres runs, claim the target prefix, and serve the archive socket. Without a
- * target the config file is removed, so `archive` is a no-op again.
+ * identifier is known) and before postgres starts: write the private config (root only) and
+ * the public state for the commands postgres runs (config.ts), claim the target prefix, and
+ * serve the archive socket. Without a target both files are removed, so `archive` is a no-op
+ * again.
  */
 import type { Context } from "../context.ts";
-import { ensureDir, removeIfExists, writeAtomic } from "../boot/files.ts";
 import { makeDispatch } from "../control/commands.ts";
 import { ControlServer } from "../control/server.ts";
 import { counter, type Family, gauge } from "../metrics/prom.ts";
 import { OperatorError } from "../util/errors.ts";
 import { errorMessage } from "../util/errors.ts";
 import { log } from "../util/log.ts";
-import { ArchiveError } from "./archive.ts";
-import { type ArchiveConfig, clusterSystemIdentifier, configPath } from "./config.ts";
+import { ArchiveError } from "./errors.ts";
+import {
+  type ArchiveConfig,
+  archiveDir,
+  archiveDoneDir,
+  type ArchiveState,
+  privateConfigPath,
+  privateDir,
+  statePath,
+  systemIdentifierOf,
+} from "./config.ts";
 import { ArchiveService } from "./service.ts";
-import { archiveDoneDir } from "../self.ts";
+import { readPostmasterPid } from "../supervise/postmaster_pid.ts";
+import { readProcStat } from "../util/proc.ts";
 
 export interface Archiving {
   service: ArchiveService;
@@ -51,7 +61,7 @@ export function archiveConfigFor(ctx: Context, sysid?: string): ArchiveConfig | 
     codec: s3.codec,
     parallel: s3.parallel,
     major: ctx.bins.major,
-    sysid: sysid ?? clusterSystemIdentifier(ctx.layout.pgdata),
+    sysid: sysid ?? clusterSystemIdentifier(ctx),
     pgdata: ctx.layout.pgdata,
     walDir: `${ctx.layout.pgdata}/pg_wal`,
     socket: `${ctx.layout.runDir}/archive/archive.sock`,
@@ -63,27 +73,43 @@ export function archiveConfigFor(ctx: Context, sysid?: string): ArchiveConfig | 
   };
 }
 
+/** The system identifier of the cluster in PGDATA (pg_control, read as postgres). */
+export function clusterSystemIdentifier(ctx: Context): string {
+  const control = ctx.trees.data.readBytes(`${ctx.layout.pgdata}/global/pg_control`);
+  if (!control) throw new OperatorError(`${ctx.layout.pgdata}/global/pg_control is missing`);
+  return systemIdentifierOf(control);
+}
+
+/** Remove what archiving leaves in the run dir (no target: `archive` is a no-op again). */
+function forgetArchive(ctx: Context): void {
+  const run = ctx.trees.run;
+  run.remove(statePath(ctx.layout.runDir), false);
+  run.remove(privateConfigPath(ctx.layout.runDir), false);
+  run.remove(archiveDoneDir(ctx.layout.runDir));
+}
+
 export async function startArchiving(ctx: Context): Promise<Archiving | undefined> {
   const owner = ctx.runAs.switchTo;
-  const dir = `${ctx.layout.runDir}/archive`;
+  const run = ctx.trees.run;
+  const runDir = ctx.layout.runDir;
   const cfg = archiveConfigFor(ctx);
   if (!cfg) {
-    removeIfExists(configPath(ctx.layout.runDir));
-    removeIfExists(archiveDoneDir(ctx.layout.runDir));
+    forgetArchive(ctx);
     return undefined;
   }
-  ensureDir(dir, 0o700, owner);
-  writeAtomic(configPath(ctx.layout.runDir), JSON.stringify(cfg, null, 2) + "\n", {
-    mode: 0o600,
-    owner,
-  });
+  run.ensureDir(privateDir(runDir), 0o700);
+  run.writeAtomic(privateConfigPath(runDir), JSON.stringify(cfg, null, 2) + "\n", 0o600);
+  run.ensureDir(archiveDir(runDir), 0o755);
+  const state: ArchiveState = { mode: "on", socket: cfg.socket, target: cfg.target };
+  run.writeAtomic(statePath(runDir), JSON.stringify(state) + "\n", 0o644);
   const service = new ArchiveService({
     cfg,
     walDir: cfg.walDir,
+    data: ctx.trees.data,
     spoolDir: `${ctx.layout.dataRoot}/restore-spool`,
-    doneDir: archiveDoneDir(ctx.layout.runDir),
+    done: run.sub(archiveDoneDir(runDir)),
     ...(owner ? { owner } : {}),
-    onRecovered: () => wakeArchiver(ctx.layout.pgdata),
+    onRecovered: () => wakeArchiver(ctx),
   });
   try {
     await service.checkOwner();
@@ -91,7 +117,7 @@ export async function startArchiving(ctx: Context): Promise<Archiving | undefine
     if (
       error instanceof ArchiveError && !error.transient && /another cluster/.test(error.message)
     ) {
-      removeIfExists(configPath(ctx.layout.runDir));
+      forgetArchive(ctx);
       throw new OperatorError(`Cannot start: ${error.message}`, { exitCode: 2 });
     }
     // The store is down or refuses us: keep running; postgres keeps its WAL until it works.
@@ -109,7 +135,7 @@ export async function startArchiving(ctx: Context): Promise<Archiving | undefine
       run: (a) => service.restore(String(a["name"] ?? "")),
     },
   }));
-  server.listenUnix(cfg.socket, owner);
+  server.listenUnix(run, cfg.socket, { dirMode: 0o755, ...(owner ? { owner } : {}) });
   service.start();
   log.info(
     `archiving to ${cfg.target} (${cfg.endpoint}, ${cfg.codec}, ${cfg.parallel} in parallel)`,
@@ -163,22 +189,19 @@ export async function startArchiving(ctx: Context): Promise<Archiving | undefine
 
 /**
  * SIGUSR1 to postgres's archiver process (a child of our postmaster) sets its latch: it
- * retries now instead of after its one-minute pause following three failures.
+ * retries now instead of after its one-minute pause following three failures. Only a process
+ * of postgres's uid whose parent is the postmaster is signalled.
  */
-export function wakeArchiver(pgdata: string): void {
-  let postmaster: number;
-  try {
-    postmaster = Number(Deno.readTextFileSync(`${pgdata}/postmaster.pid`).split("\n")[0]);
-  } catch {
-    return;
-  }
+export function wakeArchiver(ctx: Context): void {
+  const postmaster = readPostmasterPid(ctx.trees.data, ctx.layout.pgdata)?.pid;
+  if (!postmaster) return;
+  const uid = ctx.runAs.switchTo?.uid ?? Deno.uid();
   for (const e of Deno.readDirSync("/proc")) {
     const pid = Number(e.name);
     if (!Number.isInteger(pid)) continue;
+    const stat = readProcStat(pid);
+    if (!stat || stat.ppid !== postmaster || stat.uid !== uid) continue;
     try {
-      const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
-      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
-      if (ppid !== postmaster) continue;
       if (!Deno.readTextFileSync(`/proc/${pid}/cmdline`).startsWith("postgres: archiver")) continue;
       Deno.kill(pid, "SIGUSR1");
     } catch { /* gone */ }

@@ -4,12 +4,18 @@
  * bounded directory on the data volume, decompressed in a child process (zstd and gzip check
  * their own content checksums; the size is checked against `beyond-size`). `restore-wal`
  * renames the file into pg_wal. Misses and failures are never cached: recovery asks again.
+ *
+ * The spool is in the data root, which postgres can write: every file operation there runs as
+ * postgres (fs/tree.ts PgTree), and a file is written only through a new name (O_EXCL).
  */
 import type { S3Client } from "../s3/client.ts";
+import type { PgTree } from "../fs/tree.ts";
+import { command } from "../process/command.ts";
 import { spawnTracked } from "../process/registry.ts";
-import { ArchiveError } from "./archive.ts";
+import { ArchiveError } from "./errors.ts";
 import type { ArchiveConfig } from "./config.ts";
 import { nextSegments, parseSegment, walKind } from "./names.ts";
+import { maxWalFileBytes } from "./validate.ts";
 import { externalToolsAvailable } from "./prepare.ts";
 import { checkWalSize, corruptWal, decodeWal, getWalObject } from "./restore.ts";
 
@@ -21,12 +27,12 @@ interface Spooled {
 export interface SpoolOptions {
   cfg: ArchiveConfig;
   client: S3Client;
-  /** On the data volume, so that handing a file over is a rename. */
+  /** The data root (postgres's); `dir` is inside it, so handing a file over is a rename. */
+  data: PgTree;
   dir: string;
   /** Segments fetched ahead of the one asked for. */
   prefetch: number;
   stats: { restoredTotal: number; prefetchHitsTotal: number };
-  owner?: { uid: number; gid: number };
 }
 
 export class RestoreSpool {
@@ -35,12 +41,9 @@ export class RestoreSpool {
 
   constructor(o: SpoolOptions) {
     this.#o = o;
-    Deno.mkdirSync(o.dir, { recursive: true, mode: 0o700 });
-    if (o.owner) Deno.chownSync(o.dir, o.owner.uid, o.owner.gid);
     // Files of an earlier run may be for another restore target: start empty.
-    for (const e of Deno.readDirSync(o.dir)) {
-      Deno.removeSync(`${o.dir}/${e.name}`, { recursive: true });
-    }
+    o.data.remove(o.dir);
+    o.data.ensureDir(o.dir, 0o700);
   }
 
   #spoolPath(name: string): string {
@@ -48,17 +51,19 @@ export class RestoreSpool {
   }
 
   async #fetch(name: string): Promise<Spooled> {
+    const { data } = this.#o;
     const file = this.#spoolPath(name);
     const obj = await getWalObject(this.#o.client, this.#o.cfg, name);
     if (!obj) return { file, found: false };
     const codec = obj.metadata["beyond-codec"] ?? "none";
     const tmp = `${file}.part`;
+    data.remove(tmp, false);
     try {
       if ((codec === "zstd" || codec === "gzip") && await externalToolsAvailable()) {
         // Decompress (which checks the codec's checksum) in a child process.
         const tool = codec === "zstd" ? ["zstd", "-d", "-q", "-c"] : ["gzip", "-d", "-c"];
         const child = spawnTracked(
-          new Deno.Command(tool[0]!, {
+          command(tool[0]!, {
             args: tool.slice(1),
             stdin: "piped",
             stdout: "piped",
@@ -67,14 +72,27 @@ export class RestoreSpool {
         );
         const writer = child.stdin.getWriter();
         const feed = writer.write(obj.body).then(() => writer.close()).catch(() => {});
-        const out = await Deno.open(tmp, {
-          write: true,
-          create: true,
-          truncate: true,
-          mode: 0o600,
+        // Opened as postgres with O_EXCL: never through a link planted under the name.
+        const out = data.open(tmp, { write: true, createNew: true, mode: 0o600 });
+        // A small object that inflates past what a WAL file can be is not one: stop it there
+        // (the spool is on the data volume; a bomb must not fill it).
+        const limit = maxWalFileBytes(name);
+        let written = 0;
+        const capped = new TransformStream<Uint8Array, Uint8Array>({
+          transform(chunk, ctl) {
+            written += chunk.length;
+            if (written > limit) {
+              try {
+                child.kill("SIGKILL");
+              } catch { /* exited */ }
+              ctl.error(corruptWal(name, `it decompresses to more than ${limit} bytes`));
+              return;
+            }
+            ctl.enqueue(chunk);
+          },
         });
         const [, status, stderr] = await Promise.all([
-          child.stdout.pipeTo(out.writable),
+          child.stdout.pipeThrough(capped).pipeTo(out.writable),
           child.status,
           new Response(child.stderr).text(),
           feed,
@@ -82,15 +100,14 @@ export class RestoreSpool {
         if (!status.success) {
           throw corruptWal(name, `cannot decompress: ${stderr.trim().split("\n").pop()}`);
         }
-        checkWalSize(name, obj, (await Deno.stat(tmp)).size);
+        checkWalSize(name, obj, data.stat(tmp)?.size ?? 0);
       } else {
-        await Deno.writeFile(tmp, await decodeWal(name, obj), { mode: 0o600 });
+        data.writeAtomic(tmp, await decodeWal(name, obj), 0o600);
       }
-      if (this.#o.owner) Deno.chownSync(tmp, this.#o.owner.uid, this.#o.owner.gid);
-      await Deno.rename(tmp, file);
+      data.rename(tmp, file);
       return { file, found: true };
     } catch (error) {
-      await Deno.remove(tmp).catch(() => {});
+      data.remove(tmp, false);
       throw error;
     }
   }
@@ -149,7 +166,7 @@ export class RestoreSpool {
       }
       this.#spool.delete(other);
       p.then((s) => {
-        if (s.found) Deno.remove(s.file).catch(() => {});
+        if (s.found) this.#o.data.remove(s.file, false);
       }, () => {});
     }
   }

@@ -7,7 +7,7 @@
  * emulator on loopback. The guest can reach nothing else. KVM when it is usable here, else TCG.
  * The power button is pressed through QMP (`system_powerdown`).
  */
-import { exists } from "../../src/boot/files.ts";
+import { exists } from "../../src/util/fs.ts";
 import { freePort, readLines } from "./harness.ts";
 import { type MmdsEmulator, startMmdsEmulator } from "./mmds_emulator.ts";
 

@@ -4,7 +4,7 @@
  * and try to spawn a process and to load libc through FFI, printing what happened (the
  * tests use this to prove, e.g., that `archive` can do neither).
  */
-import { command } from "../process/command.ts";
+import { command as childCommand } from "../process/command.ts";
 import { applyProfile, matrix, profiles } from "../security/permissions.ts";
 
 export function main(args: string[]): Promise<number> {
@@ -29,7 +29,7 @@ export function main(args: string[]): Promise<number> {
       return `${what}: denied (${error instanceof Error ? error.name : error})`;
     }
   };
-  console.log(probe("run", () => command("true").outputSync()));
+  console.log(probe("run", () => childCommand("true").outputSync()));
   console.log(
     probe(
       "ffi",

@@ -142,8 +142,10 @@ export async function main(_args: string[], options: SupervisorCliOptions = {}):
     const vsockPort = ctx.settings.controlVsockPort ?? (inOwnVm ? 5000 : undefined);
     if (vsockPort !== undefined) {
       try {
-        server.listenVsock(vsockPort);
-        log.info(`control on vsock port ${vsockPort}`);
+        server.listenVsock(vsockPort, ctx.settings.controlVsockPeerCid);
+        log.info(
+          `control on vsock port ${vsockPort} (peer CID ${ctx.settings.controlVsockPeerCid})`,
+        );
       } catch (error) {
         log.warn(`control on vsock port ${vsockPort} unavailable: ${errorMessage(error)}`);
       }

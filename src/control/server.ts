@@ -4,10 +4,12 @@
  * when configured. Each connection is handled on its own; nothing a client sends can throw
  * into the supervisor.
  */
-import { FfiListener } from "../../ffi/socket.ts";
-import { VMADDR_CID_ANY } from "../../ffi/libc.ts";
+import { type FfiConn, FfiListener } from "../../ffi/socket.ts";
+import { VMADDR_CID_ANY, VMADDR_CID_HOST } from "../../ffi/libc.ts";
+import { acceptLoop } from "../util/accept_loop.ts";
 import { errorMessage } from "../util/errors.ts";
 import { log } from "../util/log.ts";
+import { RefusalLog, vsockPeerAllowed } from "./vsock_peer.ts";
 import {
   CLOSING_ERRORS,
   encodeFrame,
@@ -98,20 +100,18 @@ export class ControlServer {
     this.#dispatch = dispatch;
   }
 
-  #accept(next: () => Promise<ByteStream | null>, what: string): void {
-    (async () => {
-      for (;;) {
-        let conn: ByteStream | null;
-        try {
-          conn = await next();
-        } catch (error) {
-          log.warn(`control ${what}: accept failed: ${errorMessage(error)}`);
-          return;
-        }
-        if (!conn) return;
-        serveConnection(conn, this.#dispatch);
-      }
-    })();
+  /** Accept until closed; EMFILE and the like back off and keep listening (accept_loop.ts). */
+  #accept<C extends ByteStream>(
+    next: () => Promise<C | null>,
+    what: string,
+    admit: (conn: C) => boolean = () => true,
+  ): void {
+    let closed = false;
+    this.#closers.push(() => (closed = true));
+    acceptLoop(next, (conn) => {
+      if (admit(conn)) serveConnection(conn, this.#dispatch);
+      else conn.close();
+    }, { what: `control ${what}`, closed: () => closed });
   }
 
   /** Listen on `path` (its directory is made 0700 first). */
@@ -130,21 +130,24 @@ export class ControlServer {
       Deno.chownSync(dir, owner.uid, owner.gid);
       Deno.chownSync(path, owner.uid, owner.gid);
     }
+    this.#accept(() => listener.accept(), path);
     this.#closers.push(() => listener.close());
-    this.#accept(async () => {
-      try {
-        return await listener.accept();
-      } catch {
-        return null; // closed
-      }
-    }, path);
   }
 
-  /** Listen on vsock `port` (any CID), through FFI. */
-  listenVsock(port: number): void {
+  /**
+   * Listen on vsock `port`, through FFI; only connections from `peerCid` (the host) are
+   * served, others are closed at once (vsock_peer.ts).
+   */
+  listenVsock(port: number, peerCid: number = VMADDR_CID_HOST): void {
     const listener = new FfiListener({ family: "vsock", cid: VMADDR_CID_ANY, port });
+    const refusals = new RefusalLog();
+    this.#accept(() => listener.accept(), `vsock port ${port}`, (conn: FfiConn) => {
+      if (vsockPeerAllowed(conn.peer, peerCid)) return true;
+      const line = refusals.refused(conn.peer, peerCid, port, performance.now());
+      if (line) log.warn(line);
+      return false;
+    });
     this.#closers.push(() => listener.close());
-    this.#accept(() => listener.accept(), `vsock port ${port}`);
   }
 
   close(): void {

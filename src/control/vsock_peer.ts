@@ -1,0 +1,38 @@
+/**
+ * PURE: who may use control over vsock. Only one CID, the host (2) unless configured
+ * (BEYOND_PG_CONTROL_VSOCK_PEER_CID): any process inside the guest can dial its own vsock
+ * loopback (CID 1), and control has no other authentication. Refusals are reported at most
+ * once a minute with a count, so a local process cannot flood the log with them.
+ */
+import type { SockPeer } from "../../ffi/socket.ts";
+
+export function vsockPeerAllowed(peer: SockPeer | undefined, allowedCid: number): boolean {
+  return peer?.family === "vsock" && peer.cid === allowedCid;
+}
+
+export class RefusalLog {
+  readonly #intervalMs: number;
+  #last = -Infinity;
+  #count = 0;
+
+  constructor(intervalMs = 60_000) {
+    this.#intervalMs = intervalMs;
+  }
+
+  /** Count one refusal; the line to log now, or undefined while within the interval. */
+  refused(
+    peer: SockPeer | undefined,
+    allowedCid: number,
+    port: number,
+    now: number,
+  ): string | undefined {
+    this.#count++;
+    if (now - this.#last < this.#intervalMs) return undefined;
+    const who = peer?.family === "vsock" ? `CID ${peer.cid}` : "an unknown peer";
+    const line =
+      `control on vsock port ${port}: refused a connection from ${who} (${this.#count} refused since the last such line); only CID ${allowedCid} is served, set BEYOND_PG_CONTROL_VSOCK_PEER_CID to change it`;
+    this.#last = now;
+    this.#count = 0;
+    return line;
+  }
+}

@@ -10,7 +10,7 @@ import { CommandError, makeDispatch } from "../control/commands.ts";
 import { runBackupChild } from "../backup/child.ts";
 import { type Archiving, startArchiving } from "../wal/setup.ts";
 import { ControlServer } from "../control/server.ts";
-import { serveHttp } from "../http/server.ts";
+import { type HttpServer, serveHttp } from "../http/server.ts";
 import { detectPlatform } from "../init/platform.ts";
 import { LogForwarder } from "../logs/forwarder.ts";
 import { StderrSink, VsockSink } from "../logs/sinks.ts";
@@ -102,7 +102,7 @@ export async function main(_args: string[], options: SupervisorCliOptions = {}):
   const lock = await lockDataRoot(ctx.layout.lockFile);
   const forwarder = await setUpLogging(ctx, inOwnVm);
   let control: ControlServer | undefined;
-  let http: Deno.HttpServer | undefined;
+  let http: HttpServer | undefined;
   let admin: Admin | undefined;
   let archiving: Archiving | undefined;
   try {

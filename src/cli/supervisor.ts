@@ -11,6 +11,8 @@ import { runBackupChild } from "../backup/child.ts";
 import { type Archiving, startArchiving } from "../wal/setup.ts";
 import { ControlServer } from "../control/server.ts";
 import { type HttpServer, serveHttp } from "../http/server.ts";
+import { maxClientConn, PGBOUNCER_FD_HEADROOM } from "../config/pgbouncer.ts";
+import { raiseFdLimit } from "../process/fd_limit.ts";
 import { detectPlatform } from "../init/platform.ts";
 import { LogForwarder } from "../logs/forwarder.ts";
 import { StderrSink, VsockSink } from "../logs/sinks.ts";
@@ -98,6 +100,9 @@ export async function main(_args: string[], options: SupervisorCliOptions = {}):
 
   const inOwnVm = options.inOwnVm ?? detectPlatform().inOwnVm;
   const ctx = options.context ?? await buildContext({ inOwnVm });
+  // Before any child starts: postgres and PgBouncer inherit it.
+  const fdLimit = raiseFdLimit(maxClientConn(ctx.ramMb) + PGBOUNCER_FD_HEADROOM);
+  if (fdLimit.warning) log.warn(fdLimit.warning);
   ensureDir(ctx.layout.dataRoot, 0o700, ctx.runAs.switchTo);
   const lock = await lockDataRoot(ctx.layout.lockFile);
   const forwarder = await setUpLogging(ctx, inOwnVm);

@@ -8,6 +8,15 @@ export type Codec = "zstd" | "gzip" | "none";
 
 export const CODECS: readonly Codec[] = ["zstd", "gzip", "none"];
 
+/** beyond-pg's clusters use 16 MiB segments (initdb's default). */
+export const WAL_SEGMENT_BYTES = 16 << 20;
+/**
+ * The largest stored WAL object we read: a segment, plus room for a codec's worst-case growth
+ * on incompressible data (zstd and gzip add well under 1%). Also the cap on what one object
+ * may decompress to.
+ */
+export const WAL_OBJECT_MAX_BYTES = WAL_SEGMENT_BYTES + (1 << 20);
+
 let zlib: typeof import("node:zlib") | undefined;
 async function lib(): Promise<typeof import("node:zlib")> {
   return (zlib ??= await import("node:zlib"));
@@ -22,10 +31,23 @@ export async function compress(codec: Codec, data: Uint8Array): Promise<Uint8Arr
   );
 }
 
-export async function decompress(codec: string, data: Uint8Array): Promise<Uint8Array> {
+/** Decompress; output larger than `maxBytes` (a small object that inflates without end) throws. */
+export async function decompress(
+  codec: string,
+  data: Uint8Array,
+  maxBytes = WAL_OBJECT_MAX_BYTES,
+): Promise<Uint8Array> {
   if (codec === "none" || codec === "") return data;
   const z = await lib();
-  if (codec === "gzip") return new Uint8Array(z.gunzipSync(data));
-  if (codec === "zstd") return new Uint8Array(z.zstdDecompressSync(data));
+  const o = { maxOutputLength: maxBytes };
+  try {
+    if (codec === "gzip") return new Uint8Array(z.gunzipSync(data, o));
+    if (codec === "zstd") return new Uint8Array(z.zstdDecompressSync(data, o));
+  } catch (error) {
+    if ((error as { code?: string }).code === "ERR_BUFFER_TOO_LARGE") {
+      throw new Error(`decompresses to more than ${maxBytes} bytes`, { cause: error });
+    }
+    throw error;
+  }
   throw new Error(`unknown codec ${JSON.stringify(codec)}`);
 }

@@ -7,6 +7,8 @@
 
 export class BodyTooLarge extends Error {
   readonly limit: number;
+  /** The Content-Length that gave it away, when there was one. */
+  readonly declared: number | undefined;
 
   constructor(limit: number, declared?: number) {
     super(
@@ -16,6 +18,7 @@ export class BodyTooLarge extends Error {
     );
     this.name = "BodyTooLarge";
     this.limit = limit;
+    this.declared = declared;
   }
 }
 

@@ -148,7 +148,9 @@ export class S3Client {
     } catch (error) {
       if (!(error instanceof BodyTooLarge)) throw error;
       throw new S3Error(
-        `S3 ${where} answered with more than ${limit} bytes (${error.message}), more than beyond-pg ever stores there; remove or replace that object, or check that BEYOND_PG_S3_ENDPOINT is the right store`,
+        `S3 ${where} answered with ${
+          error.declared === undefined ? `more than ${limit}` : error.declared
+        } bytes where beyond-pg stores at most ${limit}; remove or replace that object, or check that BEYOND_PG_S3_ENDPOINT is the right store`,
         { status: res.status, code: "BodyTooLarge", transient: false, cause: error },
       );
     }

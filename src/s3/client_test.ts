@@ -64,7 +64,7 @@ Deno.test("S3Client.get() of a 1 GiB answer stops at the caller's cap with one n
         (e: Error) =>
           e instanceof S3Error && !e.transient && e.code === "BodyTooLarge" &&
           !e.message.includes("\n") &&
-          /^S3 GET s3:\/\/bk\/db\/wal\/000000010000000000000001 answered with more than 17825792 bytes .*check that BEYOND_PG_S3_ENDPOINT is the right store$/
+          /^S3 GET s3:\/\/bk\/db\/wal\/000000010000000000000001 answered with (more than 17825792|1073741824) bytes where beyond-pg stores at most 17825792; remove or replace that object, or check that BEYOND_PG_S3_ENDPOINT is the right store$/
             .test(e.message),
       );
       // What the store managed to send before we hung up (socket buffers included).
@@ -78,7 +78,7 @@ Deno.test("S3Client.get() of a 1 GiB answer stops at the caller's cap with one n
 Deno.test("S3Client.get() keeps manifests to 1 MiB by default; list() pages to 16 MiB", async () => {
   const { server, client } = hugeStore(2 << 20, { declareLength: false });
   try {
-    await assert.rejects(client.get("db/beyond-pg.json"), /more than 1048576 bytes/);
+    await assert.rejects(client.get("db/beyond-pg.json"), /more than 1048576 bytes where/);
   } finally {
     await server.shutdown();
   }
@@ -86,7 +86,7 @@ Deno.test("S3Client.get() keeps manifests to 1 MiB by default; list() pages to 1
   try {
     await assert.rejects(
       big.client.list("db/"),
-      /S3 LIST s3:\/\/bk\/db\/ answered with more than 16777216 bytes/,
+      /S3 LIST s3:\/\/bk\/db\/ answered with more than 16777216 bytes where/,
     );
   } finally {
     await big.server.shutdown();

@@ -16,7 +16,9 @@ import {
   psql,
   startSupervisor,
 } from "./support/harness.ts";
-import { s3Env } from "./support/s3.ts";
+import { freshBucket, s3Client, s3Env } from "./support/s3.ts";
+import { WAL_OBJECT_MAX_BYTES } from "../src/wal/codec.ts";
+import { S3Error } from "../src/s3/client.ts";
 
 const READY = /\[beyond-pg\] ready:/;
 
@@ -273,4 +275,31 @@ Deno.test("a store that answers a WAL GET with 1 GiB: the fetch fails with one l
     await cleanup(pg);
     await store.close();
   }
+});
+
+Deno.test("the WAL cap against radosgw: an object of exactly 17 MiB reads back whole, one byte more is refused, listings and small objects still work", async () => {
+  const bucket = await freshBucket("cap");
+  const client = s3Client(bucket);
+  const fits = new Uint8Array(WAL_OBJECT_MAX_BYTES).fill(3);
+  await client.put("db/wal/fits", fits);
+  await client.put("db/wal/over", new Uint8Array(WAL_OBJECT_MAX_BYTES + 1));
+  await client.put("db/beyond-pg.json", new TextEncoder().encode('{"major":15}'));
+  const got = await client.get("db/wal/fits", 30_000, WAL_OBJECT_MAX_BYTES);
+  assert.equal(got?.body.length, WAL_OBJECT_MAX_BYTES);
+  await assert.rejects(
+    client.get("db/wal/over", 30_000, WAL_OBJECT_MAX_BYTES),
+    (e: Error) =>
+      e instanceof S3Error && !e.transient &&
+      /answered with 17825793 bytes where beyond-pg stores at most 17825792/.test(e.message),
+  );
+  await assert.rejects(client.get("db/wal/fits"), /where beyond-pg stores at most 1048576/);
+  assert.equal(
+    new TextDecoder().decode((await client.get("db/beyond-pg.json"))!.body),
+    '{"major":15}',
+  );
+  assert.deepEqual((await client.list("db/")).map((o) => o.key).sort(), [
+    "db/beyond-pg.json",
+    "db/wal/fits",
+    "db/wal/over",
+  ]);
 });

@@ -80,42 +80,57 @@ Deno.test("serveHttp() closes a connection that has not sent its request head in
   }
 });
 
-Deno.test("serveHttp() holds at most maxConnections; silent ones make room for a prober", async () => {
-  const server = serveHttp(loopback, handlers, { maxConnections: 4, headTimeoutMs: 30_000 });
-  const silent: Deno.Conn[] = [];
+/** Log lines written while `f` runs. */
+async function capturingLog(f: (lines: string[]) => Promise<void>): Promise<void> {
+  const lines: string[] = [];
+  const previous = setLogWriter((l) => lines.push(l));
   try {
-    for (let i = 0; i < 50; i++) {
-      silent.push(await Deno.connect({ hostname: "127.0.0.1", port: server.addr.port }));
-    }
-    await new Promise((r) => setTimeout(r, 200));
-    assert.ok(server.open <= 4, `${server.open} open`);
-    assert.ok(server.stats.evicted >= 46, `${server.stats.evicted} evicted`);
-    assert.match(await raw(server, "GET /healthz HTTP/1.1\r\n\r\n"), /^HTTP\/1\.1 200 /);
+    await f(lines);
   } finally {
-    for (const c of silent) c.close();
-    await server.shutdown();
+    setLogWriter(previous);
   }
-});
+}
 
-Deno.test("serveHttp() refuses new connections at once while every slot is answering", async () => {
-  let release!: () => void;
-  const slow = new Promise<string>((r) => (release = () => r("m 1\n")));
-  const server = serveHttp(loopback, { ...handlers, metrics: () => slow }, { maxConnections: 2 });
-  try {
-    const scrapes = [
-      raw(server, "GET /metrics HTTP/1.1\r\n\r\n"),
-      raw(server, "GET /metrics HTTP/1.1\r\n\r\n"),
-    ];
-    while (server.open < 2) await new Promise((r) => setTimeout(r, 10));
-    await new Promise((r) => setTimeout(r, 50)); // both heads parsed: answering
-    assert.equal(await raw(server, "GET /healthz HTTP/1.1\r\n\r\n"), "");
-    assert.equal(server.stats.refused, 1);
-    release();
-    for (const s of await Promise.all(scrapes)) assert.match(s, /^HTTP\/1\.1 200 [^]*m 1\n$/);
-  } finally {
-    await server.shutdown();
-  }
-});
+Deno.test("serveHttp() holds at most maxConnections; silent ones make room for a prober", () =>
+  capturingLog(async (lines) => {
+    const server = serveHttp(loopback, handlers, { maxConnections: 4, headTimeoutMs: 30_000 });
+    const silent: Deno.Conn[] = [];
+    try {
+      for (let i = 0; i < 50; i++) {
+        silent.push(await Deno.connect({ hostname: "127.0.0.1", port: server.addr.port }));
+      }
+      await new Promise((r) => setTimeout(r, 200));
+      assert.ok(server.open <= 4, `${server.open} open`);
+      assert.ok(server.stats.evicted >= 46, `${server.stats.evicted} evicted`);
+      assert.match(await raw(server, "GET /healthz HTTP/1.1\r\n\r\n"), /^HTTP\/1\.1 200 /);
+      assert.equal(lines.length, 1, "one warning a minute at most");
+      assert.match(lines[0]!, /all 4 connection slots taken, shedding connections/);
+    } finally {
+      for (const c of silent) c.close();
+      await server.shutdown();
+    }
+  }));
+
+Deno.test("serveHttp() refuses new connections at once while every slot is answering", () =>
+  capturingLog(async () => {
+    let release!: () => void;
+    const slow = new Promise<string>((r) => (release = () => r("m 1\n")));
+    const server = serveHttp(loopback, { ...handlers, metrics: () => slow }, { maxConnections: 2 });
+    try {
+      const scrapes = [
+        raw(server, "GET /metrics HTTP/1.1\r\n\r\n"),
+        raw(server, "GET /metrics HTTP/1.1\r\n\r\n"),
+      ];
+      while (server.open < 2) await new Promise((r) => setTimeout(r, 10));
+      await new Promise((r) => setTimeout(r, 50)); // both heads parsed: answering
+      assert.equal(await raw(server, "GET /healthz HTTP/1.1\r\n\r\n"), "");
+      assert.equal(server.stats.refused, 1);
+      release();
+      for (const s of await Promise.all(scrapes)) assert.match(s, /^HTTP\/1\.1 200 [^]*m 1\n$/);
+    } finally {
+      await server.shutdown();
+    }
+  }));
 
 Deno.test("serveHttp() keeps listening through EMFILE and serves the waiting client once descriptors are free", async () => {
   const lines: string[] = [];

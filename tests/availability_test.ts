@@ -17,7 +17,7 @@ import {
   startSupervisor,
 } from "./support/harness.ts";
 import { freshBucket, s3Client, s3Env } from "./support/s3.ts";
-import { WAL_OBJECT_MAX_BYTES } from "../src/wal/codec.ts";
+import { WAL_OBJECT_MAX_BYTES } from "../src/wal/target.ts";
 import { S3Error } from "../src/s3/client.ts";
 
 const READY = /\[beyond-pg\] ready:/;

@@ -100,9 +100,6 @@ export async function main(_args: string[], options: SupervisorCliOptions = {}):
 
   const inOwnVm = options.inOwnVm ?? detectPlatform().inOwnVm;
   const ctx = options.context ?? await buildContext({ inOwnVm });
-  // Before any child starts: postgres and PgBouncer inherit it.
-  const fdLimit = raiseFdLimit(maxClientConn(ctx.ramMb) + PGBOUNCER_FD_HEADROOM);
-  if (fdLimit.warning) log.warn(fdLimit.warning);
   ensureDir(ctx.layout.dataRoot, 0o700, ctx.runAs.switchTo);
   const lock = await lockDataRoot(ctx.layout.lockFile);
   const forwarder = await setUpLogging(ctx, inOwnVm);
@@ -111,6 +108,9 @@ export async function main(_args: string[], options: SupervisorCliOptions = {}):
   let admin: Admin | undefined;
   let archiving: Archiving | undefined;
   try {
+    // Before any child starts: postgres and PgBouncer inherit it.
+    const fdLimit = raiseFdLimit(maxClientConn(ctx.ramMb) + PGBOUNCER_FD_HEADROOM);
+    if (fdLimit.warning) log.warn(fdLimit.warning);
     supervisor = new Supervisor(ctx, ctx.settings.logCapture ? forwarder : inheritOutput, {
       ...(options.failFast ? { failFast: options.failFast } : {}),
       afterBoot: async () => {

@@ -4,12 +4,12 @@
  * when configured. Each connection is handled on its own; nothing a client sends can throw
  * into the supervisor.
  */
-import { type FfiConn, FfiListener } from "../../ffi/socket.ts";
-import { VMADDR_CID_ANY, VMADDR_CID_HOST } from "../../ffi/libc.ts";
-import { acceptLoop } from "../util/accept_loop.ts";
+import { FfiListener } from "../../ffi/socket.ts";
+import { VMADDR_CID_ANY } from "../../ffi/libc.ts";
 import { errorMessage } from "../util/errors.ts";
 import { log } from "../util/log.ts";
-import { RefusalLog, vsockPeerAllowed } from "./vsock_peer.ts";
+import { acceptLoop } from "../util/accept_loop.ts";
+import { HOST_CID, RefusalLog, vsockPeerAllowed } from "./vsock_peer.ts";
 import {
   CLOSING_ERRORS,
   encodeFrame,
@@ -130,24 +130,24 @@ export class ControlServer {
       Deno.chownSync(dir, owner.uid, owner.gid);
       Deno.chownSync(path, owner.uid, owner.gid);
     }
-    this.#accept(() => listener.accept(), path);
     this.#closers.push(() => listener.close());
+    this.#accept(() => listener.accept(), path);
   }
 
   /**
    * Listen on vsock `port`, through FFI; only connections from `peerCid` (the host) are
    * served, others are closed at once (vsock_peer.ts).
    */
-  listenVsock(port: number, peerCid: number = VMADDR_CID_HOST): void {
+  listenVsock(port: number, peerCid: number = HOST_CID): void {
     const listener = new FfiListener({ family: "vsock", cid: VMADDR_CID_ANY, port });
+    this.#closers.push(() => listener.close());
     const refusals = new RefusalLog();
-    this.#accept(() => listener.accept(), `vsock port ${port}`, (conn: FfiConn) => {
+    this.#accept(() => listener.accept(), `vsock port ${port}`, (conn) => {
       if (vsockPeerAllowed(conn.peer, peerCid)) return true;
       const line = refusals.refused(conn.peer, peerCid, port, performance.now());
       if (line) log.warn(line);
       return false;
     });
-    this.#closers.push(() => listener.close());
   }
 
   close(): void {

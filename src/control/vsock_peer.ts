@@ -5,6 +5,10 @@
  * once a minute with a count, so a local process cannot flood the log with them.
  */
 import type { SockPeer } from "../../ffi/socket.ts";
+import { VMADDR_CID_HOST } from "../../ffi/libc.ts";
+
+/** The host, seen from a guest. */
+export const HOST_CID = VMADDR_CID_HOST;
 
 export function vsockPeerAllowed(peer: SockPeer | undefined, allowedCid: number): boolean {
   return peer?.family === "vsock" && peer.cid === allowedCid;

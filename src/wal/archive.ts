@@ -9,11 +9,11 @@
  *  - a segment whose header carries another system identifier is refused, and so is a prefix
  *    that another cluster owns (beyond-pg.json).
  */
-import { S3Client, S3Error, SMALL_OBJECT_BYTES } from "../s3/client.ts";
+import { S3Client, S3Error } from "../s3/client.ts";
 import { sha256Hex } from "../util/crypto.ts";
 import type { ArchiveConfig } from "./config.ts";
 import type { Prepared } from "./prepare.ts";
-import { decompress, WAL_OBJECT_MAX_BYTES } from "./codec.ts";
+import { decompress } from "./codec.ts";
 import { segmentSystemIdentifier, walKind } from "./names.ts";
 import { Layout, parseTarget } from "./target.ts";
 
@@ -51,7 +51,7 @@ export async function readOwner(
   target: string,
 ): Promise<{ system_identifier: string; major: number } | undefined> {
   const layout = new Layout(parseTarget(target), 0, "");
-  const obj = await client.get(layout.marker, 30_000, SMALL_OBJECT_BYTES);
+  const obj = await client.get(layout.marker, 30_000);
   if (!obj) return undefined;
   const doc = JSON.parse(new TextDecoder().decode(obj.body));
   return { system_identifier: String(doc.system_identifier), major: Number(doc.major) };
@@ -69,7 +69,7 @@ export interface OwnerCheck {
 export async function checkOwner(client: S3Client, cfg: ArchiveConfig): Promise<OwnerCheck> {
   const layout = layoutFor(cfg);
   const mine = { system_identifier: cfg.sysid, major: cfg.major };
-  let owner = await client.get(layout.marker, 30_000, SMALL_OBJECT_BYTES);
+  let owner = await client.get(layout.marker, 30_000);
   if (!owner) {
     const body = new TextEncoder().encode(
       JSON.stringify({ ...mine, created: new Date().toISOString() }) + "\n",
@@ -79,7 +79,7 @@ export async function checkOwner(client: S3Client, cfg: ArchiveConfig): Promise<
       contentType: "application/json",
     });
     if (put !== "exists") owner = { body, metadata: {} };
-    else owner = await client.get(layout.marker, 30_000, SMALL_OBJECT_BYTES);
+    else owner = await client.get(layout.marker, 30_000);
   }
   const doc = JSON.parse(new TextDecoder().decode(owner!.body)) as {
     system_identifier?: string;
@@ -142,7 +142,7 @@ export async function archivePrepared(
     if (!head) return false;
     const storedSize = Number(head.metadata["beyond-size"] ?? NaN);
     if (storedSize !== p.size) throw different(`${storedSize} bytes stored, ${p.size} here`);
-    const obj = await client.get(key, undefined, WAL_OBJECT_MAX_BYTES);
+    const obj = await client.get(key, undefined, layoutFor(cfg).walObjectMaxBytes);
     if (!obj) return false;
     let stored: Uint8Array;
     try {

@@ -4,18 +4,11 @@
  * parallelism when the store's CPU is the bottleneck. gzip and none for comparison and for
  * stores where CPU is scarcer than bandwidth.
  */
+import { WAL_OBJECT_MAX_BYTES } from "./target.ts";
+
 export type Codec = "zstd" | "gzip" | "none";
 
 export const CODECS: readonly Codec[] = ["zstd", "gzip", "none"];
-
-/** beyond-pg's clusters use 16 MiB segments (initdb's default). */
-export const WAL_SEGMENT_BYTES = 16 << 20;
-/**
- * The largest stored WAL object we read: a segment, plus room for a codec's worst-case growth
- * on incompressible data (zstd and gzip add well under 1%). Also the cap on what one object
- * may decompress to.
- */
-export const WAL_OBJECT_MAX_BYTES = WAL_SEGMENT_BYTES + (1 << 20);
 
 let zlib: typeof import("node:zlib") | undefined;
 async function lib(): Promise<typeof import("node:zlib")> {

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { compress, decompress, WAL_OBJECT_MAX_BYTES } from "./codec.ts";
+import { compress, decompress } from "./codec.ts";
+import { WAL_OBJECT_MAX_BYTES } from "./target.ts";
 
 Deno.test("decompress() refuses an object that inflates past the WAL cap (17 MiB)", async () => {
   const zeros = new Uint8Array(64 << 20);

@@ -6,7 +6,7 @@
 import type { S3Client } from "../s3/client.ts";
 import { S3Error } from "../s3/client.ts";
 import { ArchiveError, layoutFor } from "./archive.ts";
-import { decompress, WAL_OBJECT_MAX_BYTES } from "./codec.ts";
+import { decompress } from "./codec.ts";
 import type { ArchiveConfig } from "./config.ts";
 import { walKind } from "./names.ts";
 import { errorMessage } from "../util/errors.ts";
@@ -20,7 +20,8 @@ export async function getWalObject(
   name: string,
 ): Promise<WalObject | undefined> {
   try {
-    return await client.get(layoutFor(cfg).wal(name), 120_000, WAL_OBJECT_MAX_BYTES);
+    const layout = layoutFor(cfg);
+    return await client.get(layout.wal(name), 120_000, layout.walObjectMaxBytes);
   } catch (error) {
     if (error instanceof S3Error) throw new ArchiveError(error.message, error.transient, error);
     throw error;

@@ -115,7 +115,9 @@ Deno.test("FD flood: 4,200 silent and trickling connections from nobody to the H
       await new Promise((r) => setTimeout(r, 500));
     }
 
-    // postgres killed during the flood is restarted (spawning needs free descriptors).
+    // postgres killed while the flood keeps redialling is restarted (spawning needs free
+    // descriptors).
+    await flood.until((s) => s.opened >= 6000, 60_000);
     const before = postmasterPid(pg.pgdata);
     const mark = pg.lines.length;
     Deno.kill(before, "SIGKILL");

@@ -286,10 +286,10 @@ Deno.test("the WAL cap against radosgw: an object of exactly 17 MiB reads back w
   await client.put("db/wal/fits", fits);
   await client.put("db/wal/over", new Uint8Array(WAL_OBJECT_MAX_BYTES + 1));
   await client.put("db/beyond-pg.json", new TextEncoder().encode('{"major":15}'));
-  const got = await client.get("db/wal/fits", 30_000, WAL_OBJECT_MAX_BYTES);
+  const got = await client.get("db/wal/fits", 30_000, { maxBytes: WAL_OBJECT_MAX_BYTES });
   assert.equal(got?.body.length, WAL_OBJECT_MAX_BYTES);
   await assert.rejects(
-    client.get("db/wal/over", 30_000, WAL_OBJECT_MAX_BYTES),
+    client.get("db/wal/over", 30_000, { maxBytes: WAL_OBJECT_MAX_BYTES }),
     (e: Error) =>
       e instanceof S3Error && !e.transient &&
       /answered with 17825793 bytes where beyond-pg stores at most 17825792/.test(e.message),

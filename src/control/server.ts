@@ -141,10 +141,10 @@ export class ControlServer {
   listenVsock(port: number, peerCid: number = HOST_CID): void {
     const listener = new FfiListener({ family: "vsock", cid: VMADDR_CID_ANY, port });
     this.#closers.push(() => listener.close());
-    const refusals = new RefusalLog();
+    const refusals = new RefusalLog({ port, allowedCid: peerCid });
     this.#accept(() => listener.accept(), `vsock port ${port}`, (conn) => {
       if (vsockPeerAllowed(conn.peer, peerCid)) return true;
-      const line = refusals.refused(conn.peer, peerCid, port, performance.now());
+      const line = refusals.refused(conn.peer, performance.now());
       if (line) log.warn(line);
       return false;
     });

@@ -15,23 +15,20 @@ export function vsockPeerAllowed(peer: SockPeer | undefined, allowedCid: number)
 }
 
 export class RefusalLog {
-  readonly #intervalMs: number;
+  readonly #o: { port: number; allowedCid: number; intervalMs: number };
   #last = -Infinity;
   #count = 0;
 
-  constructor(intervalMs = 60_000) {
-    this.#intervalMs = intervalMs;
+  /** `intervalMs`: at most one line this often (default a minute). */
+  constructor(o: { port: number; allowedCid: number; intervalMs?: number }) {
+    this.#o = { intervalMs: 60_000, ...o };
   }
 
   /** Count one refusal; the line to log now, or undefined while within the interval. */
-  refused(
-    peer: SockPeer | undefined,
-    allowedCid: number,
-    port: number,
-    now: number,
-  ): string | undefined {
+  refused(peer: SockPeer | undefined, now: number): string | undefined {
+    const { port, allowedCid, intervalMs } = this.#o;
     this.#count++;
-    if (now - this.#last < this.#intervalMs) return undefined;
+    if (now - this.#last < intervalMs) return undefined;
     const who = peer?.family === "vsock" ? `CID ${peer.cid}` : "an unknown peer";
     const line =
       `control on vsock port ${port}: refused a connection from ${who} (${this.#count} refused since the last such line); only CID ${allowedCid} is served, set BEYOND_PG_CONTROL_VSOCK_PEER_CID to change it`;

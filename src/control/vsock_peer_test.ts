@@ -11,12 +11,12 @@ Deno.test("vsockPeerAllowed() serves only the configured CID (the host by defaul
 });
 
 Deno.test("RefusalLog reports the first refusal, then at most once a minute with the count", () => {
-  const r = new RefusalLog(60_000);
+  const r = new RefusalLog({ port: 5000, allowedCid: 2 });
   const peer = { family: "vsock" as const, cid: 1, port: 999 };
   assert.match(
-    r.refused(peer, 2, 5000, 0)!,
+    r.refused(peer, 0)!,
     /port 5000: refused a connection from CID 1 \(1 refused .*only CID 2 is served, set BEYOND_PG_CONTROL_VSOCK_PEER_CID/,
   );
-  for (let i = 1; i < 500; i++) assert.equal(r.refused(peer, 2, 5000, i * 100), undefined);
-  assert.match(r.refused(peer, 2, 5000, 60_000)!, /\(500 refused since the last such line\)/);
+  for (let i = 1; i < 500; i++) assert.equal(r.refused(peer, i * 100), undefined);
+  assert.match(r.refused(peer, 60_000)!, /\(500 refused since the last such line\)/);
 });

@@ -12,8 +12,7 @@ export const FD_LIMIT_TARGET = 65536;
 /** The limit to set, or undefined when `current` is already as high as it should be. */
 export function planFdLimit(
   current: Rlimit,
-  root: boolean,
-  target = FD_LIMIT_TARGET,
+  { root, target = FD_LIMIT_TARGET }: { root: boolean; target?: number },
 ): Rlimit | undefined {
   const hard = root ? Math.max(current.hard, target) : current.hard;
   const soft = Math.max(current.soft, Math.min(hard, target));
@@ -42,7 +41,7 @@ export function raiseFdLimit(need: number, root = Deno.uid() === 0): FdLimitResu
   const before = limit;
   let failure = "";
   for (const asRoot of root ? [true, false] : [false]) {
-    const want = planFdLimit(before, asRoot);
+    const want = planFdLimit(before, { root: asRoot });
     if (!want) break;
     try {
       setrlimit(RLIMIT_NOFILE, want);

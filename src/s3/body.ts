@@ -22,10 +22,11 @@ export class BodyTooLarge extends Error {
   }
 }
 
+/** `declared`: the Content-Length, when the answer has one. */
 export async function readCapped(
   body: ReadableStream<Uint8Array> | null,
   limit: number,
-  declared?: number,
+  { declared }: { declared?: number } = {},
 ): Promise<Uint8Array<ArrayBuffer>> {
   if (declared !== undefined && declared > limit) {
     body?.cancel().catch(() => {});

@@ -38,7 +38,10 @@ Deno.test("readCapped() stops reading a 1 GiB stream just past the cap and cance
 
 Deno.test("readCapped() refuses a declared Content-Length over the cap before reading", async () => {
   const { stream, state } = source(10, 1000);
-  await assert.rejects(readCapped(stream, 100, 10_000), /body of 10000 bytes, larger than 100/);
+  await assert.rejects(
+    readCapped(stream, 100, { declared: 10_000 }),
+    /body of 10000 bytes, larger than 100/,
+  );
   assert.equal(state.pulled, 0);
   assert.ok(state.cancelled);
 });

@@ -144,7 +144,9 @@ export class S3Client {
   async #read(res: Response, limit: number, where: string): Promise<Uint8Array<ArrayBuffer>> {
     const length = res.headers.get("content-length");
     try {
-      return await readCapped(res.body, limit, length === null ? undefined : Number(length));
+      return await readCapped(res.body, limit, {
+        ...(length === null ? {} : { declared: Number(length) }),
+      });
     } catch (error) {
       if (!(error instanceof BodyTooLarge)) throw error;
       throw new S3Error(
@@ -226,12 +228,13 @@ export class S3Client {
 
   /**
    * The object's bytes and metadata, or undefined when there is none. An object larger than
-   * `maxBytes` (default 1 MiB) is an S3Error (not transient), read no further than that.
+   * `maxBytes` (default 1 MiB: manifests, owner records) is an S3Error (not transient), read
+   * no further than that.
    */
   async get(
     key: string,
     timeoutMs?: number,
-    maxBytes = SMALL_OBJECT_BYTES,
+    { maxBytes = SMALL_OBJECT_BYTES }: { maxBytes?: number } = {},
   ): Promise<{ body: Uint8Array; metadata: Record<string, string> } | undefined> {
     const res = await this.request("GET", key, { ...(timeoutMs ? { timeoutMs } : {}) });
     if (res.status === 404) {

@@ -60,7 +60,7 @@ Deno.test("S3Client.get() of a 1 GiB answer stops at the caller's cap with one n
     const { server, client, served } = hugeStore(1 << 30, { declareLength });
     try {
       await assert.rejects(
-        client.get("db/wal/000000010000000000000001", 30_000, 17 << 20),
+        client.get("db/wal/000000010000000000000001", 30_000, { maxBytes: 17 << 20 }),
         (e: Error) =>
           e instanceof S3Error && !e.transient && e.code === "BodyTooLarge" &&
           !e.message.includes("\n") &&

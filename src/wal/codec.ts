@@ -28,7 +28,7 @@ export async function compress(codec: Codec, data: Uint8Array): Promise<Uint8Arr
 export async function decompress(
   codec: string,
   data: Uint8Array,
-  maxBytes = WAL_OBJECT_MAX_BYTES,
+  { maxBytes = WAL_OBJECT_MAX_BYTES }: { maxBytes?: number } = {},
 ): Promise<Uint8Array> {
   if (codec === "none" || codec === "") return data;
   const z = await lib();

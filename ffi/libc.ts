@@ -89,6 +89,34 @@ export function prctl(option: number, arg: number): void {
   unwrap(libc().prctl(option, BigInt(arg), 0n, 0n, 0n), "prctl", String(option));
 }
 
+export const RLIMIT_NOFILE = 7;
+
+/** A resource limit; RLIM_INFINITY reads as Infinity. */
+export interface Rlimit {
+  soft: number;
+  hard: number;
+}
+
+const RLIM_INFINITY = 0xffff_ffff_ffff_ffffn;
+
+export function getrlimit(resource: number): Rlimit {
+  const buf = new BigUint64Array(2); // struct rlimit { rlim_t rlim_cur, rlim_max; }
+  unwrap(libc().getrlimit(resource, new Uint8Array(buf.buffer)), "getrlimit", String(resource));
+  const read = (v: bigint) => (v === RLIM_INFINITY ? Infinity : Number(v));
+  return { soft: read(buf[0]!), hard: read(buf[1]!) };
+}
+
+/** setrlimit(2); raising `hard` needs CAP_SYS_RESOURCE (EPERM otherwise). */
+export function setrlimit(resource: number, limit: Rlimit): void {
+  const write = (v: number) => (v === Infinity ? RLIM_INFINITY : BigInt(v));
+  const buf = new BigUint64Array([write(limit.soft), write(limit.hard)]);
+  unwrap(
+    libc().setrlimit(resource, new Uint8Array(buf.buffer)),
+    "setrlimit",
+    `${resource} ${limit.soft}:${limit.hard}`,
+  );
+}
+
 export const MS_NOSUID = 2;
 export const MS_NODEV = 4;
 export const MS_NOEXEC = 8;
@@ -196,15 +224,32 @@ export function listenSocket(addr: SockAddr, backlog = 16): number {
   return fd;
 }
 
-/** accept4 on a non-blocking listener: an fd, or undefined when none is pending (EAGAIN). */
-export function acceptNonBlocking(fd: number): number | undefined {
-  const r = libc().accept4(fd, null, null, SOCK_NONBLOCK | SOCK_CLOEXEC);
+/** Who connected: the vsock peer's CID and port, or a Unix-socket peer. */
+export type SockPeer = { family: "vsock"; cid: number; port: number } | { family: "unix" };
+
+/** The peer in a struct sockaddr filled by accept4. */
+export function decodePeer(sa: Uint8Array<ArrayBuffer>): SockPeer {
+  const v = new DataView(sa.buffer, sa.byteOffset, sa.byteLength);
+  if (v.getUint16(0, true) === AF_VSOCK) {
+    return { family: "vsock", port: v.getUint32(4, true), cid: v.getUint32(8, true) };
+  }
+  return { family: "unix" };
+}
+
+/**
+ * accept4 on a non-blocking listener: the fd and who connected, or undefined when none is
+ * pending (EAGAIN).
+ */
+export function acceptNonBlocking(fd: number): { fd: number; peer: SockPeer } | undefined {
+  const sa = new Uint8Array(128); // sockaddr_storage
+  const len = new Uint32Array([sa.length]);
+  const r = libc().accept4(fd, sa, new Uint8Array(len.buffer), SOCK_NONBLOCK | SOCK_CLOEXEC);
   if (r === -1) {
     const e = errno();
     if (e === 11 || e === 4) return undefined; // EAGAIN, EINTR
     throw new ErrnoError("accept4", e);
   }
-  return r;
+  return { fd: r, peer: decodePeer(sa) };
 }
 
 /** Start a non-blocking connect; returns the fd (completion is signalled by writability). */

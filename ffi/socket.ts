@@ -16,11 +16,12 @@ import {
   POLLOUT,
   readNonBlocking,
   type SockAddr,
+  type SockPeer,
   unlink,
   writeNonBlocking,
 } from "./libc.ts";
 
-export type { SockAddr } from "./libc.ts";
+export type { SockAddr, SockPeer } from "./libc.ts";
 
 /** How long one poll waits before checking whether the socket was closed meanwhile. */
 const SLICE_MS = 500;
@@ -28,9 +29,12 @@ const SLICE_MS = 500;
 export class FfiConn {
   #fd: number;
   #closed = false;
+  /** Who connected (accepted connections only). */
+  readonly peer: SockPeer | undefined;
 
-  constructor(fd: number) {
+  constructor(fd: number, peer?: SockPeer) {
     this.#fd = fd;
+    this.peer = peer;
   }
 
   get closed(): boolean {
@@ -89,8 +93,8 @@ export class FfiListener {
   /** The next connection, or null once closed. */
   async accept(): Promise<FfiConn | null> {
     while (!this.#closed) {
-      const fd = acceptNonBlocking(this.#fd);
-      if (fd !== undefined) return new FfiConn(fd);
+      const got = acceptNonBlocking(this.#fd);
+      if (got !== undefined) return new FfiConn(got.fd, got.peer);
       await pollFd(this.#fd, POLLIN, SLICE_MS);
     }
     return null;

@@ -1,7 +1,15 @@
 import assert from "node:assert/strict";
 import { ErrnoError } from "./errno.ts";
 import { ffiConnect, FfiListener } from "./socket.ts";
-import { kill, waitpidNoHang } from "./libc.ts";
+import {
+  AF_VSOCK,
+  decodePeer,
+  getrlimit,
+  kill,
+  RLIMIT_NOFILE,
+  setrlimit,
+  waitpidNoHang,
+} from "./libc.ts";
 
 // AF_VSOCK cannot be exercised on this machine (and CID 2 must never be dialled here); the
 // FFI socket code is the same for AF_UNIX, which these tests use. vsock itself is tested in
@@ -15,6 +23,7 @@ Deno.test("FfiListener/ffiConnect: accept, read and write over AF_UNIX through F
     const accepted = listener.accept();
     const client = await ffiConnect({ family: "unix", path });
     const server = (await accepted)!;
+    assert.deepEqual(server.peer, { family: "unix" });
     await client.writeAll(new TextEncoder().encode("ping"));
     const buf = new Uint8Array(16);
     const n = await server.read(buf);
@@ -60,4 +69,28 @@ Deno.test("kill(pid, 0) and waitpidNoHang() on a child we own", async () => {
   const status = await child.status;
   assert.equal(status.signal, "SIGKILL");
   assert.equal(waitpidNoHang(-1), undefined); // Deno reaped it; nothing left for us
+});
+
+Deno.test("decodePeer() reads the CID and port of a vsock peer", () => {
+  const sa = new Uint8Array(128);
+  const v = new DataView(sa.buffer);
+  v.setUint16(0, AF_VSOCK, true);
+  v.setUint32(4, 1234, true);
+  v.setUint32(8, 2, true);
+  assert.deepEqual(decodePeer(sa), { family: "vsock", cid: 2, port: 1234 });
+});
+
+Deno.test("getrlimit()/setrlimit() round-trip RLIMIT_NOFILE", () => {
+  const before = getrlimit(RLIMIT_NOFILE);
+  assert.ok(before.soft > 0 && before.soft <= before.hard);
+  try {
+    setrlimit(RLIMIT_NOFILE, { soft: before.soft - 1, hard: before.hard });
+    assert.deepEqual(getrlimit(RLIMIT_NOFILE), { soft: before.soft - 1, hard: before.hard });
+  } finally {
+    setrlimit(RLIMIT_NOFILE, before);
+  }
+  assert.throws(
+    () => setrlimit(RLIMIT_NOFILE, { soft: before.hard + 1, hard: before.hard }),
+    (e: Error) => e instanceof ErrnoError && /setrlimit 7 .* failed: EINVAL/.test(e.message),
+  );
 });

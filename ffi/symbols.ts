@@ -12,7 +12,7 @@ export const symbols = {
   // int listen(int fd, int backlog);
   listen: { parameters: ["i32", "i32"], result: "i32" },
   // int accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags);
-  accept4: { parameters: ["i32", "pointer", "pointer", "i32"], result: "i32" },
+  accept4: { parameters: ["i32", "buffer", "buffer", "i32"], result: "i32" },
   // int connect(int fd, const struct sockaddr *addr, socklen_t len);
   connect: { parameters: ["i32", "buffer", "u32"], result: "i32" },
   // int getsockopt(int fd, int level, int name, void *val, socklen_t *len);
@@ -45,6 +45,10 @@ export const symbols = {
   kill: { parameters: ["i32", "i32"], result: "i32" },
   // int prctl(int option, unsigned long a2, a3, a4, a5);  (variadic; integer args only)
   prctl: { parameters: ["i32", "u64", "u64", "u64", "u64"], result: "i32" },
+  // int getrlimit(int resource, struct rlimit *rlim);
+  getrlimit: { parameters: ["i32", "buffer"], result: "i32" },
+  // int setrlimit(int resource, const struct rlimit *rlim);
+  setrlimit: { parameters: ["i32", "buffer"], result: "i32" },
   // int swapon(const char *path, int flags);
   swapon: { parameters: ["buffer", "i32"], result: "i32" },
   // pid_t getpid(void);

@@ -66,3 +66,44 @@ Deno.test("a flood of 200,000 lines behind a slow sink: the child never blocks, 
   assert.ok(heapGrowthMb < 64, `heap grew ${heapGrowthMb} MB`);
   assert.ok(real >= 1000, "the burst was not delivered");
 });
+
+Deno.test("the supervisor's own lines all arrive, in order, while a child floods past the rate limit", async () => {
+  const delivered: LogRecord[] = [];
+  const slowSink = {
+    async write(records: LogRecord[]) {
+      await new Promise((r) => setTimeout(r, 20));
+      for (const r of records) delivered.push(r);
+    },
+    close() {},
+  };
+  const forwarder = new LogForwarder(slowSink); // production limits
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["eval", childScript],
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  let own = 0;
+  const ticker = setInterval(() => forwarder.write("beyond-pg", `warning: own line ${own++}`), 2);
+  try {
+    const pumped = forwarder.pump("postgres", child.stderr);
+    await new Response(child.stdout).text();
+    assert.ok((await child.status).success);
+    await pumped;
+  } finally {
+    clearInterval(ticker);
+  }
+  await forwarder.flush();
+  const ownLines = delivered.filter((r) =>
+    r.source === "beyond-pg" && r.line.startsWith("warning")
+  );
+  console.log(
+    `${own} own lines written during a ${LINES}-line flood: ${ownLines.length} delivered; ` +
+      `${forwarder.droppedTotal} flood lines dropped`,
+  );
+  assert.ok(forwarder.droppedTotal > 100_000, "the flood went past the rate limit");
+  assert.equal(forwarder.ownDroppedTotal, 0);
+  assert.deepEqual(
+    ownLines.map((r) => r.line),
+    Array.from({ length: own }, (_, i) => `warning: own line ${i}`),
+  );
+});

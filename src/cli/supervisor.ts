@@ -10,7 +10,9 @@ import { CommandError, makeDispatch } from "../control/commands.ts";
 import { runBackupChild } from "../backup/child.ts";
 import { type Archiving, startArchiving } from "../wal/setup.ts";
 import { ControlServer } from "../control/server.ts";
-import { serveHttp } from "../http/server.ts";
+import { type HttpServer, serveHttp } from "../http/server.ts";
+import { maxClientConn, PGBOUNCER_FD_HEADROOM } from "../config/pgbouncer.ts";
+import { raiseFdLimit } from "../process/fd_limit.ts";
 import { detectPlatform } from "../init/platform.ts";
 import { LogForwarder } from "../logs/forwarder.ts";
 import { StderrSink, VsockSink } from "../logs/sinks.ts";
@@ -102,10 +104,13 @@ export async function main(_args: string[], options: SupervisorCliOptions = {}):
   const lock = await lockDataRoot(ctx.trees.data, ctx.layout.lockFile);
   const forwarder = await setUpLogging(ctx, inOwnVm);
   let control: ControlServer | undefined;
-  let http: Deno.HttpServer | undefined;
+  let http: HttpServer | undefined;
   let admin: Admin | undefined;
   let archiving: Archiving | undefined;
   try {
+    // Before any child starts: postgres and PgBouncer inherit it.
+    const fdLimit = raiseFdLimit(maxClientConn(ctx.ramMb) + PGBOUNCER_FD_HEADROOM);
+    if (fdLimit.warning) log.warn(fdLimit.warning);
     supervisor = new Supervisor(ctx, ctx.settings.logCapture ? forwarder : inheritOutput, {
       ...(options.failFast ? { failFast: options.failFast } : {}),
       afterBoot: async () => {
@@ -148,8 +153,10 @@ export async function main(_args: string[], options: SupervisorCliOptions = {}):
     const vsockPort = ctx.settings.controlVsockPort ?? (inOwnVm ? 5000 : undefined);
     if (vsockPort !== undefined) {
       try {
-        server.listenVsock(vsockPort);
-        log.info(`control on vsock port ${vsockPort}`);
+        server.listenVsock(vsockPort, ctx.settings.controlVsockPeerCid);
+        log.info(
+          `control on vsock port ${vsockPort} (peer CID ${ctx.settings.controlVsockPeerCid})`,
+        );
       } catch (error) {
         log.warn(`control on vsock port ${vsockPort} unavailable: ${errorMessage(error)}`);
       }

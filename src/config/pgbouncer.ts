@@ -12,6 +12,8 @@ export interface PgbouncerInput {
   authFile: string;
   pidFile: string;
   poolSize: number;
+  /** RAM of the VM (sizes max_client_conn). */
+  ramMb: number;
   /** More options appended as given (TLS). */
   extra?: [string, string | number][];
 }
@@ -31,6 +33,23 @@ export function compareVersions(a: string, b: string): number {
   return 0;
 }
 
+/**
+ * Clients PgBouncer holds at once: 2 per MiB of RAM, at least 1000, at most 20000. An idle
+ * client costs PgBouncer about 1 KiB and the kernel a few KiB per socket; with a 4 KiB packet
+ * buffer while active, 2 per MiB stays near 2% of RAM. The floor keeps a small VM from being
+ * locked out by a few hundred idle sockets (the stock 100 was, by 110); the ceiling keeps the
+ * single-threaded PgBouncer and its descriptors (see PGBOUNCER_FD_HEADROOM) in bounds.
+ */
+export function maxClientConn(ramMb: number): number {
+  return Math.min(20_000, Math.max(1000, Math.floor(ramMb * 2)));
+}
+
+/** Descriptors PgBouncer needs beyond one per client: server connections, listeners, logs. */
+export const PGBOUNCER_FD_HEADROOM = 1024;
+
+/** A client that has not logged in within this many seconds is dropped (PgBouncer: 60). */
+export const CLIENT_LOGIN_TIMEOUT_S = 10;
+
 export const AUTH_QUERY = "SELECT usename, passwd FROM pg_catalog.pg_shadow WHERE usename = $1";
 
 export function renderPgbouncerIni(i: PgbouncerInput): { content: string; warnings: string[] } {
@@ -47,7 +66,9 @@ export function renderPgbouncerIni(i: PgbouncerInput): { content: string; warnin
     ["stats_users", "postgres"],
     ["pool_mode", "transaction"],
     ["default_pool_size", i.poolSize],
-    ["max_client_conn", 100],
+    ["max_client_conn", maxClientConn(i.ramMb)],
+    // Idle unauthenticated sockets must not hold client slots for a minute.
+    ["client_login_timeout", CLIENT_LOGIN_TIMEOUT_S],
     ["server_idle_timeout", 600],
     ["server_lifetime", 3600],
     // After one failed server login PgBouncer refuses clients for this long (default 15 s). Our

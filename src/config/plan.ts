@@ -97,6 +97,7 @@ export function planConfig(input: PlanInput): ConfigPlan {
     authFile: `${layout.pgbouncerDir}/userlist.txt`,
     pidFile: `${layout.pgbouncerDir}/pgbouncer.pid`,
     poolSize: POOL_SIZE,
+    ramMb: input.ramMb,
     extra: input.tls ? pgbouncerTlsOptions(input.tls, settings.tlsClientMode) : [],
   });
   warnings.push(...ini.warnings);

@@ -4,7 +4,7 @@ import { parseDescribeConfig } from "./gate.ts";
 import { renderHba, renderIdent } from "./hba.ts";
 import { parseManifest } from "./manifest.ts";
 import { planConfig } from "./plan.ts";
-import { compareVersions, renderAuthFile, renderPgbouncerIni } from "./pgbouncer.ts";
+import { compareVersions, maxClientConn, renderAuthFile, renderPgbouncerIni } from "./pgbouncer.ts";
 import { INCLUDE_MARKER, withIncludeDir } from "./postgresql_conf.ts";
 import { allSettings15, capsFixture, planInputFixture, settingsFixture } from "./testing.ts";
 
@@ -180,6 +180,7 @@ Deno.test("renderPgbouncerIni() skips max_prepared_statements before PgBouncer 1
     authFile: "/r/userlist.txt",
     pidFile: "/r/p.pid",
     poolSize: 20,
+    ramMb: 1024,
   };
   const old = renderPgbouncerIni({ ...base, version: "1.18.0" });
   assert.doesNotMatch(old.content, /max_prepared_statements/);
@@ -193,6 +194,26 @@ Deno.test("renderPgbouncerIni() skips max_prepared_statements before PgBouncer 1
   assert.match(recent.content, /^pool_mode = transaction$/m);
   assert.match(recent.content, /^auth_type = scram-sha-256$/m);
   assert.match(recent.content, /^server_login_retry = 1$/m);
+});
+
+Deno.test("maxClientConn() is 2 per MiB of RAM, from 1000 to 20000", () => {
+  assert.deepEqual([128, 256, 500, 1024, 4096, 9999, 65536].map(maxClientConn), [
+    1000,
+    1000,
+    1000,
+    2048,
+    8192,
+    19998,
+    20000,
+  ]);
+});
+
+Deno.test("planConfig() sizes PgBouncer's client slots from the VM and drops silent logins after 10 s", () => {
+  for (const [ramMb, clients] of [[256, 1000], [2048, 4096], [32768, 20000]] as const) {
+    const ini = file(planConfig(planInputFixture({ ramMb })), "pgbouncer.ini");
+    assert.match(ini, new RegExp(`^max_client_conn = ${clients}$`, "m"), `${ramMb} MB`);
+    assert.match(ini, /^client_login_timeout = 10$/m);
+  }
 });
 
 Deno.test("compareVersions() orders dotted versions numerically", () => {

@@ -9,6 +9,8 @@ import { VMADDR_CID_ANY } from "../../ffi/libc.ts";
 import type { RootTree } from "../fs/tree.ts";
 import { errorMessage } from "../util/errors.ts";
 import { log } from "../util/log.ts";
+import { acceptLoop } from "../util/accept_loop.ts";
+import { HOST_CID, RefusalLog, vsockPeerAllowed } from "./vsock_peer.ts";
 import {
   CLOSING_ERRORS,
   encodeFrame,
@@ -99,20 +101,18 @@ export class ControlServer {
     this.#dispatch = dispatch;
   }
 
-  #accept(next: () => Promise<ByteStream | null>, what: string): void {
-    (async () => {
-      for (;;) {
-        let conn: ByteStream | null;
-        try {
-          conn = await next();
-        } catch (error) {
-          log.warn(`control ${what}: accept failed: ${errorMessage(error)}`);
-          return;
-        }
-        if (!conn) return;
-        serveConnection(conn, this.#dispatch);
-      }
-    })();
+  /** Accept until closed; EMFILE and the like back off and keep listening (accept_loop.ts). */
+  #accept<C extends ByteStream>(
+    next: () => Promise<C | null>,
+    what: string,
+    admit: (conn: C) => boolean = () => true,
+  ): void {
+    let closed = false;
+    this.#closers.push(() => (closed = true));
+    acceptLoop(next, (conn) => {
+      if (admit(conn)) serveConnection(conn, this.#dispatch);
+      else conn.close();
+    }, { what: `control ${what}`, closed: () => closed });
   }
 
   /**
@@ -131,20 +131,23 @@ export class ControlServer {
     const listener = Deno.listen({ transport: "unix", path });
     tree.give(path, o.owner, 0o600);
     this.#closers.push(() => listener.close());
-    this.#accept(async () => {
-      try {
-        return await listener.accept();
-      } catch {
-        return null; // closed
-      }
-    }, path);
+    this.#accept(() => listener.accept(), path);
   }
 
-  /** Listen on vsock `port` (any CID), through FFI. */
-  listenVsock(port: number): void {
+  /**
+   * Listen on vsock `port`, through FFI; only connections from `peerCid` (the host) are
+   * served, others are closed at once (vsock_peer.ts).
+   */
+  listenVsock(port: number, peerCid: number = HOST_CID): void {
     const listener = new FfiListener({ family: "vsock", cid: VMADDR_CID_ANY, port });
     this.#closers.push(() => listener.close());
-    this.#accept(() => listener.accept(), `vsock port ${port}`);
+    const refusals = new RefusalLog({ port, allowedCid: peerCid });
+    this.#accept(() => listener.accept(), `vsock port ${port}`, (conn) => {
+      if (vsockPeerAllowed(conn.peer, peerCid)) return true;
+      const line = refusals.refused(conn.peer, performance.now());
+      if (line) log.warn(line);
+      return false;
+    });
   }
 
   close(): void {

@@ -3,6 +3,11 @@
  * limited (token bucket), queued (bounded), and written to a sink by a separate loop. Nothing
  * on the way in ever waits for the sink, so a child's stderr pipe is always drained at once; a
  * slow or dead sink costs dropped lines (announced in-band), never a stalled postgres.
+ *
+ * The supervisor's own lines (source "beyond-pg") have a budget of their own: they are never
+ * refused by the children's rate limit or queue, so a postgres flood cannot drop a supervisor
+ * warning. They are bounded by their own small queue (`ownQueueLimit`), and only a sink that
+ * stays behind for that many of them drops any.
  */
 import { TokenBucket } from "./bucket.ts";
 import { droppedMarker } from "./frame.ts";
@@ -24,8 +29,10 @@ export interface ForwarderOptions {
   rate: number;
   burst: number;
   maxLineBytes: number;
-  /** Records held while the sink is busy; beyond this, lines are dropped. */
+  /** Children's records held while the sink is busy; beyond this, their lines are dropped. */
   queueLimit: number;
+  /** The supervisor's own records held while the sink is busy (not rate limited). */
+  ownQueueLimit: number;
   now?: () => number;
 }
 
@@ -34,15 +41,23 @@ export const defaultForwarderOptions: ForwarderOptions = {
   burst: 1000,
   maxLineBytes: 8192,
   queueLimit: 4096,
+  ownQueueLimit: 1024,
 };
+
+/** The supervisor's own lines. */
+export const OWN_SOURCE = "beyond-pg";
 
 export class LogForwarder {
   readonly #o: ForwarderOptions;
   readonly #now: () => number;
   readonly #bucket: TokenBucket;
   #sink: LogSink;
+  /** Records in order, both kinds; the counts say how many of each it holds. */
   #queue: LogRecord[] = [];
+  #childQueued = 0;
+  #ownQueued = 0;
   #dropped = 0;
+  #ownDroppedTotal = 0;
   #droppedTotal = 0;
   #draining = false;
   #idle: (() => void)[] = [];
@@ -60,25 +75,57 @@ export class LogForwarder {
     return this.#droppedTotal;
   }
 
+  /** The supervisor's own lines dropped (only behind a sink that stays stalled). */
+  get ownDroppedTotal(): number {
+    return this.#ownDroppedTotal;
+  }
+
   setSink(sink: LogSink): void {
     const old = this.#sink;
     this.#sink = sink;
     old.close();
   }
 
-  /** One line from `source`; never waits. */
+  /** One line from `source`; never waits. The supervisor's own lines skip the rate limit. */
   write(source: string, line: string): void {
-    const now = this.#now();
-    if (!this.#bucket.take(now) || this.#queue.length >= this.#o.queueLimit) {
+    if (source === OWN_SOURCE) this.#writeOwn(line);
+    else this.#writeChild(source, line);
+  }
+
+  #writeChild(source: string, line: string): void {
+    if (!this.#bucket.take(this.#now()) || this.#childQueued >= this.#o.queueLimit) {
       this.#dropped++;
       this.#droppedTotal++;
       return;
     }
-    if (this.#dropped > 0) {
-      this.#queue.push({ source: "beyond-pg", line: droppedMarker(this.#dropped), ts: Date.now() });
-      this.#dropped = 0;
+    this.#announceDrops();
+    this.#childQueued++;
+    this.#push({ source, line, ts: Date.now() });
+  }
+
+  #writeOwn(line: string): void {
+    // One slot is kept for the drop marker.
+    if (this.#ownQueued >= this.#o.ownQueueLimit - (this.#dropped > 0 ? 1 : 0)) {
+      this.#dropped++;
+      this.#droppedTotal++;
+      this.#ownDroppedTotal++;
+      return;
     }
-    this.#queue.push({ source, line, ts: Date.now() });
+    this.#announceDrops();
+    this.#ownQueued++;
+    this.#push({ source: OWN_SOURCE, line, ts: Date.now() });
+  }
+
+  /** "[beyond-pg: dropped N log lines]" before the next line that is kept. */
+  #announceDrops(): void {
+    if (this.#dropped === 0) return;
+    this.#ownQueued++;
+    this.#queue.push({ source: OWN_SOURCE, line: droppedMarker(this.#dropped), ts: Date.now() });
+    this.#dropped = 0;
+  }
+
+  #push(record: LogRecord): void {
+    this.#queue.push(record);
     if (this.#queue.length > this.maxQueued) this.maxQueued = this.#queue.length;
     if (!this.#draining) this.#drain();
   }
@@ -95,15 +142,16 @@ export class LogForwarder {
     tap?: (line: string) => void,
     tapLines = 8,
   ): Promise<void> {
+    // A child's stream is a child's, whatever its name: always under the rate limit.
     const each = (line: string) => {
       tap?.(line);
-      this.write(source, line);
+      this.#writeChild(source, line);
     };
     return pipeChunks(stream, (chunk, splitter) => {
       // Dropping anyway (no token for even one line, or the queue is full): count the lines
       // before the last `tapLines`, and split only those.
       if (
-        this.#bucket.available(this.#now()) < 1 || this.#queue.length >= this.#o.queueLimit
+        this.#bucket.available(this.#now()) < 1 || this.#childQueued >= this.#o.queueLimit
       ) {
         let cut = chunk.length;
         for (let i = 0; i <= tapLines && cut > 0; i++) cut = chunk.lastIndexOf(10, cut - 1);
@@ -126,6 +174,8 @@ export class LogForwarder {
       while (this.#queue.length) {
         const batch = this.#queue;
         this.#queue = [];
+        this.#childQueued = 0;
+        this.#ownQueued = 0;
         try {
           await this.#sink.write(batch);
         } catch {

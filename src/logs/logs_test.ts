@@ -71,6 +71,63 @@ Deno.test("LogForwarder drops instead of queueing without bound behind a stalled
   assert.equal(written.at(-2)!.line, `[beyond-pg: dropped ${10_000 - 1 - 100} log lines]`);
 });
 
+Deno.test("LogForwarder never drops the supervisor's own lines for a postgres flood (separate budget)", async () => {
+  let now = 0;
+  const sink = new MemorySink();
+  const f = new LogForwarder(sink, { now: () => now, queueLimit: 4096 });
+  for (let i = 0; i < 5000; i++) {
+    f.write("postgres", `flood ${i}`);
+    if (i % 500 === 499) f.write("beyond-pg", `warning ${i}`);
+  }
+  now = 1; // no time for new tokens: the flood stays over budget
+  f.write("beyond-pg", "last warning");
+  await f.flush();
+  const own = sink.records.filter((r) => r.source === "beyond-pg").map((r) => r.line);
+  assert.deepEqual(
+    own.filter((l) => !l.startsWith("[beyond-pg: dropped")),
+    [...Array.from({ length: 10 }, (_, k) => `warning ${k * 500 + 499}`), "last warning"],
+  );
+  assert.equal(f.droppedTotal, 4000);
+  assert.equal(f.ownDroppedTotal, 0);
+  assert.equal(sink.records.filter((r) => r.source === "postgres").length, 1000);
+  // Order is kept: the first warning comes after the 500 flood lines before it.
+  assert.equal(sink.records.findIndex((r) => r.line === "warning 499"), 500);
+});
+
+Deno.test("LogForwarder bounds the supervisor's own lines behind a stalled sink, then says how many it dropped", async () => {
+  let release!: () => void;
+  const stalled = new Promise<void>((r) => (release = r));
+  const written: LogRecord[] = [];
+  const sink = {
+    write: async (r: LogRecord[]) => {
+      await stalled;
+      written.push(...r);
+    },
+    close() {},
+  };
+  const f = new LogForwarder(sink, { ownQueueLimit: 50 });
+  for (let i = 0; i < 10_000; i++) f.write("beyond-pg", `own ${i}`);
+  assert.ok(f.maxQueued <= 50, `queued ${f.maxQueued}`);
+  release();
+  await f.flush();
+  f.write("beyond-pg", "after");
+  await f.flush();
+  assert.equal(f.ownDroppedTotal, 10_000 - 1 - 50);
+  assert.equal(written.at(-3)!.line, "own 50");
+  assert.equal(written.at(-2)!.line, `[beyond-pg: dropped ${10_000 - 1 - 50} log lines]`);
+  assert.equal(written.at(-1)!.line, "after");
+});
+
+Deno.test("LogForwarder.pump: a child's stream is rate limited whatever the child is called", async () => {
+  const sink = new MemorySink();
+  const f = new LogForwarder(sink, { now: () => 0 });
+  const text = Array.from({ length: 3000 }, (_, i) => `line ${i}\n`).join("");
+  await f.pump("beyond-pg", ReadableStream.from([new TextEncoder().encode(text)]));
+  await f.flush();
+  assert.equal(sink.records.length, 1000);
+  assert.equal(f.ownDroppedTotal, 0);
+});
+
 Deno.test("LogForwarder.pump: a flood is counted exactly and the tail still sees the last lines", async () => {
   const now = 0;
   const sink = new MemorySink();

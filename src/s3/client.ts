@@ -2,8 +2,11 @@
  * EFFECT: a small S3 client (SigV4 over fetch; keep-alive pooling comes with fetch): put
  * (optionally only-if-absent), head, get, list, delete, multipart upload. Every request has a
  * timeout. Errors are S3Error with an operator-readable one-line message and a `transient` flag
- * (network trouble, 5xx, 429, timeouts) that retry policies use.
+ * (network trouble, 5xx, 429, timeouts) that retry policies use. Every answer read into
+ * memory has a byte cap (body.ts): objects (`get`, 1 MiB unless the caller allows more),
+ * listing pages, error and multipart answers.
  */
+import { BodyTooLarge, readCapped } from "./body.ts";
 import { type Credentials, sign, uriEncode } from "./sigv4.ts";
 import { sha256Hex } from "../util/crypto.ts";
 import { type ListedObject, parseList, tag } from "./xml.ts";
@@ -37,6 +40,13 @@ export class S3Error extends Error {
     this.transient = o.transient;
   }
 }
+
+/** `get`'s cap unless the caller passes one: manifests, owner records. */
+export const SMALL_OBJECT_BYTES = 1 << 20;
+/** One page of a listing (1000 keys of XML are ~350 KiB). */
+export const LIST_PAGE_BYTES = 16 << 20;
+/** Error documents and multipart answers. */
+const REPLY_BYTES = 1 << 20;
 
 export interface HeadResult {
   size: number;
@@ -94,7 +104,7 @@ export class S3Client {
       this.config.credentials,
       this.config.region,
     );
-    const where = `${method} s3://${this.config.bucket}/${key}`;
+    const where = this.#where(method, key);
     let res: Response;
     try {
       res = await fetch(url, {
@@ -119,7 +129,7 @@ export class S3Client {
       res.status >= 300 && !(method === "HEAD" && res.status === 404) &&
       !(method === "GET" && res.status === 404)
     ) {
-      const text = await res.text().catch(() => "");
+      const text = await this.#text(res, REPLY_BYTES, where).catch(() => "");
       const code = tag(text, "Code") ?? (res.status === 404 ? "NotFound" : res.statusText);
       throw new S3Error(this.#explain(code, res.status, where, tag(text, "Message")), {
         status: res.status,
@@ -128,6 +138,32 @@ export class S3Client {
       });
     }
     return res;
+  }
+
+  /** The body, at most `limit` bytes: past it, a non-transient S3Error (the store is wrong). */
+  async #read(res: Response, limit: number, where: string): Promise<Uint8Array<ArrayBuffer>> {
+    const length = res.headers.get("content-length");
+    try {
+      return await readCapped(res.body, limit, {
+        ...(length === null ? {} : { declared: Number(length) }),
+      });
+    } catch (error) {
+      if (!(error instanceof BodyTooLarge)) throw error;
+      throw new S3Error(
+        `S3 ${where} answered with ${
+          error.declared === undefined ? `more than ${limit}` : error.declared
+        } bytes where beyond-pg stores at most ${limit}; remove or replace that object, or check that BEYOND_PG_S3_ENDPOINT is the right store`,
+        { status: res.status, code: "BodyTooLarge", transient: false, cause: error },
+      );
+    }
+  }
+
+  async #text(res: Response, limit: number, where: string): Promise<string> {
+    return new TextDecoder().decode(await this.#read(res, limit, where));
+  }
+
+  #where(method: string, key: string): string {
+    return `${method} s3://${this.config.bucket}/${key}`;
   }
 
   #explain(code: string, status: number, where: string, message: string | undefined): string {
@@ -190,10 +226,15 @@ export class S3Client {
     };
   }
 
-  /** The object's bytes and metadata, or undefined when there is none. */
+  /**
+   * The object's bytes and metadata, or undefined when there is none. An object larger than
+   * `maxBytes` (default 1 MiB: manifests, owner records) is an S3Error (not transient), read
+   * no further than that.
+   */
   async get(
     key: string,
     timeoutMs?: number,
+    { maxBytes = SMALL_OBJECT_BYTES }: { maxBytes?: number } = {},
   ): Promise<{ body: Uint8Array; metadata: Record<string, string> } | undefined> {
     const res = await this.request("GET", key, { ...(timeoutMs ? { timeoutMs } : {}) });
     if (res.status === 404) {
@@ -204,7 +245,7 @@ export class S3Client {
     res.headers.forEach((v, k) => {
       if (k.startsWith("x-amz-meta-")) metadata[k.slice(11)] = v;
     });
-    return { body: new Uint8Array(await res.arrayBuffer()), metadata };
+    return { body: await this.#read(res, maxBytes, this.#where("GET", key)), metadata };
   }
 
   /** A streaming GET (base backups), or undefined. */
@@ -227,7 +268,7 @@ export class S3Client {
       const query: Record<string, string> = { "list-type": "2", prefix };
       if (token) query["continuation-token"] = token;
       const res = await this.request("GET", "", { query });
-      const page = parseList(await res.text());
+      const page = parseList(await this.#text(res, LIST_PAGE_BYTES, this.#where("LIST", prefix)));
       out.push(...page.objects);
       token = page.next;
     } while (token);
@@ -259,7 +300,7 @@ export class S3Client {
     const headers: Record<string, string> = {};
     for (const [k, v] of Object.entries(metadata)) headers[`x-amz-meta-${k}`] = v;
     const res = await this.request("POST", key, { query: { uploads: "" }, headers });
-    const id = tag(await res.text(), "UploadId");
+    const id = tag(await this.#text(res, REPLY_BYTES, this.#where("POST", key)), "UploadId");
     if (!id) throw new S3Error(`S3 did not return an upload id for ${key}`, { transient: true });
     return id;
   }
@@ -293,7 +334,7 @@ export class S3Client {
       body: new TextEncoder().encode(xml),
       timeoutMs: Math.max(this.config.timeoutMs, 300_000),
     });
-    const text = await res.text();
+    const text = await this.#text(res, REPLY_BYTES, this.#where("POST", key));
     if (/<Error>/.test(text)) {
       throw new S3Error(`completing the upload of ${key} failed: ${tag(text, "Code")}`, {
         transient: true,

@@ -104,6 +104,11 @@ export const settingKeys: readonly KeyDoc[] = [
     doc: "control RPC on vsock",
   },
   {
+    name: "BEYOND_PG_CONTROL_VSOCK_PEER_CID",
+    default: "2",
+    doc: "the only vsock CID served on the control port (2: the host)",
+  },
+  {
     name: "BEYOND_LOG_VSOCK",
     default: "auto",
     doc: "log frames to vsock: auto (PID 1 in a VM), true, false",

@@ -34,6 +34,8 @@ export interface Settings {
   http: { hostname: string; port: number } | undefined;
   controlSocket: string;
   controlVsockPort: number | undefined;
+  /** The only vsock CID allowed to use control (2: the host). */
+  controlVsockPeerCid: number;
   logVsock: "auto" | "true" | "false";
   logVsockCid: number;
   logVsockPort: number;
@@ -431,6 +433,11 @@ export function parseSettings(
         min: 1,
         max: 2 ** 31,
       }),
+    controlVsockPeerCid: parsePositive(
+      "BEYOND_PG_CONTROL_VSOCK_PEER_CID",
+      get("BEYOND_PG_CONTROL_VSOCK_PEER_CID"),
+      { min: 0, max: 2 ** 32 - 2 },
+    ) ?? 2,
     logVsock: parseChoice(
       "BEYOND_LOG_VSOCK",
       get("BEYOND_LOG_VSOCK"),

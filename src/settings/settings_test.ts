@@ -26,6 +26,12 @@ Deno.test("parseSettings() applies the spec's defaults", () => {
   assert.equal(s.archiveTarget, undefined);
   assert.equal(s.hooksDir, "/etc/beyond-pg/hooks");
   assert.equal(s.password.reveal(), "pw");
+  assert.equal(s.controlVsockPeerCid, 2);
+  assert.equal(
+    parse({ POSTGRES_PASSWORD: "pw", BEYOND_PG_CONTROL_VSOCK_PEER_CID: "1" })
+      .controlVsockPeerCid,
+    1,
+  );
 });
 
 Deno.test("parseSettings() without a password fails with the fix and nothing else", () => {

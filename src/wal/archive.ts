@@ -129,7 +129,7 @@ export async function archivePrepared(
     if (!head) return false;
     const storedSize = Number(head.metadata["beyond-size"] ?? NaN);
     if (storedSize !== p.size) throw different(`${storedSize} bytes stored, ${p.size} here`);
-    const obj = await client.get(key);
+    const obj = await client.get(key, undefined, { maxBytes: layoutFor(cfg).walObjectMaxBytes });
     if (!obj) return false;
     let stored: Uint8Array;
     try {

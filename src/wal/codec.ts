@@ -4,6 +4,8 @@
  * parallelism when the store's CPU is the bottleneck. gzip and none for comparison and for
  * stores where CPU is scarcer than bandwidth.
  */
+import { WAL_OBJECT_MAX_BYTES } from "./target.ts";
+
 export type Codec = "zstd" | "gzip" | "none";
 
 export const CODECS: readonly Codec[] = ["zstd", "gzip", "none"];
@@ -22,10 +24,23 @@ export async function compress(codec: Codec, data: Uint8Array): Promise<Uint8Arr
   );
 }
 
-export async function decompress(codec: string, data: Uint8Array): Promise<Uint8Array> {
+/** Decompress; output larger than `maxBytes` (a small object that inflates without end) throws. */
+export async function decompress(
+  codec: string,
+  data: Uint8Array,
+  { maxBytes = WAL_OBJECT_MAX_BYTES }: { maxBytes?: number } = {},
+): Promise<Uint8Array> {
   if (codec === "none" || codec === "") return data;
   const z = await lib();
-  if (codec === "gzip") return new Uint8Array(z.gunzipSync(data));
-  if (codec === "zstd") return new Uint8Array(z.zstdDecompressSync(data));
+  const o = { maxOutputLength: maxBytes };
+  try {
+    if (codec === "gzip") return new Uint8Array(z.gunzipSync(data, o));
+    if (codec === "zstd") return new Uint8Array(z.zstdDecompressSync(data, o));
+  } catch (error) {
+    if ((error as { code?: string }).code === "ERR_BUFFER_TOO_LARGE") {
+      throw new Error(`decompresses to more than ${maxBytes} bytes`, { cause: error });
+    }
+    throw error;
+  }
   throw new Error(`unknown codec ${JSON.stringify(codec)}`);
 }

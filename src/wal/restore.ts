@@ -22,7 +22,8 @@ export async function getWalObject(
   name: string,
 ): Promise<WalObject | undefined> {
   try {
-    return await client.get(layoutFor(cfg).wal(name), 120_000);
+    const layout = layoutFor(cfg);
+    return await client.get(layout.wal(name), 120_000, { maxBytes: layout.walObjectMaxBytes });
   } catch (error) {
     if (error instanceof S3Error) throw new ArchiveError(error.message, error.transient, error);
     throw error;

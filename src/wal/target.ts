@@ -12,6 +12,15 @@ export function parseTarget(url: string): Target {
   return { bucket: m[1]!, prefix: m[2]!.replace(/^\/+|\/+$/g, "") };
 }
 
+/** beyond-pg's clusters use 16 MiB segments (initdb's default). */
+export const WAL_SEGMENT_BYTES = 16 << 20;
+
+/**
+ * The largest WAL object we read back (and what one may decompress to): a segment, plus room
+ * for a codec's worst-case growth on incompressible data (zstd and gzip add well under 1%).
+ */
+export const WAL_OBJECT_MAX_BYTES = WAL_SEGMENT_BYTES + (1 << 20);
+
 /**
  * Object layout (ARCHITECTURE.md, "Archive layout"):
  *   <prefix>/beyond-pg.json                          which cluster owns this prefix
@@ -44,6 +53,11 @@ export class Layout {
 
   wal(name: string): string {
     return `${this.clusterDir}/wal/${name}`;
+  }
+
+  /** The most bytes a stored WAL object may have (reads stop there). */
+  get walObjectMaxBytes(): number {
+    return WAL_OBJECT_MAX_BYTES;
   }
 
   get walPrefix(): string {

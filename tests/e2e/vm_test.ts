@@ -20,6 +20,8 @@ const metadata = (extra: Record<string, unknown> = {}) => ({
   BEYOND_LOG_VSOCK: "true",
   BEYOND_LOG_VSOCK_CID: "1", // the guest's own loopback, never the host
   BEYOND_LOG_VSOCK_PORT: "5002",
+  // The post-start hook calls control over vsock_loopback: its peer CID is 1, not the host's 2.
+  BEYOND_PG_CONTROL_VSOCK_PEER_CID: "1",
   BEYOND_PG_HTTP: "0.0.0.0:9188",
   ...extra,
 });

@@ -4,6 +4,7 @@ import { setLogWriter } from "../util/log.ts";
 import { ControlClient } from "./client.ts";
 import { makeDispatch } from "./commands.ts";
 import { ControlServer } from "./server.ts";
+import { RootTree } from "../fs/tree.ts";
 
 Deno.test("ControlServer keeps its Unix listener through EMFILE and answers once descriptors are free", async () => {
   const lines: string[] = [];
@@ -13,7 +14,7 @@ Deno.test("ControlServer keeps its Unix listener through EMFILE and answers once
   const server = new ControlServer(makeDispatch({
     ping: { summary: "test", timeoutMs: 1000, run: () => Promise.resolve({ pong: true }) },
   }));
-  server.listenUnix(path);
+  server.listenUnix(RootTree.check(dir, "test"), path, { dirMode: 0o700 });
   const before = getrlimit(RLIMIT_NOFILE);
   const held: Deno.FsFile[] = [];
   let client: ControlClient | undefined;

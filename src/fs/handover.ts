@@ -61,9 +61,9 @@ export function ensureOwnedDir(
   }
   const up = parentOf(dir);
   if (!lexists(up)) Deno.mkdirSync(up, { recursive: true, mode: 0o755 });
-  const parentSafe = rootChainProblem(up) === undefined;
+  const parentSafe = rootChainProblem(up, { ancestorOnly: true }) === undefined;
   if (!parentSafe) {
-    const above = rootChainProblem(parentOf(up));
+    const above = rootChainProblem(parentOf(up), { ancestorOnly: true });
     if (above) {
       throw new OperatorError(
         `Cannot start: ${what}=${dir} is not safe for root to use (${above}); put it under a directory only root can change`,

@@ -313,7 +313,10 @@ function trustedOwner(uid: number | null): boolean {
  * each component must be owned by root (or us) and not writable by group or others, except a
  * sticky root-owned directory above it (/tmp).
  */
-export function rootChainProblem(dir: string): string | undefined {
+export function rootChainProblem(
+  dir: string,
+  o: { ancestorOnly?: boolean } = {},
+): string | undefined {
   let real: string;
   try {
     real = Deno.realPathSync(dir);
@@ -327,7 +330,8 @@ export function rootChainProblem(dir: string): string | undefined {
     const mode = info.mode ?? 0;
     if (!info.isDirectory) return `${d} is not a directory`;
     if (!trustedOwner(info.uid)) return `${d} is owned by uid ${info.uid}`;
-    const last = i === parts.length;
+    // `ancestorOnly`: `dir` is above the tree (it will be made inside): sticky /tmp is fine.
+    const last = i === parts.length && !o.ancestorOnly;
     const others = (mode & 0o002) !== 0;
     const group = (mode & 0o020) !== 0 && info.gid !== 0;
     const sticky = (mode & 0o1000) !== 0 && info.uid === 0;
@@ -370,7 +374,7 @@ export class RootTree extends Tree {
     const path = normalize(base);
     let d = path;
     while (!lexists(d)) d = parent(d);
-    const problem = rootChainProblem(d);
+    const problem = rootChainProblem(d, { ancestorOnly: d !== path });
     if (problem) throw unsafe(path, what, problem);
     const tree = new RootTree(path);
     tree.#what = what;

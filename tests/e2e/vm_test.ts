@@ -134,6 +134,17 @@ Deno.test({
               "create table e2e(n int); insert into e2e select generate_series(1, 100)",
               { password: PASSWORD },
             );
+            // Metadata (the password, the S3 keys) is routed for root only: a superuser's shell
+            // command, which runs as postgres, cannot reach it.
+            assert.equal(await vm.waitFor(/e2e: mmds root=/, 60_000), "e2e: mmds root=reachable");
+            await assert.rejects(
+              psql(
+                vm.port,
+                "copy (select 1) to program 'curl -s -m 3 -o /dev/null http://169.254.169.254/'",
+                { password: PASSWORD },
+              ),
+              /program .*failed|exit code|child process exited/i,
+            );
             // 50 orphans from a hook, and nothing left as a zombie.
             assert.equal(await vm.waitFor(/e2e: zombies=\d+/, 60_000), "e2e: zombies=0");
             // The control RPC over vsock, and log frames decoded by a receiver in the guest.

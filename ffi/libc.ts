@@ -396,3 +396,19 @@ export function fchmod(fd: number, mode: number): void {
 export function mkfifo(path: string, mode: number): void {
   unwrap(libc().mkfifo(cstr(path), mode), "mkfifo", path);
 }
+
+/**
+ * Size and free space of the file system holding `path` (statvfs(2); on 64-bit Linux the
+ * struct starts with unsigned long f_bsize, f_frsize, then fsblkcnt_t f_blocks, f_bfree,
+ * f_bavail, all 8 bytes).
+ */
+export function fsSpace(path: string): { totalBytes: number; availBytes: number } {
+  const buf = new Uint8Array(128);
+  unwrap(libc().statvfs(cstr(path), buf), "statvfs", path);
+  const v = new DataView(buf.buffer);
+  const frsize = Number(v.getBigUint64(8, true)) || Number(v.getBigUint64(0, true));
+  return {
+    totalBytes: Number(v.getBigUint64(16, true)) * frsize,
+    availBytes: Number(v.getBigUint64(32, true)) * frsize,
+  };
+}

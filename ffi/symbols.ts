@@ -66,6 +66,8 @@ export const symbols = {
   fchown: { parameters: ["i32", "u32", "u32"], result: "i32" },
   // int fchmod(int fd, mode_t mode);
   fchmod: { parameters: ["i32", "u32"], result: "i32" },
+  // int statvfs(const char *path, struct statvfs *buf);
+  statvfs: { parameters: ["buffer", "buffer"], result: "i32" },
   // int mkfifo(const char *path, mode_t mode);
   mkfifo: { parameters: ["buffer", "u32"], result: "i32" },
 } as const satisfies Deno.ForeignLibraryInterface;

@@ -104,7 +104,7 @@ async function run(args: string[], env: Record<string, string>) {
 }
 
 async function walObject(bucket: string, key: string): Promise<Uint8Array | undefined> {
-  const obj = await s3Client(bucket).get(key);
+  const obj = await s3Client(bucket).get(key, undefined, { maxBytes: 32 << 20 });
   if (!obj) return undefined;
   return await decompress(obj.metadata["beyond-codec"] ?? "none", obj.body);
 }

@@ -187,26 +187,32 @@ Deno.test("boundary: the archive — run-dir state, done markers, planted WAL li
     // pg_read_file runs as postgres too: no key there.
     await assert.rejects(sql(pg, `select pg_read_file('${run}/private/archive.json')`));
 
-    // A link planted as a history file, and a "segment" that is not WAL, both marked ready.
+    // A link planted as a segment and as a history file, and a "segment" that is not WAL, all
+    // marked ready. The segment link is refused (never read); the history file of a timeline
+    // that is not the prefix's lineage is not even opened (a branch's, answered as done).
     const planted = await asPostgres(
       pg,
-      `set -e; ln -s ${v.file} pg_wal/000000AA.history; touch pg_wal/archive_status/000000AA.history.ready
+      `set -e; ln -s ${v.file} pg_wal/0000000100000000000000AA; touch pg_wal/archive_status/0000000100000000000000AA.ready
+       ln -s ${v.file} pg_wal/000000AA.history; touch pg_wal/archive_status/000000AA.history.ready
        head -c 16777216 /dev/zero > pg_wal/0000000100000000000000AB
        touch pg_wal/archive_status/0000000100000000000000AB.ready`,
     );
     assert.ok(planted.ok, planted.error);
-    await pg.waitFor(/archive: .*000000AA\.history.*(link|refus)/, 30_000);
+    await pg.waitFor(/archive: 0000000100000000000000AA: .*is a link; refusing/, 30_000);
     await pg.waitFor(/refusing to archive 0000000100000000000000AB: page magic/, 30_000);
+    await pg.waitFor(/not storing 000000AA\.history: timeline 170 is a branch/, 30_000);
     const client = s3Client(bucket);
     const keys = (await client.list("db/")).map((o) => o.key);
-    assert.ok(
-      !keys.some((k) => k.endsWith("000000AA.history") || k.endsWith("0000000100000000000000AB")),
-    );
+    for (
+      const name of ["0000000100000000000000AA", "000000AA.history", "0000000100000000000000AB"]
+    ) {
+      assert.ok(!keys.some((k) => k.endsWith(`/${name}`)), `${name} was stored`);
+    }
     // Let postgres's archiver go on with real WAL.
     assert.ok(
       (await asPostgres(
         pg,
-        "rm -f pg_wal/000000AA.history pg_wal/archive_status/000000AA.history.ready pg_wal/0000000100000000000000AB pg_wal/archive_status/0000000100000000000000AB.ready",
+        "rm -f pg_wal/0000000100000000000000AA pg_wal/archive_status/0000000100000000000000AA.* pg_wal/000000AA.history pg_wal/archive_status/000000AA.history.* pg_wal/0000000100000000000000AB pg_wal/archive_status/0000000100000000000000AB.*",
       )).ok,
     );
     v.check();

@@ -3,24 +3,17 @@
  * at several times and LSNs, --latest across a promotion, and the bad targets.
  */
 import assert from "node:assert/strict";
-import { exists } from "../src/util/fs.ts";
 import { ok } from "./support/control.ts";
 import { freshBucket, s3Env } from "./support/s3.ts";
 import { waitDrained } from "./support/wal.ts";
 import {
   beyondPgCommand,
   cleanup,
-  freePort,
   type Instance,
-  instanceEnv,
   psql,
-  removeRoot,
   startSupervisor,
-  tempRoot,
 } from "./support/harness.ts";
-
-const READY = /\[beyond-pg\] ready:/;
-const PROMOTED = /restored and promoted: timeline (\d+)/;
+import { PROMOTED, READY, restoreOnce, restoreServed } from "./support/restore.ts";
 
 interface Batch {
   k: number;
@@ -45,18 +38,6 @@ async function insertBatches(pg: Instance, ks: number[]): Promise<Batch[]> {
   return out;
 }
 
-/** `beyond-pg restore ...` on a new data root; resolves once it has promoted (--serve). */
-async function restore(bucket: string, password: string, args: string[]): Promise<Instance> {
-  const pg = await startSupervisor({
-    args: ["restore", ...args, "--serve"],
-    env: s3Env(bucket),
-    password,
-  });
-  await pg.waitFor(PROMOTED, 120_000);
-  await pg.waitFor(READY, 30_000);
-  return pg;
-}
-
 async function counts(pg: Instance): Promise<string> {
   return await psql(
     pg.directPort,
@@ -65,33 +46,7 @@ async function counts(pg: Instance): Promise<string> {
   );
 }
 
-async function restoreOnce(bucket: string, password: string, args: string[]) {
-  const root = await tempRoot();
-  const env = instanceEnv(root, {
-    port: freePort(),
-    directPort: freePort(),
-    httpPort: freePort(),
-    password,
-  });
-  const c = beyondPgCommand(["restore", ...args]);
-  const out = await new Deno.Command(c.cmd, {
-    args: c.args,
-    env: { ...env, ...s3Env(bucket) },
-    clearEnv: true,
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  // A restore that stops before taking the data root never creates it: nothing left there.
-  const entries = exists(`${root}/data`)
-    ? [...Deno.readDirSync(`${root}/data`)].map((e) => e.name).filter((n) =>
-      n !== ".beyond-pg.lock"
-    )
-    : [];
-  await removeRoot(root);
-  return { code: out.code, stderr: new TextDecoder().decode(out.stderr), entries };
-}
-
-Deno.test("PITR: restores to several times and LSNs have exactly the rows committed before each; --latest follows a promotion", async () => {
+Deno.test("PITR: restores to several times and LSNs have exactly the rows committed before each; --latest follows the primary, not a test restore", async () => {
   const bucket = await freshBucket();
   const origin = await startSupervisor({ env: s3Env(bucket) });
   const restored: Instance[] = [];
@@ -128,23 +83,46 @@ Deno.test("PITR: restores to several times and LSNs have exactly the rows commit
         [["--to-time", batches[2]!.time], 3],
       ] as const
     ) {
-      const pg = await restore(bucket, origin.password, [...args]);
+      const pg = await restoreServed(bucket, origin.password, [...args]);
       restored.push(pg);
       assert.equal(await counts(pg), expect(k), `restore ${args.join(" ")}`);
       await pg.stop();
     }
 
-    // A restore that promoted to a new timeline and kept writing; then --latest follows it.
-    const branch = await restore(bucket, origin.password, ["--to-time", batches[1]!.time]);
+    // A test restore promotes to a new timeline and keeps writing: a branch. It does not
+    // archive into the primary's prefix, and --latest keeps following the primary.
+    const branch = await restoreServed(bucket, origin.password, ["--to-time", batches[1]!.time]);
     restored.push(branch);
     const tli = Number((await branch.waitFor(PROMOTED)).match(PROMOTED)![1]);
     assert.ok(tli >= 2);
     await insertBatches(branch, [99]);
-    await waitDrained(branch, 60_000);
+    await psql(branch.directPort, "select pg_switch_wal()", pw);
+    await branch.waitFor(/archive: not storing .*is a branch of this prefix/, 60_000);
     await branch.stop();
-    const latest = await restore(bucket, origin.password, ["--latest"]);
+    await insertBatches(origin, [5]);
+    await waitDrained(origin, 60_000);
+    const latest = await restoreServed(bucket, origin.password, ["--latest"]);
     restored.push(latest);
-    assert.equal(await counts(latest), "0:100,1:100,2:100,99:100");
+    assert.equal(await counts(latest), expect(5));
+    await latest.stop();
+
+    // Told it is the new primary, a restore takes the lineage over: --latest follows it then.
+    const takeover = await restoreServed(bucket, origin.password, [
+      "--to-time",
+      batches[1]!.time,
+      "--promote-as-primary",
+    ]);
+    restored.push(takeover);
+    await takeover.waitFor(
+      /this cluster is now the primary of its prefix \(timeline \d+\)/,
+      60_000,
+    );
+    await insertBatches(takeover, [77]);
+    await waitDrained(takeover, 60_000);
+    await takeover.stop();
+    const latest2 = await restoreServed(bucket, origin.password, ["--latest"]);
+    restored.push(latest2);
+    assert.equal(await counts(latest2), "0:100,1:100,2:100,77:100");
   } finally {
     await cleanup(origin, ...restored);
   }
@@ -183,7 +161,7 @@ Deno.test("restore: a target before the backup, beyond the WAL, or an empty buck
     assert.notEqual(late.code, 0);
     assert.match(
       late.stderr,
-      /beyond the end of the archived WAL; choose an earlier target, or --latest/,
+      /after the last transaction in the archived WAL .*restore with --latest, or choose an earlier target/,
     );
     assert.match(late.stderr, /is empty again/);
     assert.deepEqual(late.entries, []);

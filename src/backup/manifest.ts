@@ -4,6 +4,7 @@
  * interrupted upload.
  */
 import { formatLsn, parseLsn } from "../wal/names.ts";
+import { endOf, type Lineage, onPath } from "../wal/lineage.ts";
 
 export interface BackupManifest {
   format: 1;
@@ -104,8 +105,23 @@ export function chooseBackup(
     } is before the oldest base backup (${oldest.label}, consistent at ${oldest.stop_lsn}); choose a later --to-lsn`;
 }
 
-/** Which backups a prune removes (the newest is always kept). */
+/**
+ * Which backups a prune removes. The policy applies to each lineage on its own (the primary's,
+ * and each branch a restore made); the newest backup of each is always kept, so a backup taken
+ * on a test restore can never push the primary's last restore point out.
+ */
 export function pruneSelection(
+  list: BackupManifest[],
+  policy: { keep?: number; olderThanMs?: number },
+  now: Date,
+  lineageOf: (b: BackupManifest) => string = () => "",
+): BackupManifest[] {
+  const groups = new Map<string, BackupManifest[]>();
+  for (const b of list) groups.set(lineageOf(b), [...(groups.get(lineageOf(b)) ?? []), b]);
+  return [...groups.values()].flatMap((g) => pruneGroup(g, policy, now));
+}
+
+function pruneGroup(
   list: BackupManifest[],
   policy: { keep?: number; olderThanMs?: number },
   now: Date,
@@ -122,4 +138,40 @@ export function pruneSelection(
     }
     return policy.keep !== undefined || policy.olderThanMs !== undefined;
   });
+}
+
+/** Can recovery on this lineage start from the backup (its timeline, before it branched off)? */
+export function onLineage(b: BackupManifest, l: Lineage): boolean {
+  if (!onPath(l, b.timeline)) return false;
+  const end = endOf(l, b.timeline);
+  return end === undefined || lsnOf(b.start_lsn) < end;
+}
+
+/**
+ * The newest backup on the lineage that is consistent before the target, or a one-line reason
+ * (backups of other branches are not candidates: recovery could not reach the lineage from
+ * them).
+ */
+export function chooseBackupOn(
+  list: BackupManifest[],
+  target: RestoreTarget,
+  l: Lineage,
+): BackupManifest | string {
+  const fits = list.filter((b) => onLineage(b, l));
+  if (list.length && !fits.length) {
+    return `no base backup is on timeline ${l.timeline}'s lineage (${list.length} backup(s) of other branches); take one with \`beyond-pg backup\` on the primary, or choose --timeline`;
+  }
+  return chooseBackup(fits, target);
+}
+
+/** A WAL file a prune may delete: no kept backup's recovery reads it (`lineages[i]` is kept[i]'s). */
+export function walNeeded(
+  name: { timeline: number; number: bigint },
+  kept: { backup: BackupManifest; lineage: Lineage }[],
+  segmentBytes = 16 << 20,
+): boolean {
+  return kept.some(({ backup, lineage }) =>
+    onPath(lineage, name.timeline) &&
+    name.number >= lsnOf(backup.start_lsn) / BigInt(segmentBytes)
+  );
 }

@@ -97,14 +97,15 @@ Deno.test("labels, durations and argument parsing", () => {
   assert.equal(parseArgs(["--keep"], { values: ["keep"] }), "--keep needs a value");
 });
 
-Deno.test("recoveryConf() stays on the backup's timeline for a point in time, follows the newest for --latest", () => {
+Deno.test("recoveryConf() follows the timeline it is given, by number", () => {
   const cmd = "/usr/bin/beyond-pg restore-wal %f %p";
   const time = recoveryConf(
     { kind: "time", at: new Date(0), text: "2026-11-23 15:30:00+00:00" },
     cmd,
+    "1",
   );
   assert.match(time, /^recovery_target_time = '2026-11-23 15:30:00\+00:00'$/m);
-  assert.match(time, /^recovery_target_timeline = 'current'$/m);
+  assert.match(time, /^recovery_target_timeline = '1'$/m);
   assert.match(time, /^recovery_target_action = 'promote'$/m);
   assert.match(time, /^restore_command = '\/usr\/bin\/beyond-pg restore-wal %f %p'$/m);
   const lsn = recoveryConf({ kind: "lsn", lsn: 0x103000148n }, cmd, "2");

@@ -27,16 +27,16 @@ import type { BackupManifest, RestoreTarget } from "./manifest.ts";
 export const RECOVERY_CONF = "04-recovery.conf";
 
 /**
- * PURE: the recovery settings for a target. Timeline: --latest follows the newest timeline
- * in the archive; a time or LSN stays on the base backup's timeline (an earlier restore that
- * promoted elsewhere must not redirect this one) unless `timeline` says otherwise.
+ * PURE: the recovery settings for a target. Timeline: the one the restore follows, by number
+ * (the prefix's primary's, unless --timeline said otherwise: restore_plan.ts), so a branch that
+ * a test restore made can never redirect a restore; without one, the newest.
  */
 export function recoveryConf(
   target: RestoreTarget,
   restoreCommand: string,
   timeline?: string,
 ): string {
-  const tli = timeline ?? (target.kind === "latest" ? "latest" : "current");
+  const tli = timeline ?? "latest";
   const lines = [
     "# Written by `beyond-pg restore`; removed once the restore has promoted.",
     `restore_command = ${quoteConfValue(restoreCommand)}`,

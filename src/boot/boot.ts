@@ -3,6 +3,7 @@
  * empty), layered configuration, pre-start hooks. Everything that does not need a running
  * server; the supervisor does the rest.
  */
+import { fsSpace } from "../../ffi/libc.ts";
 import type { ServerCaps } from "../config/gate.ts";
 import type { Layout } from "../config/layout.ts";
 import type { Manifest } from "../config/manifest.ts";
@@ -97,8 +98,18 @@ export function applyIncludeDir(trees: Trees, layout: Layout): boolean {
   return trees.data.writeIfChanged(confPath, withIncludeDir(stock, layout.confDir), 0o600);
 }
 
+/** The data volume's size in MB (undefined when it cannot be told). */
+function volumeMb(ctx: BootContext): number | undefined {
+  try {
+    return Math.floor(fsSpace(ctx.layout.dataRoot).totalBytes / 2 ** 20);
+  } catch {
+    return undefined;
+  }
+}
+
 export function planFor(ctx: BootContext, tls: TlsMaterial | undefined): ConfigPlan {
   return planConfig({
+    volumeMb: volumeMb(ctx),
     tls,
     settings: ctx.settings,
     layout: ctx.layout,

@@ -27,6 +27,13 @@ export async function main(args: string[]): Promise<number> {
     console.error("beyond-pg archive: usage: archive %p %f");
     return 1;
   }
+  if (state.mode === "missing") {
+    // Never recycle WAL of a volume that is being archived just because the target is unset.
+    console.error(
+      `beyond-pg archive: ${name}: this volume is archived to ${state.target} but no BEYOND_PG_ARCHIVE_TARGET is set; the file stays in pg_wal (set the target again, or BEYOND_PG_ARCHIVE_TARGET=off to stop archiving on purpose)`,
+    );
+    return 1;
+  }
   try {
     const { handOff } = await import("../wal/handoff.ts");
     const res = await handOff(state.socket, "archive", name, 30 * 60_000);

@@ -1,14 +1,23 @@
 /**
  * `beyond-pg backups list [--json]` and
  * `beyond-pg backups prune (--keep N | --older-than 7d) [--dry-run]`: the base backups in the
- * archive. Prune never removes the newest backup; it also removes the WAL that only the
- * removed backups needed (history files are kept), and interrupted uploads older than a day.
+ * archive. Prune applies its policy to each lineage (the primary's and each restore branch's)
+ * and never removes the newest backup of one; it also removes the WAL that no kept backup's
+ * recovery reads (history files are kept), and interrupted uploads older than a day.
  */
 import { describeBackup, listBackups } from "../backup/basebackup.ts";
-import { parseDuration, pruneSelection, sortBackups } from "../backup/manifest.ts";
+import {
+  type BackupManifest,
+  onLineage,
+  parseDuration,
+  pruneSelection,
+  sortBackups,
+  walNeeded,
+} from "../backup/manifest.ts";
+import type { Lineage } from "../wal/lineage.ts";
 import { resolveArchive } from "../backup/resolve.ts";
 import { errorMessage } from "../util/errors.ts";
-import { clientFor, layoutFor } from "../wal/archive.ts";
+import { clientFor, layoutFor, lineageOf, readOwner } from "../wal/archive.ts";
 import { parseSegment, walKind } from "../wal/names.ts";
 import { parseArgs } from "./args.ts";
 
@@ -50,13 +59,37 @@ export async function main(args: string[]): Promise<number> {
       return 2;
     }
     const now = new Date();
-    const doomed = pruneSelection(backups, {
-      ...(keep !== undefined ? { keep } : {}),
-      ...(olderThanMs !== undefined ? { olderThanMs } : {}),
-    }, now);
-    const kept = backups.filter((b) => !doomed.includes(b));
     const client = clientFor(cfg);
     const layout = layoutFor(cfg);
+    // Lineages: the primary's (the owner record's timeline) and each branch a backup is on.
+    const owner = await readOwner(client, cfg.target);
+    const ownerLineage = await lineageOf(client, cfg, owner?.timeline ?? 1);
+    const lineages = new Map<number, Lineage>([[ownerLineage.timeline, ownerLineage]]);
+    const lineageFor = async (b: BackupManifest): Promise<Lineage> => {
+      if (onLineage(b, ownerLineage)) return ownerLineage;
+      if (!lineages.has(b.timeline)) {
+        lineages.set(
+          b.timeline,
+          await lineageOf(client, cfg, b.timeline).catch(() => ({
+            timeline: b.timeline,
+            ancestors: [],
+          })),
+        );
+      }
+      return lineages.get(b.timeline)!;
+    };
+    const of = new Map<string, Lineage>();
+    for (const b of backups) of.set(b.label, await lineageFor(b));
+    const doomed = pruneSelection(
+      backups,
+      {
+        ...(keep !== undefined ? { keep } : {}),
+        ...(olderThanMs !== undefined ? { olderThanMs } : {}),
+      },
+      now,
+      (b) => String(of.get(b.label)!.timeline),
+    );
+    const kept = backups.filter((b) => !doomed.includes(b));
     const dry = parsed.flags.has("dry-run");
     const objects = await client.list(layout.backupsPrefix);
     const labels = new Set(kept.map((b) => b.label));
@@ -69,22 +102,39 @@ export async function main(args: string[]): Promise<number> {
         now.getTime() - o.lastModified.getTime() > 86_400_000;
       if (doomedLabels.has(label) || abandoned) keys.push(o.key);
     }
-    // WAL older than the oldest kept backup's start is needed by no kept backup.
-    const oldest = kept.at(-1);
-    const floor = oldest ? parseSegment(oldest.start_wal) : undefined;
+    // WAL no kept backup's recovery reads (on any lineage it follows); history files stay.
+    const keptWith = kept.map((b) => ({ backup: b, lineage: of.get(b.label)! }));
+    const perTimeline = new Map<number, { count: number; below: string }>();
     let walRemoved = 0;
-    if (floor && doomed.length) {
+    if (doomed.length) {
       for (const o of await client.list(layout.walPrefix)) {
         const name = o.key.slice(layout.walPrefix.length);
         const kind = walKind(name);
         const id = parseSegment(name);
-        if (!kind || kind === "history" || !id || id.number >= floor.number) continue;
+        if (!kind || kind === "history" || kind === "backup" || !id) continue;
+        if (walNeeded(id, keptWith)) continue;
         keys.push(o.key);
         walRemoved++;
+        const t = perTimeline.get(id.timeline) ?? { count: 0, below: name };
+        t.count++;
+        if (name > t.below) t.below = name;
+        perTimeline.set(id.timeline, t);
       }
     }
     for (const b of doomed) {
-      console.log(`${dry ? "would remove" : "removing"} ${describeBackup(b)}`);
+      const l = of.get(b.label)!;
+      console.log(
+        `${dry ? "would remove" : "removing"} ${describeBackup(b)} [${
+          l === ownerLineage ? `primary, timeline ${l.timeline}` : `branch, timeline ${l.timeline}`
+        }]`,
+      );
+    }
+    for (const [t, w] of [...perTimeline].sort((a, b) => a[0] - b[0])) {
+      console.log(
+        `${
+          dry ? "would remove" : "removing"
+        } timeline ${t}: ${w.count} WAL file(s) up to ${w.below}, which no kept backup reads`,
+      );
     }
     if (!dry) {
       for (const key of keys) await client.delete(key);

@@ -6,13 +6,9 @@
  * stops at the target and promotes. Then it stops cleanly (or keeps running with --serve).
  * Any failure leaves the data root empty again, with one line saying why.
  */
-import { listBackups } from "../backup/basebackup.ts";
-import {
-  type BackupManifest,
-  chooseBackup,
-  parseTargetTime,
-  type RestoreTarget,
-} from "../backup/manifest.ts";
+import { type BackupManifest, parseTargetTime, type RestoreTarget } from "../backup/manifest.ts";
+import type { ChainResult } from "../backup/chain.ts";
+import { planRestore } from "../backup/restore_plan.ts";
 import { ownerSysid, requireTarget } from "../backup/resolve.ts";
 import { checkEmpty, fetchBackup, RECOVERY_CONF, wipeRestore } from "../backup/restore.ts";
 import { lockDataRoot } from "../boot/lock.ts";
@@ -21,13 +17,13 @@ import { buildContext } from "../context.ts";
 import { Admin } from "../supervise/admin.ts";
 import { errorMessage, OperatorError } from "../util/errors.ts";
 import { log } from "../util/log.ts";
-import { parseLsn } from "../wal/names.ts";
+import { parseLsn, SEGMENT_BYTES } from "../wal/names.ts";
 import { archiveConfigFor } from "../wal/setup.ts";
 import { parseArgs } from "./args.ts";
 import { main as supervisorMain } from "./supervisor.ts";
 
 const USAGE =
-  "usage: restore (--to-time '2026-11-23 15:30:00+00' | --to-lsn 0/3000000 | --latest) [--timeline N|latest] [--backup LABEL] [--serve]";
+  "usage: restore (--to-time '2026-11-23 15:30:00+00' | --to-lsn 0/3000000 | --latest) [--timeline N|newest] [--backup LABEL] [--serve] [--promote-as-primary] [--accept-gap]";
 
 function parseTarget(values: Map<string, string>, flags: Set<string>): RestoreTarget | string {
   const given = [values.has("to-time"), values.has("to-lsn"), flags.has("latest")].filter(Boolean);
@@ -47,10 +43,11 @@ function parseTarget(values: Map<string, string>, flags: Set<string>): RestoreTa
     } is not a timestamp (like 2026-11-23 15:30:00.123+00; no zone means UTC)`;
 }
 
-/** Postgres's words for a target it cannot reach, in ours. */
-function explainRecoveryFailure(message: string): string {
+/** Postgres's words for a target it cannot reach, in ours (`chain`: what the archive holds). */
+function explainRecoveryFailure(message: string, chain: ChainResult | undefined): string {
   if (/recovery ended before configured recovery target was reached/.test(message)) {
-    return "the target is beyond the end of the archived WAL; choose an earlier target, or --latest";
+    if (chain && !chain.ok) return `the target is beyond a hole in the archive: ${chain.problem}`;
+    return "the target is after the last transaction in the archived WAL (postgres stops at a time only when it sees a commit after it); restore with --latest, or choose an earlier target";
   }
   if (/before consistent recovery point/.test(message)) {
     return "the target is before the end of the chosen base backup; choose a later target";
@@ -61,7 +58,7 @@ function explainRecoveryFailure(message: string): string {
 export async function main(args: string[]): Promise<number> {
   const parsed = parseArgs(args, {
     values: ["to-time", "to-lsn", "backup", "timeline"],
-    flags: ["latest", "serve"],
+    flags: ["latest", "serve", "promote-as-primary", "accept-gap"],
   });
   if (typeof parsed === "string") {
     console.error(`beyond-pg restore: ${parsed}; ${USAGE}`);
@@ -73,14 +70,13 @@ export async function main(args: string[]): Promise<number> {
     return 2;
   }
   const timeline = parsed.values.get("timeline");
-  if (timeline !== undefined && !/^(latest|current|[1-9]\d{0,9})$/.test(timeline)) {
+  if (timeline !== undefined && !/^(newest|latest|[1-9]\d{0,9})$/.test(timeline)) {
     console.error(
-      `beyond-pg restore: --timeline ${
-        JSON.stringify(timeline)
-      } is not a number, latest or current`,
+      `beyond-pg restore: --timeline ${JSON.stringify(timeline)} is not a number or newest`,
     );
     return 2;
   }
+  const acceptGap = parsed.flags.has("accept-gap");
   let ctx;
   try {
     ctx = await buildContext();
@@ -91,6 +87,7 @@ export async function main(args: string[]): Promise<number> {
     return 2;
   }
   let chosen: BackupManifest;
+  let chain: ChainResult | undefined;
   let prepared = false;
   try {
     makeTrees(ctx.trees);
@@ -98,17 +95,28 @@ export async function main(args: string[]): Promise<number> {
     try {
       checkEmpty(ctx); // again, now that nobody else can start here
       const cfg = archiveConfigFor(ctx, await ownerSysid(ctx))!;
-      const backups = await listBackups(cfg);
-      const wanted = parsed.values.get("backup");
-      const pick = wanted
-        ? backups.find((b) => b.label === wanted) ??
-          `there is no backup labelled ${wanted}; see \`beyond-pg backups list\``
-        : chooseBackup(backups, target);
-      if (typeof pick === "string") throw new OperatorError(pick, { exitCode: 2 });
-      chosen = pick;
+      const plan = await planRestore(cfg, target, {
+        ...(timeline ? { timeline } : {}),
+        ...(parsed.values.get("backup") ? { backup: parsed.values.get("backup")! } : {}),
+      });
+      chosen = plan.backup;
+      chain = plan.chain;
       log.info(
-        `restore: base backup ${chosen.label} (consistent at ${chosen.stop_lsn}, ${chosen.stop_time}) from ${cfg.target}`,
+        `restore: base backup ${chosen.label} (consistent at ${chosen.stop_lsn}, ${chosen.stop_time}) from ${cfg.target}, following timeline ${plan.lineage.timeline}${
+          plan.ownerTimeline === plan.lineage.timeline ? " (the primary's)" : ""
+        }`,
       );
+      if (!plan.chain.ok && target.kind !== "time") {
+        if (!acceptGap) {
+          throw new OperatorError(
+            `cannot restore ${
+              target.kind === "latest" ? "to the latest point" : "to that LSN"
+            }: ${plan.chain.problem}; restore to an earlier target, or give --accept-gap to restore up to the hole on purpose`,
+            { exitCode: 2 },
+          );
+        }
+        log.warn(`restore: ${plan.chain.problem}; restoring up to the hole (--accept-gap)`);
+      }
       const tty = Deno.stderr.isTerminal();
       const enc = new TextEncoder();
       prepared = true;
@@ -121,7 +129,7 @@ export async function main(args: string[]): Promise<number> {
           ...(tty
             ? { progress: (line: string) => Deno.stderr.writeSync(enc.encode(`\r\x1b[K${line}`)) }
             : {}),
-          ...(timeline ? { timeline } : {}),
+          timeline: String(plan.lineage.timeline),
         },
       );
       if (tty) Deno.stderr.writeSync(enc.encode("\r\x1b[K"));
@@ -153,6 +161,7 @@ export async function main(args: string[]): Promise<number> {
       code = await supervisorMain([], {
         context: ctx,
         failFast: () => !promoted,
+        archivePromote: parsed.flags.has("promote-as-primary"),
         onStopHook: (s) => (stop = s),
         onReady: async () => {
           const admin = new Admin({
@@ -179,6 +188,18 @@ export async function main(args: string[]): Promise<number> {
             );
             if (!row) throw new Error("postgres did not answer");
             promoted = true;
+            const endLsn = parseLsn(row["lsn"] ?? "") ?? 0n;
+            // --latest must have replayed all the archive holds on the lineage (a hole would
+            // have ended it early, and that must not look like success).
+            if (
+              target.kind === "latest" && chain?.ok && endLsn < chain.end - BigInt(SEGMENT_BYTES)
+            ) {
+              throw new OperatorError(
+                `recovery ended at ${
+                  row["lsn"]
+                }, before the end of the archived WAL (${chain.last}); the archive is not continuous: check it with \`beyond-pg backups list\``,
+              );
+            }
             summary = `restored and promoted: timeline ${parseInt(row["tli"] ?? "0", 16)}, WAL at ${
               row["lsn"]
             }`;
@@ -212,7 +233,7 @@ export async function main(args: string[]): Promise<number> {
       }
     }
     console.error(
-      `beyond-pg restore: ${explainRecoveryFailure(errorMessage(error))}${
+      `beyond-pg restore: ${explainRecoveryFailure(errorMessage(error), chain)}${
         prepared ? `; ${ctx.layout.dataRoot} is empty again` : ""
       }`,
     );

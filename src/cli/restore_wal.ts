@@ -43,7 +43,7 @@ export async function main(args: string[]): Promise<number> {
   }
   const runDir = runDirFrom();
   const state = readArchiveState(runDir);
-  if (!state) return 1; // no archive: nothing to restore
+  if (!state || state.mode !== "on") return 1; // no archive: nothing to restore
   // %p is relative to PGDATA, our working directory.
   const path = target.startsWith("/") ? target : `${Deno.cwd()}/${target}`;
   const { PgTree } = await import("../fs/tree.ts");

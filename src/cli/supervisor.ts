@@ -8,7 +8,7 @@ import { buildContext, type Context } from "../context.ts";
 import { controlCommands } from "../control/api.ts";
 import { CommandError, makeDispatch } from "../control/commands.ts";
 import { runBackupChild } from "../backup/child.ts";
-import { type Archiving, startArchiving } from "../wal/setup.ts";
+import { archiveBackupTaken, type Archiving, startArchiving } from "../wal/setup.ts";
 import { ControlServer } from "../control/server.ts";
 import { type HttpServer, serveHttp } from "../http/server.ts";
 import { maxClientConn, PGBOUNCER_FD_HEADROOM } from "../config/pgbouncer.ts";
@@ -22,8 +22,11 @@ import { Admin } from "../supervise/admin.ts";
 import type { OutputPump } from "../supervise/child.ts";
 import { Operations } from "../supervise/operations.ts";
 import { Supervisor } from "../supervise/supervisor.ts";
-import { errorMessage } from "../util/errors.ts";
+import { errorMessage, OperatorError } from "../util/errors.ts";
 import { log, setLogWriter } from "../util/log.ts";
+import { realClock } from "../util/clock.ts";
+import { RpoKeeper, segmentAt } from "../wal/rpo.ts";
+import { parseLsn } from "../wal/names.ts";
 
 export interface SupervisorCliOptions {
   /** Called once, when 5432 first serves a ready database (dev prints DSNs here). */
@@ -37,6 +40,8 @@ export interface SupervisorCliOptions {
   onStopHook?: (stop: (why: string) => void) => void;
   /** See SupervisorHooks.failFast (restore). */
   failFast?: () => boolean;
+  /** This cluster takes its archive prefix's lineage over (restore --promote-as-primary). */
+  archivePromote?: boolean;
 }
 
 /** Children write straight to our stderr (BEYOND_PG_LOG_CAPTURE=false). */
@@ -107,6 +112,7 @@ export async function main(_args: string[], options: SupervisorCliOptions = {}):
   let http: HttpServer | undefined;
   let admin: Admin | undefined;
   let archiving: Archiving | undefined;
+  let rpo: RpoKeeper | undefined;
   try {
     // Before any child starts: postgres and PgBouncer inherit it.
     const fdLimit = raiseFdLimit(maxClientConn(ctx.ramMb) + PGBOUNCER_FD_HEADROOM);
@@ -114,7 +120,9 @@ export async function main(_args: string[], options: SupervisorCliOptions = {}):
     supervisor = new Supervisor(ctx, ctx.settings.logCapture ? forwarder : inheritOutput, {
       ...(options.failFast ? { failFast: options.failFast } : {}),
       afterBoot: async () => {
-        archiving = await startArchiving(ctx);
+        archiving = await startArchiving(ctx, {
+          ...(options.archivePromote ? { promote: true } : {}),
+        });
       },
       archiveStatus: () => archiving?.status() ?? { target: null },
     });
@@ -132,13 +140,14 @@ export async function main(_args: string[], options: SupervisorCliOptions = {}):
         summary: "base backup to the archive target (pg_basebackup streamed to S3)",
         timeoutMs: 24 * 3600_000,
         run: (a) => {
-          if (!archiving) {
+          if (!archiving?.service) {
             throw new CommandError(
               "unavailable",
               "backup is not available: no archive target is configured (BEYOND_PG_ARCHIVE_TARGET)",
             );
           }
-          return runBackupChild(ctx, typeof a["label"] === "string" ? a["label"] : undefined);
+          return runBackupChild(ctx, typeof a["label"] === "string" ? a["label"] : undefined)
+            .then((m) => (archiveBackupTaken(ctx), m));
         },
       },
     }));
@@ -163,7 +172,7 @@ export async function main(_args: string[], options: SupervisorCliOptions = {}):
     }
     if (ctx.settings.http) {
       const a = admin;
-      http = serveHttp(ctx.settings.http, {
+      http = listenHttp(ctx.settings.http, {
         live: () => sup.status().state !== "failed",
         ready: async () => {
           const before = sup.status();
@@ -197,13 +206,53 @@ export async function main(_args: string[], options: SupervisorCliOptions = {}):
       });
     }
     if (options.onReady) sup.ready.then(options.onReady);
+    // The recovery point on a quiet database (wal/rpo.ts): switch a segment holding a commit.
+    const rpoSeconds = ctx.settings.archiveTimeoutS;
+    if (rpoSeconds > 0) {
+      const a = admin;
+      sup.ready.then(() => {
+        if (!archiving?.service || sup.stopping) return;
+        rpo = new RpoKeeper({
+          probe: async () => {
+            const [row] = await a.query(
+              "SELECT pg_snapshot_xmax(pg_current_snapshot())::text AS xid, pg_current_wal_insert_lsn()::text AS lsn",
+            );
+            return {
+              nextXid: BigInt(row?.["xid"] ?? "0"),
+              segment: segmentAt(parseLsn(row?.["lsn"] ?? "") ?? 0n),
+            };
+          },
+          switchWal: async () => void await a.query("SELECT pg_switch_wal()"),
+        }, { timeoutS: rpoSeconds, clock: realClock });
+        rpo.start();
+      });
+    }
     return await sup.run();
   } finally {
     control?.close();
+    rpo?.close();
     archiving?.close();
     await http?.shutdown().catch(() => {});
     await admin?.close();
     await Promise.race([forwarder.flush(), new Promise((r) => setTimeout(r, 2000))]);
     lock.close();
+  }
+}
+
+/** serveHttp, with a port in use as one line naming the setting. */
+function listenHttp(
+  addr: { hostname: string; port: number },
+  h: Parameters<typeof serveHttp>[1],
+): ReturnType<typeof serveHttp> {
+  try {
+    return serveHttp(addr, h);
+  } catch (error) {
+    if (error instanceof Deno.errors.AddrInUse) {
+      throw new OperatorError(
+        `Cannot start: ${addr.hostname}:${addr.port} is already in use (BEYOND_PG_HTTP); stop what listens there, or set BEYOND_PG_HTTP to another address or off`,
+        { exitCode: 2, cause: error },
+      );
+    }
+    throw error;
   }
 }

@@ -13,6 +13,8 @@ export interface BeyondConfInput {
   /** Settings of extensions whose library is present. */
   extensionSettings: Record<string, ConfValue>;
   walCompression: string;
+  /** archive_timeout in seconds (set only with an archive target; 0: off). */
+  archiveTimeoutS?: number;
 }
 
 export function beyondEntries(i: BeyondConfInput): ConfEntry[] {
@@ -43,22 +45,22 @@ export function beyondEntries(i: BeyondConfInput): ConfEntry[] {
     { name: "max_wal_senders", value: 10 },
     { name: "max_replication_slots", value: 10 },
     { name: "hot_standby", value: true },
-    { name: "wal_keep_size", value: "1GB" },
     { name: "synchronous_commit", value: true },
     // Archiving: on from day one (restart-only); the command is a no-op without a target.
     { name: "archive_mode", value: true },
     { name: "archive_command", value: i.archiveCommand },
+    ...(i.archiveTimeoutS
+      ? [{
+        name: "archive_timeout",
+        value: i.archiveTimeoutS,
+        why: "an idle database's last commits reach the archive (RPO)",
+      }]
+      : []),
     // WAL and checkpoints: fewer, larger flushes that ride the storage flush window.
     { name: "full_page_writes", value: true, why: "torn pages are unrecoverable without it" },
     { name: "wal_sync_method", value: "fdatasync" },
     { name: "wal_compression", value: i.walCompression },
     { name: "checkpoint_timeout", value: "15min" },
-    {
-      name: "max_wal_size",
-      value: "8GB",
-      why: "checkpoints_timed should dominate checkpoints_req",
-    },
-    { name: "min_wal_size", value: "1GB" },
     { name: "checkpoint_completion_target", value: 0.9 },
     { name: "bgwriter_delay", value: "100ms", why: "with lru_maxpages 1000: ~80 MB/s cleaning" },
     { name: "bgwriter_lru_maxpages", value: 1000 },

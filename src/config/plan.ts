@@ -10,7 +10,7 @@ import { renderHba, renderIdent } from "./hba.ts";
 import type { Layout } from "./layout.ts";
 import type { ExtensionSpec, Manifest } from "./manifest.ts";
 import { renderPgbouncerIni } from "./pgbouncer.ts";
-import { computeTuning, tuningEntries } from "./tuning.ts";
+import { computeTuning, computeWalSizing, tuningEntries, walSizingEntries } from "./tuning.ts";
 import { pgbouncerTlsOptions, tlsEntries, type TlsFiles } from "./tls_conf.ts";
 
 export const POOL_SIZE = 20;
@@ -26,6 +26,8 @@ export interface PlanInput {
   archiveCommand: string;
   /** OS users mapped to the postgres role on the socket (e.g. root when PID 1). */
   identUsers: string[];
+  /** Size of the data volume in MB (local WAL is bounded by it); undefined: unknown. */
+  volumeMb?: number | undefined;
   /** Resolved TLS files; undefined = TLS off (06-tls.conf removed). */
   tls?: TlsFiles | undefined;
 }
@@ -77,6 +79,7 @@ export function planConfig(input: PlanInput): ConfigPlan {
       preload,
       extensionSettings,
       walCompression: caps.lz4 ? "lz4" : "pglz",
+      ...(settings.archiveTarget ? { archiveTimeoutS: settings.archiveTimeoutS } : {}),
     }),
     caps,
     "00-beyond.conf",
@@ -85,7 +88,14 @@ export function planConfig(input: PlanInput): ConfigPlan {
   warnings.push(...gated00.warnings);
 
   const tuning = computeTuning({ ramMb: input.ramMb, vcpus: input.vcpus, poolSize: POOL_SIZE });
-  const gated01 = gateEntries(tuningEntries(tuning), caps, "01-tuning.conf");
+  const gated01 = gateEntries(
+    [
+      ...tuningEntries(tuning),
+      ...walSizingEntries(computeWalSizing(input.volumeMb), input.volumeMb),
+    ],
+    caps,
+    "01-tuning.conf",
+  );
   warnings.push(...gated01.warnings);
 
   const ini = renderPgbouncerIni({
@@ -111,7 +121,11 @@ export function planConfig(input: PlanInput): ConfigPlan {
     {
       path: `${layout.confDir}/01-tuning.conf`,
       content: renderConf(
-        MANAGED_HEADER(`Tuned for ${input.ramMb} MB RAM, ${input.vcpus} vCPU, pool ${POOL_SIZE}.`),
+        MANAGED_HEADER(
+          `Tuned for ${input.ramMb} MB RAM, ${input.vcpus} vCPU, pool ${POOL_SIZE}${
+            input.volumeMb === undefined ? "" : `, a ${input.volumeMb} MB data volume`
+          }.`,
+        ),
         gated01.entries,
       ),
       mode: 0o644,

@@ -51,7 +51,6 @@ Deno.test("planConfig() 00-beyond.conf carries every setting of the spec's Confi
     max_wal_senders: "10",
     max_replication_slots: "10",
     hot_standby: "on",
-    wal_keep_size: "'1GB'",
     synchronous_commit: "on",
     archive_mode: "on",
     archive_command: "'/usr/local/bin/beyond-pg archive %p %f'",
@@ -59,8 +58,6 @@ Deno.test("planConfig() 00-beyond.conf carries every setting of the spec's Confi
     wal_sync_method: "'fdatasync'",
     wal_compression: "'lz4'",
     checkpoint_timeout: "'15min'",
-    max_wal_size: "'8GB'",
-    min_wal_size: "'1GB'",
     checkpoint_completion_target: "0.9",
     bgwriter_delay: "'100ms'",
     bgwriter_lru_maxpages: "1000",
@@ -84,11 +81,11 @@ Deno.test("planConfig() skips settings the server does not know, one warning eac
   known.delete("effective_io_concurrency");
   const plan = planConfig(planInputFixture({ caps: capsFixture({ knownSettings: known }) }));
   const conf = settingsOf(file(plan, "00-beyond.conf"));
-  assert.equal(conf.has("wal_keep_size"), false);
+  assert.equal(settingsOf(file(plan, "01-tuning.conf")).has("wal_keep_size"), false);
   assert.equal(conf.has("effective_io_concurrency"), false);
   assert.deepEqual(plan.warnings.filter((w) => w.includes("does not know")), [
-    "00-beyond.conf: skipping wal_keep_size: PostgreSQL 15 does not know it",
     "00-beyond.conf: skipping effective_io_concurrency: PostgreSQL 15 does not know it",
+    "01-tuning.conf: skipping wal_keep_size: PostgreSQL 15 does not know it",
   ]);
 });
 
@@ -146,7 +143,34 @@ Deno.test("planConfig() 01-tuning.conf follows the formulas for the given RAM an
     max_parallel_workers: "8",
     max_parallel_workers_per_gather: "4",
     max_parallel_maintenance_workers: "4",
+    max_wal_size: "'8192MB'",
+    min_wal_size: "'1024MB'",
+    wal_keep_size: "'1024MB'",
   });
+});
+
+Deno.test("planConfig() bounds local WAL by the data volume's size", () => {
+  const small = settingsOf(file(planConfig(planInputFixture({ volumeMb: 300 })), "01-tuning.conf"));
+  assert.equal(small.get("max_wal_size"), "'75MB'");
+  assert.equal(small.get("min_wal_size"), "'32MB'");
+  assert.equal(small.get("wal_keep_size"), "'18MB'");
+  const big = settingsOf(
+    file(planConfig(planInputFixture({ volumeMb: 200_000 })), "01-tuning.conf"),
+  );
+  assert.equal(big.get("max_wal_size"), "'8192MB'");
+  assert.equal(big.get("wal_keep_size"), "'1024MB'");
+});
+
+Deno.test("planConfig() sets archive_timeout only with an archive target", () => {
+  const none = settingsOf(file(planConfig(planInputFixture()), "00-beyond.conf"));
+  assert.equal(none.has("archive_timeout"), false);
+  const settings = settingsFixture({
+    BEYOND_PG_ARCHIVE_TARGET: "s3://bucket/p",
+    BEYOND_PG_S3_ACCESS_KEY: "a",
+    BEYOND_PG_S3_SECRET_KEY: "s",
+  });
+  const withTarget = settingsOf(file(planConfig(planInputFixture({ settings })), "00-beyond.conf"));
+  assert.equal(withTarget.get("archive_timeout"), "60");
 });
 
 Deno.test("planConfig() creates 99-user.conf only once and never rewrites it", () => {

@@ -34,6 +34,7 @@ export const allSettings15 = new Set([
   "synchronous_commit",
   "archive_mode",
   "archive_command",
+  "archive_timeout",
   "full_page_writes",
   "wal_sync_method",
   "wal_compression",

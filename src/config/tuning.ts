@@ -77,3 +77,37 @@ export function tuningEntries(t: Tuning): ConfEntry[] {
     },
   ];
 }
+
+/** Local WAL bounds, from the data volume's size (the design's values on a large volume). */
+export interface WalSizing {
+  maxWalSizeMb: number;
+  minWalSizeMb: number;
+  walKeepSizeMb: number;
+}
+
+/**
+ * WAL kept locally is bounded by the volume: max_wal_size = clamp(V/4, 64 MB, 8 GB),
+ * min_wal_size = clamp(V/16, 32 MB, 1 GB), wal_keep_size = clamp(V/16, 0, 1 GB), for a data
+ * volume of V MB. Already-archived WAL kept for recycling or replicas can then never take more
+ * than about a third of the volume (on a 300 MB volume: 75 / 32 / 18 MB). Unknown size: the
+ * design's 8 GB / 1 GB / 1 GB.
+ */
+export function computeWalSizing(volumeMb: number | undefined): WalSizing {
+  if (volumeMb === undefined) {
+    return { maxWalSizeMb: 8192, minWalSizeMb: 1024, walKeepSizeMb: 1024 };
+  }
+  return {
+    maxWalSizeMb: clamp(div(volumeMb, 4), 64, 8192),
+    minWalSizeMb: clamp(div(volumeMb, 16), 32, 1024),
+    walKeepSizeMb: clamp(div(volumeMb, 16), 0, 1024),
+  };
+}
+
+export function walSizingEntries(w: WalSizing, volumeMb: number | undefined): ConfEntry[] {
+  const of = volumeMb === undefined ? "volume size unknown" : `volume ${volumeMb} MB`;
+  return [
+    { name: "max_wal_size", value: `${w.maxWalSizeMb}MB`, why: `clamp(V/4, 64MB, 8GB), ${of}` },
+    { name: "min_wal_size", value: `${w.minWalSizeMb}MB`, why: `clamp(V/16, 32MB, 1GB), ${of}` },
+    { name: "wal_keep_size", value: `${w.walKeepSizeMb}MB`, why: `clamp(V/16, 0, 1GB), ${of}` },
+  ];
+}

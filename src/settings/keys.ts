@@ -22,7 +22,21 @@ export const settingKeys: readonly KeyDoc[] = [
     default: "false",
     doc: "true on throwaway volumes: synchronous_commit = off",
   },
-  { name: "BEYOND_PG_ARCHIVE_TARGET", default: "", doc: "s3://bucket/prefix for WAL archiving" },
+  {
+    name: "BEYOND_PG_ARCHIVE_TARGET",
+    default: "",
+    doc: "s3://bucket/prefix for WAL archiving; off to stop archiving a volume on purpose",
+  },
+  {
+    name: "BEYOND_PG_ARCHIVE_PROMOTE",
+    default: "false",
+    doc: "true: this cluster becomes its prefix's primary when it is on a newer timeline",
+  },
+  {
+    name: "BEYOND_PG_ARCHIVE_TIMEOUT",
+    default: "60",
+    doc: "archive_timeout (s) with a target: an idle database's last commits reach the archive",
+  },
   {
     name: "BEYOND_PG_S3_ENDPOINT",
     default: "https://s3.<region>.amazonaws.com",

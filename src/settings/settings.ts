@@ -13,6 +13,12 @@ export interface Settings {
   password: Secret;
   database: string;
   archiveTarget: string | undefined;
+  /** BEYOND_PG_ARCHIVE_TARGET=off: archiving switched off on purpose (recorded in PGDATA). */
+  archiveOff: boolean;
+  /** This cluster takes its prefix's lineage over when it is on a newer timeline. */
+  archivePromote: boolean;
+  /** archive_timeout in seconds with a target (0: off). */
+  archiveTimeoutS: number;
   /** Set when archiveTarget is. */
   s3: S3Settings | undefined;
   walSink: string | undefined;
@@ -181,12 +187,12 @@ function parseDatabase(value: string | undefined): string {
 }
 
 function parseArchiveTarget(value: string | undefined): string | undefined {
-  if (value === undefined) return undefined;
+  if (value === undefined || value === "off") return undefined;
   if (!/^s3:\/\/[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](\/.*)?$/.test(value)) {
     throw new SettingsError(
       `BEYOND_PG_ARCHIVE_TARGET=${
         JSON.stringify(value)
-      } is not an S3 target; use s3://bucket/prefix`,
+      } is not an S3 target; use s3://bucket/prefix (or off)`,
     );
   }
   return value;
@@ -397,7 +403,17 @@ export function parseSettings(
     password: parsePassword(raw, ctx),
     database: parseDatabase(get("POSTGRES_DATABASE")),
     archiveTarget: parseArchiveTarget(get("BEYOND_PG_ARCHIVE_TARGET")),
-    s3: parseS3(raw, ctx, get("BEYOND_PG_ARCHIVE_TARGET")),
+    archiveOff: get("BEYOND_PG_ARCHIVE_TARGET") === "off",
+    archivePromote: parseBool("BEYOND_PG_ARCHIVE_PROMOTE", get("BEYOND_PG_ARCHIVE_PROMOTE"), false),
+    archiveTimeoutS: parsePositive("BEYOND_PG_ARCHIVE_TIMEOUT", get("BEYOND_PG_ARCHIVE_TIMEOUT"), {
+      min: 0,
+      max: 86400,
+    }) ?? 60,
+    s3: parseS3(
+      raw,
+      ctx,
+      get("BEYOND_PG_ARCHIVE_TARGET") === "off" ? undefined : get("BEYOND_PG_ARCHIVE_TARGET"),
+    ),
     walSink: parseUrl("BEYOND_PG_WAL_SINK", get("BEYOND_PG_WAL_SINK")),
     dataRoot: parsePath(
       "BEYOND_PG_DATA_ROOT",

@@ -22,6 +22,7 @@ import { handleLeftoverPgbouncer, handleLeftoverPostmaster } from "./leftovers.t
 import { pgbouncerSignals } from "./pgbouncer_signals.ts";
 import { canConnectUnix } from "./operations.ts";
 import { postStart } from "./post_start.ts";
+import { requirePortFree } from "./ports.ts";
 import { waitReady } from "./postmaster_pid.ts";
 import { sleep } from "./sleep.ts";
 import { deriveState, type Facts, type State } from "./state.ts";
@@ -244,6 +245,20 @@ export class Supervisor {
       ctx.runAs.user.uid,
       ctx.settings.stopTimeoutMs,
     );
+    await handleLeftoverPgbouncer(
+      ctx.trees.pgbouncer,
+      `${ctx.layout.pgbouncerDir}/pgbouncer.pid`,
+      `${ctx.layout.pgbouncerDir}/pgbouncer.ini`,
+      ctx.runAs.user.uid,
+    );
+    try {
+      requirePortFree("127.0.0.1", ctx.settings.directPort, "BEYOND_PG_DIRECT_PORT");
+      requirePortFree(ctx.settings.listenAddr, ctx.settings.port, "BEYOND_PG_PORT");
+    } catch (error) {
+      this.#facts.phase = "failed";
+      this.#facts.problem = errorMessage(error);
+      throw error;
+    }
     if (!(await this.#bringUpPostgres())) return await this.#shutdown();
     this.#phases["start_postgres_ms"] = Math.round(performance.now() - t);
 
@@ -465,6 +480,7 @@ export class Supervisor {
       ini,
       ctx.runAs.user.uid,
     );
+
     while (!this.stopping) {
       let child: Child;
       try {

@@ -16,6 +16,7 @@ import type { ArchiveConfig } from "./config.ts";
 import type { Prepared } from "./prepare.ts";
 import { decompress } from "./codec.ts";
 import { walKind } from "./names.ts";
+import { historyName, type Lineage, parseHistory } from "./lineage.ts";
 import { Layout, parseTarget } from "./target.ts";
 
 export { ArchiveError };
@@ -37,16 +38,72 @@ export function layoutFor(cfg: ArchiveConfig): Layout {
   return new Layout(parseTarget(cfg.target), cfg.major, cfg.sysid);
 }
 
+/**
+ * The prefix's owner record (beyond-pg.json): which cluster archives here (system identifier,
+ * major) and the timeline its primary is on — the lineage `restore --latest` follows and the
+ * archive service stores (lineage.ts). Records written before lineage have no timeline: the
+ * next primary to archive adds it.
+ */
+export interface OwnerRecord {
+  system_identifier: string;
+  major: number;
+  created?: string;
+  timeline?: number;
+  updated?: string;
+}
+
 /** Who owns the target prefix (its beyond-pg.json), or undefined when nobody archived there. */
 export async function readOwner(
   client: S3Client,
   target: string,
-): Promise<{ system_identifier: string; major: number } | undefined> {
+): Promise<OwnerRecord | undefined> {
   const layout = new Layout(parseTarget(target), 0, "");
   const obj = await client.get(layout.marker, 30_000);
   if (!obj) return undefined;
   const doc = JSON.parse(new TextDecoder().decode(obj.body));
-  return { system_identifier: String(doc.system_identifier), major: Number(doc.major) };
+  return {
+    ...doc,
+    system_identifier: String(doc.system_identifier),
+    major: Number(doc.major),
+    ...(Number.isInteger(doc.timeline) ? { timeline: Number(doc.timeline) } : {}),
+  };
+}
+
+/** Rewrite the owner record (the primary's timeline moved). */
+export async function writeOwner(
+  client: S3Client,
+  target: string,
+  rec: OwnerRecord,
+): Promise<void> {
+  const layout = new Layout(parseTarget(target), 0, "");
+  await client.put(
+    layout.marker,
+    new TextEncoder().encode(JSON.stringify({ ...rec, updated: new Date().toISOString() }) + "\n"),
+    { contentType: "application/json" },
+  );
+}
+
+/** The lineage of `timeline` in the archive: its history file's entries (none for 1). */
+export async function lineageOf(
+  client: S3Client,
+  cfg: ArchiveConfig,
+  timeline: number,
+): Promise<Lineage> {
+  if (timeline <= 1) return { timeline, ancestors: [] };
+  const obj = await client.get(layoutFor(cfg).wal(historyName(timeline)), 30_000);
+  if (!obj) {
+    throw new ArchiveError(
+      `timeline ${timeline}'s history (${
+        historyName(timeline)
+      }) is not in ${cfg.target}; the archive is incomplete`,
+      false,
+    );
+  }
+  // Stored like every WAL file: compressed with the codec its metadata names.
+  const text = new TextDecoder().decode(
+    await decompress(obj.metadata["beyond-codec"] ?? "none", obj.body),
+  );
+  return { timeline, ancestors: parseHistory(text) };
 }
 
 /** Claim the prefix for this cluster, or refuse if another cluster owns it. */
@@ -56,44 +113,59 @@ export interface OwnerCheck {
    * conditional PUT must be refused). Then a WAL upload needs no HEAD first.
    */
   conditionalPut: boolean;
+  /** The record as it is now (with a timeline). */
+  record: OwnerRecord;
 }
 
-export async function checkOwner(client: S3Client, cfg: ArchiveConfig): Promise<OwnerCheck> {
+/**
+ * Claim the prefix (or learn that another cluster owns it: thrown, not retried). A new record
+ * (or one from before lineage) gets `localTimeline`, the timeline of the cluster archiving.
+ */
+export async function checkOwner(
+  client: S3Client,
+  cfg: ArchiveConfig,
+  localTimeline = 1,
+): Promise<OwnerCheck> {
   const layout = layoutFor(cfg);
   const mine = { system_identifier: cfg.sysid, major: cfg.major };
-  let owner = await client.get(layout.marker, 30_000);
-  if (!owner) {
-    const body = new TextEncoder().encode(
-      JSON.stringify({ ...mine, created: new Date().toISOString() }) + "\n",
-    );
+  let record = await readOwner(client, cfg.target);
+  if (!record) {
+    const fresh = { ...mine, created: new Date().toISOString(), timeline: localTimeline };
+    const body = new TextEncoder().encode(JSON.stringify(fresh) + "\n");
     const put = await client.put(layout.marker, body, {
       ifAbsent: true,
       contentType: "application/json",
     });
-    if (put !== "exists") owner = { body, metadata: {} };
-    else owner = await client.get(layout.marker, 30_000);
+    record = put !== "exists" ? fresh : await readOwner(client, cfg.target);
   }
-  const doc = JSON.parse(new TextDecoder().decode(owner!.body)) as {
-    system_identifier?: string;
-    major?: number;
-  };
-  if (String(doc.system_identifier) !== cfg.sysid) {
+  if (String(record!.system_identifier) !== cfg.sysid) {
     throw new ArchiveError(
-      `${cfg.target} belongs to another cluster (system identifier ${doc.system_identifier}, PostgreSQL ${doc.major}); this one is ${cfg.sysid}: point BEYOND_PG_ARCHIVE_TARGET at its own prefix`,
+      `${cfg.target} belongs to another cluster (system identifier ${
+        record!.system_identifier
+      }, PostgreSQL ${
+        record!.major
+      }); this one is ${cfg.sysid}: point BEYOND_PG_ARCHIVE_TARGET at its own prefix`,
       false,
     );
   }
+  if (record!.timeline === undefined) {
+    record = { ...record!, timeline: localTimeline };
+    await writeOwner(client, cfg.target, record);
+  }
   // Same bytes as stored: harmless even on a store that ignores the condition.
-  const probe = await client.put(layout.marker, owner!.body, {
+  const now = await client.get(layout.marker, 30_000);
+  const probe = await client.put(layout.marker, now!.body, {
     ifAbsent: true,
     contentType: "application/json",
   });
-  return { conditionalPut: probe === "exists" };
+  return { conditionalPut: probe === "exists", record: record! };
 }
 
 export interface ArchiveResult {
   name: string;
   stored: boolean;
+  /** Not stored on purpose (a branch's WAL): why. */
+  skipped?: string;
   bytes: number;
   storedBytes: number;
 }
@@ -112,7 +184,7 @@ export async function archivePrepared(
   cfg: ArchiveConfig,
   p: Prepared,
   local: () => Promise<Uint8Array>,
-  o: OwnerCheck = { conditionalPut: false },
+  o: Pick<OwnerCheck, "conditionalPut"> = { conditionalPut: false },
 ): Promise<ArchiveResult> {
   const { name } = p;
   const kind = walKind(name);

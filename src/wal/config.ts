@@ -37,12 +37,11 @@ export interface ArchiveConfig {
 }
 
 /** What the commands postgres runs may know. */
-export interface ArchiveState {
-  /** "on": archive through `socket`. */
-  mode: "on";
-  socket: string;
-  target: string;
-}
+export type ArchiveState =
+  /** Archive through `socket`. */
+  | { mode: "on"; socket: string; target: string }
+  /** The volume was archived to `target`, which is not configured now: refuse (keep WAL). */
+  | { mode: "missing"; target: string };
 
 export function privateDir(runDir: string): string {
   return `${runDir}/private`;
@@ -87,6 +86,14 @@ export function readArchiveConfig(runDir: string): ArchiveConfig | undefined {
 /** The public state, or undefined when there is no archive target (the cheap, common path). */
 export function readArchiveState(runDir: string): ArchiveState | undefined {
   return readJson<ArchiveState>(statePath(runDir));
+}
+
+/**
+ * The timeline of a pg_control file's bytes: its latest checkpoint's ThisTimeLineID (after
+ * system_identifier, two versions, state, time, checkPoint and the checkpoint's redo).
+ */
+export function controlTimeline(control: Uint8Array): number {
+  return new DataView(control.buffer, control.byteOffset).getUint32(48, true);
 }
 
 /** The system identifier of a pg_control file's bytes (its first 8 bytes). */

@@ -2,6 +2,9 @@
 
 export type WalKind = "segment" | "partial" | "history" | "backup";
 
+/** initdb's WAL segment size (the only one beyond-pg makes). */
+export const SEGMENT_BYTES = 16 << 20;
+
 export function walKind(name: string): WalKind | undefined {
   if (/^[0-9A-F]{24}$/.test(name)) return "segment";
   if (/^[0-9A-F]{24}\.partial$/.test(name)) return "partial";

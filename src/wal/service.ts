@@ -17,8 +17,13 @@ import {
   type ArchiveResult,
   checkOwner,
   clientFor,
+  lineageOf,
   type OwnerCheck,
+  readOwner,
+  writeOwner,
 } from "./archive.ts";
+import { historyName } from "./lineage.ts";
+import { LineageGate } from "./lineage_gate.ts";
 import type { ArchiveConfig } from "./config.ts";
 import type { Owner } from "../fs/identity.ts";
 import type { PgTree, RootTree } from "../fs/tree.ts";
@@ -51,6 +56,10 @@ export interface ServiceOptions {
   scanMs?: number;
   /** Segments fetched ahead during recovery. */
   prefetch?: number;
+  /** The timeline of this cluster at start (pg_control): a new owner record gets it. */
+  localTimeline?: number;
+  /** This cluster takes the prefix's lineage over when it is on a newer timeline. */
+  promote?: boolean;
   /**
    * Called when uploads work again after failures. postgres's archiver waits a minute after
    * three failed attempts; the supervisor wakes it so the backlog drains at once.
@@ -70,7 +79,12 @@ export interface ArchiveStats {
   lastArchived: string;
   lastArchivedAt: number;
   lastError: string;
+  /** The oldest ready file not stored yet (postgres's order), "" when none. */
+  firstUncovered: string;
 }
+
+/** No file stored for this long while some wait: the store is too slow or hung. */
+const STALL_MS = 5 * 60_000;
 
 export class ArchiveService {
   readonly cfg: ArchiveConfig;
@@ -78,6 +92,7 @@ export class ArchiveService {
   readonly #o:
     & Required<Omit<ServiceOptions, "owner" | "onRecovered" | "done">>
     & Pick<ServiceOptions, "owner" | "onRecovered" | "done">;
+  readonly lineage: LineageGate;
   #failing = false;
   /** name → when its upload completed (kept while its .ready exists, plus a minute). */
   readonly #stored = new Map<string, number>();
@@ -88,6 +103,7 @@ export class ArchiveService {
   readonly #retryAt = new Map<string, number>();
   readonly #queue: string[] = [];
   readonly #refused = new Set<string>();
+  readonly #startedAt = Date.now();
   #active = 0;
   #ownerChecked: Promise<OwnerCheck> | undefined;
   #timer: ReturnType<typeof setInterval> | undefined;
@@ -108,12 +124,29 @@ export class ArchiveService {
     lastArchived: "",
     lastArchivedAt: 0,
     lastError: "",
+    firstUncovered: "",
   };
 
   constructor(o: ServiceOptions) {
     this.cfg = o.cfg;
     this.client = clientFor(o.cfg);
-    this.#o = { backlogWarn: 64, scanMs: 1000, prefetch: 8, ...o };
+    this.#o = {
+      backlogWarn: 64,
+      scanMs: 1000,
+      prefetch: 8,
+      localTimeline: 1,
+      promote: false,
+      ...o,
+    };
+    const client = this.client;
+    const cfg = o.cfg;
+    this.lineage = new LineageGate({
+      readOwner: () => readOwner(client, cfg.target),
+      writeOwner: (rec) => writeOwner(client, cfg.target, rec),
+      lineageOf: (t) => lineageOf(client, cfg, t),
+      localHistory: (t) => o.data.readText(`${o.walDir}/${historyName(t)}`),
+      now: () => Date.now(),
+    }, { promote: this.#o.promote });
     this.#spool = new RestoreSpool({
       cfg: o.cfg,
       client: this.client,
@@ -135,7 +168,11 @@ export class ArchiveService {
    */
   async checkOwner(): Promise<OwnerCheck> {
     try {
-      return await (this.#ownerChecked ??= checkOwner(this.client, this.cfg));
+      return await (this.#ownerChecked ??= checkOwner(
+        this.client,
+        this.cfg,
+        this.#o.localTimeline,
+      ));
     } catch (error) {
       this.#ownerChecked = undefined;
       if (error instanceof S3Error) throw new ArchiveError(error.message, error.transient, error);
@@ -197,6 +234,7 @@ export class ArchiveService {
       }
       this.#waiting = new Set(ready.filter((n) => !this.#stored.has(n)));
       this.stats.backlog = this.#waiting.size;
+      this.stats.firstUncovered = ready.find((n) => !this.#stored.has(n)) ?? "";
       this.#warnBacklog();
       const queued = new Set(this.#queue);
       for (const name of ready) {
@@ -210,16 +248,26 @@ export class ArchiveService {
     }
   }
 
+  /**
+   * A warning line, at most once a minute, while WAL waits: many files, or any file and no
+   * success for five minutes (a slow or hung store stores nothing, whatever the count).
+   */
   #warnBacklog(): void {
     const { backlog } = this.stats;
-    if (backlog >= this.#o.backlogWarn) {
-      if (Date.now() - this.#lastWarn > 60_000) {
-        this.#lastWarn = Date.now();
+    const now = Date.now();
+    const since = Math.max(this.stats.lastArchivedAt, this.#startedAt);
+    const stalled = backlog > 0 && now - since > STALL_MS;
+    if (backlog >= this.#o.backlogWarn || stalled) {
+      if (now - this.#lastWarn > 60_000) {
+        this.#lastWarn = now;
         this.#warned = true;
+        const last = this.stats.lastArchivedAt
+          ? `the last file was stored ${Math.round((now - this.stats.lastArchivedAt) / 1000)} s ago`
+          : "nothing stored since start";
         log.warn(
-          `archive backlog: ${backlog} WAL files wait to be archived to ${this.cfg.target}${
-            this.stats.lastError ? ` (last error: ${this.stats.lastError})` : ""
-          }; pg_wal grows until they are stored`,
+          `archive backlog: ${backlog} WAL files wait to be archived to ${this.cfg.target} (${last}${
+            this.stats.lastError ? `; last error: ${this.stats.lastError}` : ""
+          }); pg_wal grows until they are stored`,
         );
       }
     } else if (this.#warned && backlog < this.#o.backlogWarn / 2) {
@@ -243,6 +291,16 @@ export class ArchiveService {
     const task = (async () => {
       try {
         const owner = await this.checkOwner();
+        const decision = await this.lineage.decide(name);
+        if (decision.action === "skip") {
+          // Not this prefix's lineage (a branch): answered as done, never stored.
+          this.#stored.set(name, Date.now());
+          this.#waiting.delete(name);
+          this.stats.backlog = this.#waiting.size;
+          this.#markDone(name);
+          return { name, stored: false, bytes: 0, storedBytes: 0, skipped: decision.reason };
+        }
+        if (decision.action === "refuse") throw new ArchiveError(decision.reason, false);
         const path = `${this.#o.walDir}/${name}`;
         const read = () =>
           readWalFile(path, name, { major: this.cfg.major, sysid: this.cfg.sysid }, this.#o.owner);

@@ -18,6 +18,7 @@ import {
   archiveDir,
   archiveDoneDir,
   type ArchiveState,
+  controlTimeline,
   privateConfigPath,
   privateDir,
   statePath,
@@ -25,10 +26,12 @@ import {
 } from "./config.ts";
 import { ArchiveService } from "./service.ts";
 import { readPostmasterPid } from "../supervise/postmaster_pid.ts";
+import { type ArchiveMarker, nextMarker, readMarker, writeMarker } from "./marker.ts";
 import { readProcStat } from "../util/proc.ts";
 
 export interface Archiving {
-  service: ArchiveService;
+  /** Undefined while the target is missing (nothing is archived). */
+  service: ArchiveService | undefined;
   close(): void;
   metrics(): Family[];
   status(): Record<string, unknown>;
@@ -88,14 +91,50 @@ function forgetArchive(ctx: Context): void {
   run.remove(archiveDoneDir(ctx.layout.runDir));
 }
 
-export async function startArchiving(ctx: Context): Promise<Archiving | undefined> {
+/** The timeline of the cluster in PGDATA (its latest checkpoint's, from pg_control). */
+export function clusterTimeline(ctx: Context): number {
+  const control = ctx.trees.data.readBytes(`${ctx.layout.pgdata}/global/pg_control`);
+  return control ? controlTimeline(control) : 1;
+}
+
+export interface StartArchivingOptions {
+  /** This cluster takes its prefix's lineage over (restore --promote-as-primary). */
+  promote?: boolean;
+}
+
+export async function startArchiving(
+  ctx: Context,
+  o: StartArchivingOptions = {},
+): Promise<Archiving | undefined> {
   const owner = ctx.runAs.switchTo;
   const run = ctx.trees.run;
   const runDir = ctx.layout.runDir;
   const cfg = archiveConfigFor(ctx);
+  const stateDir = ctx.layout.stateDir;
+  const before = readMarker(ctx.trees.data, stateDir);
+  const next = nextMarker(before, {
+    target: cfg?.target,
+    off: ctx.settings.archiveOff,
+    now: new Date(),
+  });
+  if (next.marker && JSON.stringify(next.marker) !== JSON.stringify(before)) {
+    writeMarker(ctx.trees.data, stateDir, next.marker);
+  }
   if (!cfg) {
     forgetArchive(ctx);
-    return undefined;
+    if (ctx.settings.archiveOff && before && !before.off) {
+      log.warn(
+        `archiving to ${before.target} switched off (BEYOND_PG_ARCHIVE_TARGET=off): WAL from now on is not archived; a target set later needs a fresh base backup before restores can reach past this point`,
+      );
+    }
+    return next.mode === "missing" ? targetMissing(ctx, next.marker!) : undefined;
+  }
+  if (next.gap) {
+    log.warn(
+      `archive: this volume's WAL was not archived to ${cfg.target} for a while (since ${
+        next.marker!.gapSince
+      }); take a base backup (beyond-pg backup) so that restores can reach past the gap`,
+    );
   }
   run.ensureDir(privateDir(runDir), 0o700);
   run.writeAtomic(privateConfigPath(runDir), JSON.stringify(cfg, null, 2) + "\n", 0o600);
@@ -109,6 +148,8 @@ export async function startArchiving(ctx: Context): Promise<Archiving | undefine
     spoolDir: `${ctx.layout.dataRoot}/restore-spool`,
     done: run.sub(archiveDoneDir(runDir)),
     ...(owner ? { owner } : {}),
+    localTimeline: clusterTimeline(ctx),
+    promote: o.promote ?? ctx.settings.archivePromote,
     onRecovered: () => wakeArchiver(ctx),
   });
   try {
@@ -153,6 +194,9 @@ export async function startArchiving(ctx: Context): Promise<Archiving | undefine
       archived: st.archivedTotal,
       lastArchived: st.lastArchived,
       lastArchivedAt: st.lastArchivedAt ? new Date(st.lastArchivedAt).toISOString() : null,
+      ...(st.firstUncovered ? { firstNotArchived: st.firstUncovered } : {}),
+      lineage: { ...service.lineage.state },
+      ...(next.marker?.gapSince ? { gapSince: next.marker.gapSince } : {}),
       ...(st.lastError ? { lastError: st.lastError } : {}),
     }),
     metrics: () => [
@@ -205,5 +249,70 @@ export function wakeArchiver(ctx: Context): void {
       if (!Deno.readTextFileSync(`/proc/${pid}/cmdline`).startsWith("postgres: archiver")) continue;
       Deno.kill(pid, "SIGUSR1");
     } catch { /* gone */ }
+  }
+}
+
+/**
+ * A volume that was archived, booted without a target: `archive` fails (postgres keeps its WAL,
+ * nothing is recycled unarchived), status and metrics say so, and a warning every minute
+ * names the oldest file waiting, until the target is back or BEYOND_PG_ARCHIVE_TARGET=off.
+ */
+function targetMissing(ctx: Context, marker: ArchiveMarker): Archiving {
+  const run = ctx.trees.run;
+  const runDir = ctx.layout.runDir;
+  run.ensureDir(archiveDir(runDir), 0o755);
+  const state: ArchiveState = { mode: "missing", target: marker.target };
+  run.writeAtomic(statePath(runDir), JSON.stringify(state) + "\n", 0o644);
+  const waiting = () => {
+    const names = ctx.trees.data.list(`${ctx.layout.pgdata}/pg_wal/archive_status`)
+      .map((e) => e.name)
+      .filter((n) => n.endsWith(".ready"))
+      .map((n) => n.slice(0, -6))
+      .sort();
+    return { count: names.length, first: names[0] ?? "" };
+  };
+  const problem =
+    `target missing: this volume was archived to ${marker.target}, and no BEYOND_PG_ARCHIVE_TARGET is set; WAL stays in pg_wal until it is (or set BEYOND_PG_ARCHIVE_TARGET=off to stop archiving on purpose)`;
+  const warn = () => {
+    const w = waiting();
+    log.warn(
+      `archive: ${problem}; ${w.count} file(s) waiting${w.first ? `, oldest ${w.first}` : ""}`,
+    );
+  };
+  warn();
+  const timer = setInterval(warn, 60_000);
+  return {
+    service: undefined,
+    close: () => clearInterval(timer),
+    status: () => {
+      const w = waiting();
+      return {
+        target: null,
+        problem,
+        backlog: w.count,
+        ...(w.first ? { firstNotArchived: w.first } : {}),
+      };
+    },
+    metrics: () => [
+      gauge(
+        "beyond_pg_archive_target_missing",
+        "1: this volume was archived and no target is set now (WAL is kept, not recycled).",
+        1,
+      ),
+      gauge(
+        "beyond_pg_archive_backlog",
+        "WAL files postgres marked ready that are not stored yet.",
+        waiting().count,
+      ),
+    ],
+  };
+}
+
+/** A base backup completed: restores no longer need to cross an archiving gap. */
+export function archiveBackupTaken(ctx: Context): void {
+  const m = readMarker(ctx.trees.data, ctx.layout.stateDir);
+  if (m?.gapSince) {
+    const { gapSince: _, ...rest } = m;
+    writeMarker(ctx.trees.data, ctx.layout.stateDir, rest);
   }
 }

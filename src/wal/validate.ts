@@ -5,7 +5,9 @@
  * cluster's system identifier, segment and block size), a timeline history file by parsing it,
  * a backup history file by its first line. A file that fails is refused with the reason.
  */
-import { parseSegment, walKind } from "./names.ts";
+import { parseSegment, SEGMENT_BYTES, walKind } from "./names.ts";
+
+export { SEGMENT_BYTES };
 
 /** XLOG_PAGE_MAGIC (src/include/access/xlog_internal.h) per major version. */
 export const WAL_MAGIC: Record<number, number> = {
@@ -17,7 +19,6 @@ export const WAL_MAGIC: Record<number, number> = {
   18: 0xd118,
 };
 
-export const SEGMENT_BYTES = 16 << 20;
 const XLP_LONG_HEADER = 0x0002;
 /** A history or backup file is a few lines; anything larger is not one. */
 export const MAX_TEXT_FILE = 1 << 20;

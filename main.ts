@@ -2,7 +2,7 @@
  * beyond-pg: PID 1 and supervisor for a PostgreSQL microVM. CLI dispatch only:
  * parse → run one subcommand (loaded lazily, so per-segment commands stay cheap) → exit code.
  */
-import { VERSION } from "./src/version.ts";
+import { VERSION } from "./src/util/version.ts";
 
 type Command = (args: string[]) => Promise<number>;
 

@@ -5,7 +5,7 @@
  *   - the log forwarder's cost: pgbench TPS with log_statement=all, forwarding on vs off
  *     (off = children write to our stderr directly). Target ≥ 0.95.
  */
-import { ControlClient } from "../src/control/client.ts";
+import { ControlClient } from "../src/rpc/client.ts";
 import { cleanup, psql, startSupervisor } from "../tests/support/harness.ts";
 import { median, report, runsFromArgs, sh } from "./lib.ts";
 

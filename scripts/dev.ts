@@ -3,7 +3,7 @@
  * password generated once and kept in .dev/password (unless POSTGRES_PASSWORD is given).
  * Prints both DSNs when the database is ready.
  */
-import { main } from "../src/cli/supervisor.ts";
+import { runSupervisor } from "../src/cli/supervisor.ts";
 
 const repo = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
 const dev = `${repo}/.dev`;
@@ -40,7 +40,7 @@ const db = Deno.env.get("POSTGRES_DATABASE") ?? "postgres";
 const pw = encodeURIComponent(password);
 
 Deno.exit(
-  await main([], {
+  await runSupervisor({
     onReady: () => {
       console.log(
         [

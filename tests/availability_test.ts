@@ -4,7 +4,7 @@
  * that answers a WAL GET with 1 GiB.
  */
 import assert from "node:assert/strict";
-import { ControlClient } from "../src/control/client.ts";
+import { ControlClient } from "../src/rpc/client.ts";
 import { ok } from "./support/control.ts";
 import { startFakeS3 } from "./support/fake_s3.ts";
 import { type Flood, startFlood } from "./support/flood.ts";

@@ -6,7 +6,7 @@
  * Real supervisor, postgres, PgBouncer and radosgw.
  */
 import assert from "node:assert/strict";
-import { ControlClient } from "../src/control/client.ts";
+import { ControlClient } from "../src/rpc/client.ts";
 import { ok } from "./support/control.ts";
 import { asPostgres, victim } from "./support/attacker.ts";
 import { freshBucket, RGW_HTTP, s3Client, s3Env, SECRET_KEY } from "./support/s3.ts";

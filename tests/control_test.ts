@@ -3,8 +3,8 @@
  * the Unix socket, protocol abuse on the live server, HTTP health and metrics (promtool).
  */
 import assert from "node:assert/strict";
-import { ControlClient } from "../src/control/client.ts";
-import { encodeFrame, FrameDecoder } from "../src/control/codec.ts";
+import { ControlClient } from "../src/rpc/client.ts";
+import { encodeFrame, FrameDecoder } from "../src/rpc/codec.ts";
 import { control, http, ok } from "./support/control.ts";
 import {
   cleanup,

@@ -2,11 +2,11 @@
  * EFFECT: the control RPC `backup` runs `beyond-pg backup --json` as a child process, so the
  * hashing and buffering of a long backup never run on the supervisor's event loop.
  */
-import type { Context } from "../context.ts";
-import { CommandError } from "../control/commands.ts";
+import type { Context } from "../boot/context.ts";
+import { CommandError } from "../rpc/dispatch.ts";
 import { command } from "../process/command.ts";
 import { outputTracked } from "../process/registry.ts";
-import { selfArgv } from "../self.ts";
+import { selfArgv } from "../process/self.ts";
 import type { BackupManifest } from "./manifest.ts";
 
 /** Where our own Deno finds its cache (development runs `deno run`; root's, never postgres's). */

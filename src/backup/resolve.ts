@@ -4,12 +4,12 @@
  * supervisor's, and the cluster is the one in PGDATA or, for an empty data root, the one that
  * owns the target prefix (its beyond-pg.json).
  */
-import { buildContext, type Context } from "../context.ts";
+import { buildContext, type Context } from "../boot/context.ts";
 import { runDirFrom } from "../settings/defaults.ts";
 import { errorMessage, OperatorError } from "../util/errors.ts";
 import { clientFor, readOwner } from "../wal/archive.ts";
 import { type ArchiveConfig, readArchiveConfig } from "../wal/config.ts";
-import { archiveConfigFor } from "../wal/setup.ts";
+import { archiveConfigFor } from "../app/archiving.ts";
 
 export async function ownerSysid(ctx: Context): Promise<string> {
   const probe = archiveConfigFor(ctx, "0")!;

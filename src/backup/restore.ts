@@ -11,13 +11,13 @@
  * runs as postgres too (fs/tree.ts PgTree), so nothing in the restored tree can lead root
  * anywhere.
  */
-import type { Context } from "../context.ts";
+import type { Context } from "../boot/context.ts";
 import { quoteConfValue } from "../config/conf_file.ts";
 import { command } from "../process/command.ts";
 import { pump } from "../process/pump.ts";
 import { outputTracked, spawnTracked } from "../process/registry.ts";
 import { TarGuard, TarRejected } from "./tar_guard.ts";
-import { selfCommand } from "../self.ts";
+import { selfCommand } from "../process/self.ts";
 import { errorMessage, OperatorError } from "../util/errors.ts";
 import { clientFor, layoutFor } from "../wal/archive.ts";
 import type { ArchiveConfig } from "../wal/config.ts";

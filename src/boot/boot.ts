@@ -3,7 +3,7 @@
  * empty), layered configuration, pre-start hooks. Everything that does not need a running
  * server; the supervisor does the rest.
  */
-import { fsSpace } from "../../ffi/libc.ts";
+import { fsSpace } from "../../ffi/mod.ts";
 import type { ServerCaps } from "../config/gate.ts";
 import type { Layout } from "../config/layout.ts";
 import type { Manifest } from "../config/manifest.ts";
@@ -88,6 +88,16 @@ export function applyPlan(plan: ConfigPlan, trees: Trees): string[] {
     }
   }
   for (const path of plan.remove) if (treeFor(trees, path).remove(path)) changed.push(path);
+  return changed;
+}
+
+/**
+ * Write the whole configuration for this TLS material: the plan, then the include line in the
+ * stock postgresql.conf. Returns the paths that changed (boot, reload and TLS rotation).
+ */
+export function applyConfig(ctx: BootContext, tls: TlsMaterial | undefined): string[] {
+  const changed = applyPlan(planFor(ctx, tls), ctx.trees);
+  if (applyIncludeDir(ctx.trees, ctx.layout)) changed.push(`${ctx.layout.pgdata}/postgresql.conf`);
   return changed;
 }
 

@@ -20,6 +20,7 @@ import { runInitdb } from "./initdb_cmd.ts";
 import { run } from "../process/spawner.ts";
 import { copySeed, type Seed } from "./seed.ts";
 import type { RunAs } from "./users.ts";
+import { sleep } from "../util/sleep.ts";
 
 export const INCOMPLETE_MARKER = ".beyond-initdb-incomplete";
 const STAGING = ".beyond-initdb";
@@ -62,7 +63,7 @@ async function clearExcept(data: PgTree, dir: string, keep: Set<string>): Promis
     } catch (error) {
       const busy = error instanceof Error && /not empty|os error 39/i.test(error.message);
       if (!busy || attempt >= 100) throw error;
-      await new Promise((r) => setTimeout(r, 100));
+      await sleep(100);
     }
   }
 }

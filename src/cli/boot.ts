@@ -2,7 +2,7 @@
 import { boot } from "../boot/boot.ts";
 import { lockDataRoot } from "../boot/lock.ts";
 import { makeTrees } from "../boot/trees.ts";
-import { buildContext } from "../context.ts";
+import { buildContext } from "../boot/context.ts";
 import { log } from "../util/log.ts";
 
 export async function main(_args: string[]): Promise<number> {

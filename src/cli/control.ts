@@ -3,8 +3,8 @@
  * running supervisor over its Unix socket. Human-readable by default; --json prints the
  * response as is. Exit 0 on success, 1 on a command error, 2 when it cannot connect.
  */
-import { ControlClient } from "../control/client.ts";
-import type { Response } from "../control/codec.ts";
+import { ControlClient } from "../rpc/client.ts";
+import type { Response } from "../rpc/codec.ts";
 import { errorMessage } from "../util/errors.ts";
 
 function usage(): string {

@@ -3,8 +3,7 @@
  * log frames — listen on vsock, decode, print `[vsock-log] #seq source: line`. For debugging and
  * the VM tests (inside a guest, with vsock_loopback, the supervisor sends to CID 1).
  */
-import { FfiListener } from "../../ffi/socket.ts";
-import { VMADDR_CID_ANY } from "../../ffi/libc.ts";
+import { FfiListener, VMADDR_CID_ANY } from "../../ffi/mod.ts";
 import { LogFrameDecoder } from "../logs/frame.ts";
 
 export async function main(args: string[]): Promise<number> {

@@ -13,14 +13,16 @@ import { ownerSysid, requireTarget } from "../backup/resolve.ts";
 import { checkEmpty, fetchBackup, RECOVERY_CONF, wipeRestore } from "../backup/restore.ts";
 import { lockDataRoot } from "../boot/lock.ts";
 import { makeTrees } from "../boot/trees.ts";
-import { buildContext } from "../context.ts";
+import { buildContext } from "../boot/context.ts";
 import { Admin } from "../supervise/admin.ts";
 import { errorMessage, OperatorError } from "../util/errors.ts";
 import { log } from "../util/log.ts";
 import { parseLsn, SEGMENT_BYTES } from "../wal/names.ts";
-import { archiveConfigFor } from "../wal/setup.ts";
+import { archiveConfigFor } from "../app/archiving.ts";
 import { parseArgs } from "./args.ts";
-import { main as supervisorMain } from "./supervisor.ts";
+import { StopLatch } from "../app/latch.ts";
+import { runDatabase } from "../app/root.ts";
+import { sleep } from "../util/sleep.ts";
 
 const USAGE =
   "usage: restore (--to-time '2026-11-23 15:30:00+00' | --to-lsn 0/3000000 | --latest) [--timeline N|newest] [--backup LABEL] [--serve] [--promote-as-primary] [--accept-gap]";
@@ -149,7 +151,9 @@ export async function main(args: string[]): Promise<number> {
     }
 
     // Recovery through the normal boot: failFast turns a FATAL into an error, not a retry.
-    let stop: ((why: string) => void) | undefined;
+    const latch = new StopLatch();
+    latch.listenToSignals();
+    const stop = (why: string) => latch.request(why);
     let summary = "";
     let readyError: unknown;
     const c = ctx;
@@ -158,11 +162,11 @@ export async function main(args: string[]): Promise<number> {
     let finished = false;
     let code: number;
     try {
-      code = await supervisorMain([], {
-        context: ctx,
+      code = await runDatabase(ctx, {
+        latch,
+        inOwnVm: false,
         failFast: () => !promoted,
         archivePromote: parsed.flags.has("promote-as-primary"),
-        onStopHook: (s) => (stop = s),
         onReady: async () => {
           const admin = new Admin({
             socketDir: c.layout.socketDir,
@@ -181,7 +185,7 @@ export async function main(args: string[]): Promise<number> {
                 () => undefined,
               );
               if (rec === "f") break;
-              await new Promise((r) => setTimeout(r, 100));
+              await sleep(100);
             }
             const [row] = await admin.query(
               "SELECT pg_current_wal_lsn()::text AS lsn, substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8) AS tli",
@@ -211,7 +215,7 @@ export async function main(args: string[]): Promise<number> {
             await admin.close();
           }
           if (!serve || readyError) {
-            stop?.(readyError ? "restore check failed" : "restore complete");
+            stop(readyError ? "restore check failed" : "restore complete");
           }
         },
       });

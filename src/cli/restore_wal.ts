@@ -12,6 +12,7 @@
 import { readArchiveConfig, readArchiveState } from "../wal/config.ts";
 import { errorMessage } from "../util/errors.ts";
 import { runDirFrom } from "../settings/defaults.ts";
+import { sleep } from "../util/sleep.ts";
 
 /** Backoff between attempts, within BEYOND_PG_RESTORE_RETRY_SECONDS (default 30) in all. */
 function backoff(): number[] {
@@ -97,7 +98,7 @@ export async function main(args: string[]): Promise<number> {
       if (!(error instanceof ArchiveError) || !error.transient || attempt === ATTEMPTS.length) {
         break;
       }
-      await new Promise((r) => setTimeout(r, ATTEMPTS[attempt]));
+      await sleep(ATTEMPTS[attempt] ?? 0);
     }
   }
   console.error(

@@ -1,6 +1,6 @@
 /** `beyond-pg seed`: build the seed cluster the image copies on first boot (image build step). */
-import { buildSeed } from "../boot/seed.ts";
-import { buildContext } from "../context.ts";
+import { buildSeed } from "../image/seed_build.ts";
+import { buildContext } from "../boot/context.ts";
 import { log } from "../util/log.ts";
 import { Secret } from "../settings/secret.ts";
 

@@ -1,6 +1,6 @@
 /** The control commands served by a running supervisor (see commands.ts for the mechanism). */
-import { CommandError, type CommandSpec } from "./commands.ts";
-import type { Operations } from "../supervise/operations.ts";
+import { CommandError, type CommandSpec } from "../rpc/dispatch.ts";
+import type { Operations } from "./operations.ts";
 import type { Supervisor } from "../supervise/supervisor.ts";
 
 export interface ExtraCommands {

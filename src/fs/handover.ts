@@ -11,6 +11,7 @@
  */
 import {
   closeFd,
+  ErrnoError,
   fchmod,
   fchown,
   libcAvailable,
@@ -20,8 +21,7 @@ import {
   O_NONBLOCK,
   O_RDONLY,
   openFd,
-} from "../../ffi/libc.ts";
-import { ErrnoError } from "../../ffi/errno.ts";
+} from "../../ffi/mod.ts";
 import { asUser, type Owner } from "./identity.ts";
 import { rootChainProblem } from "./tree.ts";
 import { OperatorError } from "../util/errors.ts";

@@ -11,7 +11,7 @@
  * by postgres without a chown. Deno runs synchronous file calls on this (the JS) thread, so
  * only `*Sync` calls inside `fn` are covered: `fn` must not return a promise.
  */
-import { getGroups, libcAvailable, setThreadFsIdentity } from "../../ffi/libc.ts";
+import { getGroups, libcAvailable, setThreadFsIdentity } from "../../ffi/mod.ts";
 
 export interface Owner {
   uid: number;

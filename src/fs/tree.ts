@@ -12,7 +12,7 @@
  * A path outside a tree's base is a programming error. Writes are atomic (temp file with
  * O_EXCL, fsync, rename, fsync of the directory) and only happen when the content differs.
  */
-import { mkfifo } from "../../ffi/libc.ts";
+import { mkfifo } from "../../ffi/mod.ts";
 import { asUser, type Owner } from "./identity.ts";
 import { OperatorError } from "../util/errors.ts";
 

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { getrlimit, RLIMIT_NOFILE, setrlimit } from "../../ffi/libc.ts";
+import { getrlimit, RLIMIT_NOFILE, setrlimit } from "../../ffi/mod.ts";
 import { setLogWriter } from "../util/log.ts";
 import { type HttpHandlers, type HttpServer, serveHttp } from "./server.ts";
 

@@ -8,8 +8,10 @@
  * so a VM booted without a password fails closed with one line and an untouched disk.
  */
 import sysctlText from "../../conf/sysctl.d/99-postgres.conf" with { type: "text" };
-import { main as supervisorMain } from "../cli/supervisor.ts";
-import { buildContext } from "../context.ts";
+import { StopLatch } from "../app/latch.ts";
+import { runDatabase } from "../app/root.ts";
+import { buildContext } from "../boot/context.ts";
+import { kernelRamMb } from "../resources/resources.ts";
 import { loadRawSettings, resolveMmdsUrl } from "../settings/load.ts";
 import { errorMessage } from "../util/errors.ts";
 import { log } from "../util/log.ts";
@@ -29,37 +31,13 @@ import {
   setUpZram,
   watchPowerButton,
 } from "./system.ts";
+import { sleep } from "../util/sleep.ts";
 
 function uptime(): string {
   try {
     return Deno.readTextFileSync("/proc/uptime").split(" ")[0] ?? "?";
   } catch {
     return "?";
-  }
-}
-
-function memTotalMb(): number {
-  try {
-    const m = Deno.readTextFileSync("/proc/meminfo").match(/MemTotal:\s+(\d+)/);
-    return m ? Math.floor(Number(m[1]) / 1024) : 1024;
-  } catch {
-    return 1024;
-  }
-}
-
-/** Stop requests that arrive before the supervisor exists are remembered. */
-class StopLatch {
-  requested: string | undefined;
-  #onStop: ((why: string) => void) | undefined;
-
-  request(why: string): void {
-    if (this.#onStop) this.#onStop(why);
-    else this.requested ??= why;
-  }
-
-  attach(onStop: (why: string) => void): void {
-    this.#onStop = onStop;
-    if (this.requested) onStop(this.requested);
   }
 }
 
@@ -77,19 +55,18 @@ function keepGoing(): void {
 
 export async function initMain(platform: Platform): Promise<number> {
   keepGoing();
-  const latch = new StopLatch();
   // First thing: Deno as PID 1 without a SIGTERM listener crashes on SIGTERM.
-  Deno.addSignalListener("SIGTERM", () => latch.request("SIGTERM"));
-  Deno.addSignalListener("SIGINT", () => latch.request("SIGINT (ctrl-alt-del)"));
+  const latch = new StopLatch();
+  latch.listenToSignals({ SIGINT: "SIGINT (ctrl-alt-del)" });
   const reaper = new Reaper();
 
   if (!platform.inOwnVm) {
     log.info(`PID 1 in a container: reaping orphans; no mounts of our own`);
     reaper.start();
     try {
-      return await supervisorMain([], {
-        onStopHook: (stop) => latch.attach(stop),
-        manageSignals: false,
+      return await runDatabase(await buildContext({ inOwnVm: false }), {
+        latch,
+        inOwnVm: false,
       });
     } finally {
       reaper.stop();
@@ -99,7 +76,7 @@ export async function initMain(platform: Platform): Promise<number> {
 
   let dataRoot: string | undefined;
   try {
-    const ramMb = memTotalMb();
+    const ramMb = kernelRamMb();
     mountEarly(ramMb);
     log.info(`init: PID 1 at uptime ${uptime()} s`);
     ctrlAltDelToSignal();
@@ -140,12 +117,7 @@ export async function initMain(platform: Platform): Promise<number> {
     await setUpZram(Math.max(64, Math.floor(ramMb / 4)));
     log.info(`init: handing over to the supervisor at uptime ${uptime()} s`);
 
-    const code = await supervisorMain([], {
-      context: ctx,
-      inOwnVm: true,
-      manageSignals: false,
-      onStopHook: (stop) => latch.attach(stop),
-    });
+    const code = await runDatabase(ctx, { latch, inOwnVm: true });
     log.info(`supervisor exited ${code}; powering off`);
   } catch (error) {
     // Setup errors are one line on the console (as from the CLI), then a clean power-off.
@@ -154,6 +126,6 @@ export async function initMain(platform: Platform): Promise<number> {
   }
   reaper.stop();
   reaper.reapNow();
-  await new Promise((r) => setTimeout(r, 100)); // let the last console lines out
+  await sleep(100); // let the last console lines out
   powerOff(dataRoot);
 }

@@ -6,27 +6,25 @@
  * status. Children are listed from /proc/self/task/<tid>/children (a handful of files);
  * the fallback scans all of /proc, since that list is documented as best effort.
  */
-import { waitpidNoHang } from "../../ffi/libc.ts";
+import { waitpidNoHang } from "../../ffi/mod.ts";
 import { isTracked } from "../process/registry.ts";
 import { log } from "../util/log.ts";
+import { allPids, parseStat } from "../util/proc.ts";
 import { errorMessage } from "../util/errors.ts";
 
 /** PURE: zombie children of `parent` from (pid, /proc/<pid>/stat text) pairs. */
 export function zombieChildren(parent: number, stats: Iterable<[number, string]>): number[] {
   const out: number[] = [];
   for (const [pid, stat] of stats) {
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    if (fields[0] === "Z" && Number(fields[1]) === parent) out.push(pid);
+    const s = parseStat(stat);
+    if (s?.state === "Z" && s.ppid === parent) out.push(pid);
   }
   return out;
 }
 
 function* candidates(full: boolean): Generator<number> {
   if (full) {
-    for (const e of Deno.readDirSync("/proc")) {
-      const pid = Number(e.name);
-      if (Number.isInteger(pid)) yield pid;
-    }
+    yield* allPids();
     return;
   }
   for (const task of Deno.readDirSync("/proc/self/task")) {

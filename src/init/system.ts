@@ -4,6 +4,7 @@
  * boot. Mounts and reboot go through ffi/; network configuration through iproute2's `ip`.
  */
 import {
+  ErrnoError,
   MNT_DETACH,
   mount,
   MS_NODEV,
@@ -15,7 +16,7 @@ import {
   swapon,
   sync,
   umount,
-} from "../../ffi/libc.ts";
+} from "../../ffi/mod.ts";
 import { RootTree } from "../fs/tree.ts";
 import { run } from "../process/spawner.ts";
 import { errorMessage, OperatorError } from "../util/errors.ts";
@@ -55,7 +56,7 @@ function tryMount(source: string, target: string, fstype: string, flags: number,
     system.ensureDir(target, 0o755, { keepMode: true });
     mount(source, target, fstype, flags, data);
   } catch (error) {
-    if (/EBUSY/.test(errorMessage(error))) return; // already there
+    if (error instanceof ErrnoError && error.code === "EBUSY") return; // already there
     log.warn(`${errorMessage(error)}; continuing without ${target}`);
   }
 }

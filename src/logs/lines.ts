@@ -1,5 +1,6 @@
 /** Read a byte stream to its end, handing each line (cut at `maxBytes`) to `onLine`. */
 import { LineSplitter } from "./splitter.ts";
+import { sleep } from "../util/sleep.ts";
 
 /**
  * After a small read, wait this long before the next: a chatty child (log_statement=all writes
@@ -23,7 +24,7 @@ export async function pipeChunks(
       const { value, done } = await reader.read();
       if (done) break;
       onChunk(value, splitter);
-      if (value.length < SMALL_READ) await new Promise((r) => setTimeout(r, COALESCE_MS));
+      if (value.length < SMALL_READ) await sleep(COALESCE_MS);
     }
   } catch { /* the pipe broke: the process is gone */ }
   return splitter.flush();

@@ -1,7 +1,7 @@
 /** EFFECT: log sinks — our stderr (pass-through), or vsock frames to the host. */
 import { encodeLogFrame } from "./frame.ts";
 import type { LogRecord, LogSink } from "./forwarder.ts";
-import { type FfiConn, ffiConnect } from "../../ffi/socket.ts";
+import { type FfiConn, ffiConnect } from "../../ffi/mod.ts";
 
 const enc = new TextEncoder();
 

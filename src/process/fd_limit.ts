@@ -4,7 +4,7 @@
  * to the hard one (at most FD_LIMIT_TARGET), and as root the hard limit is raised to the
  * target first. planFdLimit is PURE; raiseFdLimit applies it.
  */
-import { getrlimit, type Rlimit, RLIMIT_NOFILE, setrlimit } from "../../ffi/libc.ts";
+import { getrlimit, type Rlimit, RLIMIT_NOFILE, setrlimit } from "../../ffi/mod.ts";
 import { errorMessage } from "../util/errors.ts";
 
 export const FD_LIMIT_TARGET = 65536;

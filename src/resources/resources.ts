@@ -146,3 +146,30 @@ export function readSystemFile(path: string): string | undefined {
     throw error;
   }
 }
+
+/**
+ * What tuning is computed from: BEYOND_PG_RAM_MB / BEYOND_PG_VCPUS when set, else what the
+ * cgroup (or /proc) says — the one place this rule lives (boot, reload and PID 1 use it).
+ */
+export function effectiveResources(
+  overrides: { ramMb: number | undefined; vcpus: number | undefined },
+  read: ReadFile = readSystemFile,
+): { ramMb: number; vcpus: number; source: string } {
+  const d = detectResources(read);
+  return {
+    ramMb: overrides.ramMb ?? d.ramMb,
+    vcpus: overrides.vcpus ?? d.vcpus,
+    source: `ram from ${overrides.ramMb ? "settings" : d.ramSource}, vcpus from ${
+      overrides.vcpus ? "settings" : d.cpuSource
+    }`,
+  };
+}
+
+/** The kernel's total memory in MB, without /proc (PID 1 needs it before mounting /proc). */
+export function kernelRamMb(): number {
+  try {
+    return Math.floor(Deno.systemMemoryInfo().total / 2 ** 20);
+  } catch {
+    return 1024;
+  }
+}

@@ -6,6 +6,7 @@
  */
 import { errorMessage, OperatorError } from "../util/errors.ts";
 import { log } from "../util/log.ts";
+import { sleep } from "../util/sleep.ts";
 
 export interface MmdsOptions {
   /** Give up after this long (ms); Infinity retries forever (PID 1 fails closed and waits). */
@@ -17,7 +18,7 @@ export interface MmdsOptions {
 
 class Transient extends Error {}
 
-const defaultSleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+const defaultSleep = async (ms: number) => void await sleep(ms);
 
 async function request(url: string, init: RequestInit, timeoutMs: number): Promise<Response> {
   try {

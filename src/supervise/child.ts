@@ -4,6 +4,7 @@
  * the last lines kept for error reports.
  */
 import { command } from "../process/command.ts";
+import type { ExitStatus } from "./exit.ts";
 import type { RootTree } from "../fs/tree.ts";
 import { pipeLines } from "../logs/lines.ts";
 import { FifoOutput } from "../process/fifo.ts";
@@ -38,14 +39,22 @@ export interface ChildSpec {
   fifoDir?: RootTree;
 }
 
-export interface ExitStatus {
-  code: number;
-  signal: Deno.Signal | null;
-}
-
 const TAIL = 40;
 
-export class Child {
+/** What a supervised process looks like to the loop that restarts it (child_loop.ts). */
+export interface ChildHandle {
+  readonly name: string;
+  readonly pid: number;
+  readonly startedAt: number;
+  readonly exited: Promise<ExitStatus>;
+  readonly running: boolean;
+  readonly exitStatus: ExitStatus | undefined;
+  tail(): string[];
+  signal(sig: Deno.Signal): void;
+  stop(sig: Deno.Signal, ms: number): Promise<boolean>;
+}
+
+export class Child implements ChildHandle {
   readonly name: string;
   readonly pid: number;
   readonly startedAt: number;
@@ -147,32 +156,4 @@ export class Child {
     clearTimeout(timer);
     return done;
   }
-}
-
-export function describeExit(s: ExitStatus): string {
-  return s.signal ? `killed by ${s.signal}` : `exited ${s.code}`;
-}
-
-/**
- * A client's own FATAL ("the database system is in recovery mode", a failed login) is a symptom
- * of the server's state, never its cause; our log_line_prefix marks session lines with "db=".
- */
-const SESSION_LINE = new RegExp(
-  [
-    String.raw`\bdb=[^,\s]+,user=`,
-    "the database system is (starting up|in recovery mode|shutting down|not yet accepting)",
-    "password authentication failed",
-    "no pg_hba\\.conf entry",
-    "terminating connection",
-  ].join("|"),
-);
-
-/** The line of a child's output that best says why it stopped, with the prefix trimmed. */
-export function lastProblemLine(lines: string[]): string {
-  const important = lines.filter((l) => /FATAL|PANIC|ERROR|error|could not|bind/.test(l));
-  const cause = important.filter((l) => !SESSION_LINE.test(l));
-  return (cause.at(-1) ?? important.at(-1) ?? lines.at(-1) ?? "no output").replace(
-    /^.*?(FATAL|PANIC|ERROR):\s*/,
-    "$1: ",
-  );
 }

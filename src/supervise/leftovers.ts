@@ -8,6 +8,7 @@ import type { Tree } from "../fs/tree.ts";
 import { alive, cmdline, readProcStat } from "../util/proc.ts";
 import { log } from "../util/log.ts";
 import { readPostmasterPid } from "./postmaster_pid.ts";
+import { sleep } from "../util/sleep.ts";
 
 function realpath(path: string): string | undefined {
   try {
@@ -21,7 +22,7 @@ async function waitGone(pid: number, ms: number): Promise<boolean> {
   const until = performance.now() + ms;
   while (performance.now() < until) {
     if (!alive(pid)) return true;
-    await new Promise((r) => setTimeout(r, 20));
+    await sleep(20);
   }
   return !alive(pid);
 }

@@ -1,4 +1,5 @@
 import type { Tree } from "../fs/tree.ts";
+import { sleep } from "../util/sleep.ts";
 
 /**
  * Readiness without a SQL polling loop: postmaster.pid's 8th line is the postmaster's status
@@ -56,7 +57,7 @@ export async function waitReady(
     if (info?.pid === pid && info.status === "ready") return true;
     // Tight at first (a warm start is ~20 ms), gentler once it is clearly a long recovery.
     const elapsed = performance.now() - started;
-    await new Promise((r) => setTimeout(r, elapsed < 2000 ? 3 : 50));
+    await sleep(elapsed < 2000 ? 3 : 50);
   }
   return false;
 }

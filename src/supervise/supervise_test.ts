@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { nextRestart } from "./backoff.ts";
-import { lastProblemLine } from "./child.ts";
+import { lastProblemLine } from "./exit.ts";
 import { parsePostmasterPid } from "./postmaster_pid.ts";
 import { deriveState, type Facts } from "./state.ts";
 import { blameUserConf, settingNames } from "./user_conf.ts";

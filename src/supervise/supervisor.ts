@@ -1,32 +1,36 @@
 /**
  * EFFECT: the long-running part. Boot, then postgres (readiness from postmaster.pid), then
- * post-start, and only then PgBouncer, so 5432 only ever serves a fully ready database.
- * Children that die are restarted with capped backoff, forever. A stop request runs pre-stop
- * hooks, stops PgBouncer, then postgres (fast, then immediate).
+ * post-start, and only then PgBouncer, so 5432 only ever serves a fully ready database. Each
+ * child is kept running by a ChildLoop (child_loop.ts) whose decisions are the pure policy's
+ * (policy.ts). A stop request runs pre-stop hooks, stops PgBouncer, then postgres (fast, then
+ * immediate).
  *
  * Setup errors throw (the CLI exits non-zero); once running, problems are logged and retried.
+ * Everything else that runs alongside (control, HTTP, archiving, the TLS watcher) is a runnable
+ * of the composition root (src/app/), not part of this class.
  */
-import { applyPlan, boot, planFor, tlsOptions } from "../boot/boot.ts";
-import { filesSignature, resolveTls, type TlsMaterial } from "../tls/material.ts";
+import { boot, type BootResult } from "../boot/boot.ts";
+import type { Context } from "../boot/context.ts";
 import { runHooks } from "../boot/hooks.ts";
 import { renderAuthFile } from "../config/pgbouncer.ts";
-import type { Context } from "../context.ts";
 import type { RootTree } from "../fs/tree.ts";
-import { errorMessage, OperatorError } from "../util/errors.ts";
-import { log } from "../util/log.ts";
-import { VERSION } from "../version.ts";
-import { nextRestart } from "./backoff.ts";
-import { Child, describeExit, lastProblemLine, type OutputPump } from "./child.ts";
 import { removeStaleFifos } from "../process/fifo.ts";
+import { errorMessage } from "../util/errors.ts";
+import { log } from "../util/log.ts";
+import { canConnectUnix } from "../util/net.ts";
+import { sleep } from "../util/sleep.ts";
+import { VERSION } from "../util/version.ts";
+import { nextRestart } from "./backoff.ts";
+import { Child, type ChildHandle, type ChildSpec, type OutputPump } from "./child.ts";
+import { ChildLoop, type LoopEvents } from "./child_loop.ts";
+import { describeExit } from "./exit.ts";
 import { handleLeftoverPgbouncer, handleLeftoverPostmaster } from "./leftovers.ts";
 import { pgbouncerSignals } from "./pgbouncer_signals.ts";
-import { canConnectUnix } from "./operations.ts";
-import { postStart } from "./post_start.ts";
 import { requirePortFree } from "./ports.ts";
+import { postStart } from "./post_start.ts";
 import { waitReady } from "./postmaster_pid.ts";
-import { sleep } from "./sleep.ts";
 import { deriveState, type Facts, type State } from "./state.ts";
-import { blameUserConf, quarantineUserConf } from "./user_conf.ts";
+import { quarantineUserConf } from "./user_conf.ts";
 
 export interface Status {
   state: State;
@@ -38,23 +42,21 @@ export interface Status {
   lastExit: { postgres?: string; pgbouncer?: string };
   phases: Record<string, number>;
   quarantined?: string;
-  tls: { source: string; fingerprint: string; notAfter: string; problem?: string } | {
-    source: "off";
-    problem?: string;
-  };
-  archive?: Record<string, unknown>;
+  [more: string]: unknown;
 }
 
 export interface SupervisorHooks {
   /** After boot (PGDATA and config exist), before postgres starts: archiving sets up here. */
-  afterBoot?: () => Promise<void>;
-  /** Extra status (archiving). */
-  archiveStatus?: () => Record<string, unknown>;
+  afterBoot?: (booted: BootResult) => Promise<void> | void;
+  /** More status from the runnables around (TLS, archiving). */
+  statusExtra?: () => Record<string, unknown>;
   /**
    * While this says true, postgres stopping is an error that stops everything, not a restart
    * (restore: recovery that cannot reach its target ends with FATAL; retrying would repeat it).
    */
   failFast?: () => boolean;
+  /** How children are started (default: real processes through Child). Tests pass fakes. */
+  spawn?: (spec: ChildSpec) => ChildHandle;
 }
 
 export class Supervisor {
@@ -68,18 +70,11 @@ export class Supervisor {
     quarantined: undefined,
     problem: undefined,
   };
-  #postgres: Child | undefined;
-  #pgbouncer: Child | undefined;
-  #tls: TlsMaterial | undefined;
-  #tlsProblem: string | undefined;
-  #tlsSignature = "";
+  readonly #postgres: ChildLoop;
+  readonly #pgbouncer: ChildLoop;
   #fifoDirReady = false;
-  #tlsTimer: ReturnType<typeof setInterval> | undefined;
-  #rotating = false;
   /** shared_preload_libraries as rendered this boot. */
   #preload: string[] = [];
-  #pgFailures = 0;
-  #bouncerFailures = 0;
   readonly #restarts = { postgres: 0, pgbouncer: 0 };
   readonly #lastExit: Status["lastExit"] = {};
   readonly #phases: Record<string, number> = {};
@@ -87,7 +82,6 @@ export class Supervisor {
   #readyResolve!: () => void;
   /** Settles the first time 5432 serves a ready database. */
   readonly ready = new Promise<void>((r) => (this.#readyResolve = r));
-
   readonly #hooks: SupervisorHooks;
   #fatal: Error | undefined;
 
@@ -95,14 +89,81 @@ export class Supervisor {
     this.#ctx = ctx;
     this.#output = output;
     this.#hooks = hooks;
+    const userConf = `${ctx.layout.confDir}/99-user.conf`;
+    const common = {
+      sleep: (ms: number, s: AbortSignal) => sleep(ms, s),
+      now: () => performance.now(),
+      failFast: () => this.#hooks.failFast?.() ?? false,
+      log: { info: (l: string) => log.info(l), error: (l: string) => log.error(l) },
+    };
+    this.#postgres = new ChildLoop(
+      { name: "postgres", label: "postgres" },
+      {
+        ...common,
+        launch: () => this.#spawn(this.#postgresSpec()),
+        waitUp: (c, s) => waitReady(ctx.trees.data, ctx.layout.pgdata, c.pid, c.exited, s),
+        userConf: {
+          text: () => {
+            try {
+              return ctx.trees.data.readText(userConf) ?? "";
+            } catch {
+              return "";
+            }
+          },
+          quarantined: () => this.#facts.quarantined !== undefined,
+          quarantine: () => quarantineUserConf(ctx.trees.data, userConf),
+        },
+      },
+      this.#events("postgres"),
+      this.#stop.signal,
+    );
+    const socket = `${ctx.layout.socketDir}/.s.PGSQL.${ctx.settings.port}`;
+    this.#pgbouncer = new ChildLoop(
+      { name: "pgbouncer", label: "PgBouncer" },
+      {
+        ...common,
+        failFast: () => false,
+        launch: () => this.#spawn(this.#pgbouncerSpec()),
+        waitUp: async (c, s) => {
+          while (c.running && !s.aborted && !(await canConnectUnix(socket))) await sleep(3, s);
+          return c.running && !s.aborted;
+        },
+      },
+      this.#events("pgbouncer"),
+      this.#stop.signal,
+    );
   }
 
-  set hooks(h: SupervisorHooks) {
-    Object.assign(this.#hooks, h);
+  /** Facts and counters kept from what a child loop reports. */
+  #events(name: "postgres" | "pgbouncer"): LoopEvents {
+    const key = name === "postgres" ? "postgresUp" : "pgbouncerUp";
+    return {
+      up: () => (this.#facts[key] = true),
+      down: () => {
+        this.#facts[key] = false;
+        this.#restarts[name]++;
+      },
+      exited: (status) => (this.#lastExit[name] = describeExit(status)),
+      problem: (text) => (this.#facts.problem = text),
+      quarantined: (aside) => (this.#facts.quarantined = aside),
+      failed: (problem) => {
+        this.#fatal = new Error(problem);
+        this.requestStop(`${name} stopped`);
+      },
+    };
+  }
+
+  #spawn(spec: ChildSpec): ChildHandle {
+    return this.#hooks.spawn ? this.#hooks.spawn(spec) : new Child(spec, this.#output);
   }
 
   get stopping(): boolean {
     return this.#stop.signal.aborted;
+  }
+
+  /** Aborts when a stop is requested. */
+  get stopSignal(): AbortSignal {
+    return this.#stop.signal;
   }
 
   get postgresUp(): boolean {
@@ -124,6 +185,12 @@ export class Supervisor {
 
   get context(): Context {
     return this.#ctx;
+  }
+
+  /** Signal both children (SIGHUP: reload their configuration). */
+  signalChildren(sig: Deno.Signal): void {
+    this.#postgres.child?.signal(sig);
+    this.#pgbouncer.child?.signal(sig);
   }
 
   requestStop(reason: string): void {
@@ -149,73 +216,15 @@ export class Supervisor {
       lastExit: { ...this.#lastExit },
       phases: { ...this.#phases },
       ...(this.#facts.quarantined ? { quarantined: this.#facts.quarantined } : {}),
-      tls: this.#tls
-        ? {
-          source: this.#tls.source,
-          fingerprint: this.#tls.fingerprint,
-          notAfter: this.#tls.notAfter,
-          ...(this.#tlsProblem ? { problem: this.#tlsProblem } : {}),
-        }
-        : { source: "off", ...(this.#tlsProblem ? { problem: this.#tlsProblem } : {}) },
-      ...(this.#hooks.archiveStatus ? { archive: this.#hooks.archiveStatus() } : {}),
+      ...(this.#hooks.statusExtra?.() ?? {}),
     };
   }
 
-  get tls(): TlsMaterial | undefined {
-    return this.#tls;
-  }
-
-  /** Files whose change may mean a new certificate (in use, or a source appearing). */
-  #tlsWatchList(): string[] {
-    const ctx = this.#ctx;
-    return [
-      ...(this.#tls?.watch ?? []),
-      `${ctx.settings.tlsDir}/cert.pem`,
-      `${ctx.settings.tlsDir}/key.pem`,
-      `${ctx.settings.tlsDir}/ca.pem`,
-      `${ctx.layout.stateDir}/.user-managed`,
-      `${ctx.layout.stateDir}/server.crt`,
-      `${ctx.layout.stateDir}/server.key`,
-    ];
-  }
-
-  /**
-   * Re-resolve TLS material; when it changed (and is a valid pair), rewrite the config and
-   * reload postgres and PgBouncer (SIGHUP, as pg_ctl reload does). Open sessions stay up.
-   */
-  async rotateTls(): Promise<{ changed: boolean; problem?: string }> {
-    if (this.#rotating) return { changed: false };
-    this.#rotating = true;
-    try {
-      const before = this.#tls;
-      const { material, problem } = await resolveTls(tlsOptions(this.#ctx), before);
-      if (problem && problem !== this.#tlsProblem) log.warn(problem);
-      this.#tlsProblem = problem;
-      this.#tlsSignature = filesSignature(this.#tlsWatchList());
-      const changed = material !== undefined &&
-        (material.fingerprint !== before?.fingerprint || material.certFile !== before?.certFile);
-      if (!changed) return { changed: false, ...(problem ? { problem } : {}) };
-      this.#tls = material;
-      applyPlan(planFor(this.#ctx, material), this.#ctx.trees);
-      this.#postgres?.signal("SIGHUP");
-      this.#pgbouncer?.signal("SIGHUP");
-      log.info(
-        `TLS: now using the ${material.source} certificate ${
-          material.fingerprint.slice(0, 16)
-        }… (until ${material.notAfter})`,
-      );
-      return { changed: true, ...(problem ? { problem } : {}) };
-    } finally {
-      this.#rotating = false;
-    }
-  }
-
-  #watchTls(): void {
-    this.#tlsSignature = filesSignature(this.#tlsWatchList());
-    this.#tlsTimer = setInterval(() => {
-      if (this.stopping || filesSignature(this.#tlsWatchList()) === this.#tlsSignature) return;
-      this.rotateTls().catch((e) => log.warn(`TLS rotation: ${errorMessage(e)}`));
-    }, 1000);
+  /** Note a setup failure in the facts and throw it on. */
+  #failed(error: unknown): never {
+    this.#facts.phase = "failed";
+    this.#facts.problem = errorMessage(error);
+    throw error;
   }
 
   async run(): Promise<number> {
@@ -227,13 +236,9 @@ export class Supervisor {
       this.#phases["config_ms"] = booted.configMs;
       this.#phases["pre_start_hooks_ms"] = booted.hooksMs;
       this.#preload = booted.plan.preload;
-      this.#tls = booted.tls;
-      this.#tlsProblem = booted.tlsProblem;
-      await this.#hooks.afterBoot?.();
+      await this.#hooks.afterBoot?.(booted);
     } catch (error) {
-      this.#facts.phase = "failed";
-      this.#facts.problem = errorMessage(error);
-      throw error;
+      this.#failed(error);
     }
     if (this.stopping) return await this.#shutdown();
     this.#facts.phase = "starting";
@@ -255,11 +260,13 @@ export class Supervisor {
       requirePortFree("127.0.0.1", ctx.settings.directPort, "BEYOND_PG_DIRECT_PORT");
       requirePortFree(ctx.settings.listenAddr, ctx.settings.port, "BEYOND_PG_PORT");
     } catch (error) {
-      this.#facts.phase = "failed";
-      this.#facts.problem = errorMessage(error);
-      throw error;
+      this.#failed(error);
     }
-    if (!(await this.#bringUpPostgres())) return await this.#shutdown();
+    try {
+      if (!(await this.#postgres.start())) return await this.#shutdown();
+    } catch (error) {
+      this.#failed(error);
+    }
     this.#phases["start_postgres_ms"] = Math.round(performance.now() - t);
 
     t = performance.now();
@@ -267,7 +274,7 @@ export class Supervisor {
     this.#phases["post_start_ms"] = Math.round(performance.now() - t);
 
     t = performance.now();
-    if (!(await this.#bringUpPgbouncer())) return await this.#shutdown();
+    if (!(await this.#pgbouncer.start())) return await this.#shutdown();
     this.#phases["pgbouncer_ms"] = Math.round(performance.now() - t);
     this.#phases["total_ms"] = Math.round(performance.now());
 
@@ -281,15 +288,13 @@ export class Supervisor {
       `startup phases: ${Object.entries(this.#phases).map(([k, v]) => `${k}=${v}`).join(" ")}`,
     );
     this.#readyResolve();
-    this.#watchTls();
     await new Promise((r) => this.#stop.signal.addEventListener("abort", r, { once: true }));
-    clearInterval(this.#tlsTimer);
     const code = await this.#shutdown();
     if (this.#fatal) throw this.#fatal;
     return code;
   }
 
-  // ---- postgres -------------------------------------------------------------------------
+  // ---- children -------------------------------------------------------------------------
 
   /**
    * Where children's output FIFOs live (made on first use): root's directory, each FIFO handed
@@ -306,9 +311,9 @@ export class Supervisor {
     return run.sub(dir);
   }
 
-  #spawnPostgres(): Child {
+  #postgresSpec(): ChildSpec {
     const ctx = this.#ctx;
-    return new Child({
+    return {
       name: "postgres",
       cmd: ctx.bins.postgres,
       args: ["-D", ctx.layout.pgdata],
@@ -321,106 +326,20 @@ export class Supervisor {
       cwd: ctx.layout.pgdata,
       runAs: ctx.runAs.switchTo,
       fifoDir: this.#fifoDir(),
-    }, this.#output);
+    };
   }
 
-  /** Start postgres until it is ready (true) or we are stopping (false). */
-  async #bringUpPostgres(): Promise<boolean> {
+  #pgbouncerSpec(): ChildSpec {
     const ctx = this.#ctx;
-    const userConf = `${ctx.layout.confDir}/99-user.conf`;
-    while (!this.stopping) {
-      let child: Child;
-      try {
-        child = this.#spawnPostgres();
-      } catch (error) {
-        const decision = nextRestart(this.#pgFailures, 0);
-        this.#pgFailures = decision.failures;
-        this.#facts.problem = `cannot start postgres: ${errorMessage(error)}`;
-        log.error(`${this.#facts.problem}; retrying in ${decision.delayMs} ms`);
-        await sleep(decision.delayMs, this.#stop.signal);
-        continue;
-      }
-      this.#postgres = child;
-      if (
-        await waitReady(
-          ctx.trees.data,
-          ctx.layout.pgdata,
-          child.pid,
-          child.exited,
-          this.#stop.signal,
-        )
-      ) {
-        this.#facts.postgresUp = true;
-        this.#watchPostgres(child);
-        return true;
-      }
-      if (this.stopping) return false;
-      const status = await child.exited;
-      const tail = child.tail();
-      this.#lastExit.postgres = describeExit(status);
-      if (this.#hooks.failFast?.()) {
-        this.#facts.phase = "failed";
-        this.#facts.problem = `postgres stopped (${describeExit(status)}): ${
-          lastProblemLine(tail)
-        }`;
-        throw new OperatorError(this.#facts.problem, { exitCode: 1 });
-      }
-      let userText = "";
-      try {
-        userText = ctx.trees.data.readText(userConf) ?? "";
-      } catch { /* unreadable */ }
-      if (!this.#facts.quarantined && blameUserConf(tail, userText)) {
-        const aside = quarantineUserConf(ctx.trees.data, userConf);
-        this.#facts.quarantined = aside;
-        log.error(
-          `postgres cannot start with 99-user.conf (${
-            lastProblemLine(tail)
-          }); moved it to ${aside} and starting without it`,
-        );
-        continue;
-      }
-      const decision = nextRestart(this.#pgFailures, performance.now() - child.startedAt);
-      this.#pgFailures = decision.failures;
-      this.#facts.problem = `postgres did not start (${describeExit(status)}): ${
-        lastProblemLine(tail)
-      }`;
-      log.error(
-        `${this.#facts.problem}; retrying in ${decision.delayMs} ms${
-          decision.crashLoop ? " (crash loop)" : ""
-        }`,
-      );
-      await sleep(decision.delayMs, this.#stop.signal);
-    }
-    return false;
-  }
-
-  #watchPostgres(child: Child): void {
-    child.exited.then(async (status) => {
-      if (this.stopping || this.#postgres !== child) return;
-      this.#facts.postgresUp = false;
-      if (this.#hooks.failFast?.()) {
-        this.#fatal = new OperatorError(
-          `postgres stopped (${describeExit(status)}): ${lastProblemLine(child.tail())}`,
-        );
-        this.requestStop("postgres stopped");
-        return;
-      }
-      this.#restarts.postgres++;
-      this.#lastExit.postgres = describeExit(status);
-      const decision = nextRestart(this.#pgFailures, performance.now() - child.startedAt);
-      this.#pgFailures = decision.failures;
-      this.#facts.problem = `postgres ${describeExit(status)}`;
-      log.error(
-        `postgres ${describeExit(status)}; restarting in ${decision.delayMs} ms${
-          decision.crashLoop ? " (crash loop)" : ""
-        }`,
-      );
-      if (!(await sleep(decision.delayMs, this.#stop.signal))) return;
-      if (await this.#bringUpPostgres()) {
-        this.#facts.problem = undefined;
-        log.info("postgres is back");
-      }
-    });
+    return {
+      name: "pgbouncer",
+      cmd: ctx.bins.pgbouncer,
+      args: [`${ctx.layout.pgbouncerDir}/pgbouncer.ini`],
+      env: {},
+      cwd: ctx.layout.pgbouncerDir,
+      runAs: ctx.runAs.switchTo,
+      fifoDir: this.#fifoDir(),
+    };
   }
 
   async #postStartUntilDone(): Promise<boolean> {
@@ -468,76 +387,6 @@ export class Supervisor {
     return false;
   }
 
-  // ---- pgbouncer ------------------------------------------------------------------------
-
-  async #bringUpPgbouncer(): Promise<boolean> {
-    const ctx = this.#ctx;
-    const ini = `${ctx.layout.pgbouncerDir}/pgbouncer.ini`;
-    const socket = `${ctx.layout.socketDir}/.s.PGSQL.${ctx.settings.port}`;
-    await handleLeftoverPgbouncer(
-      ctx.trees.pgbouncer,
-      `${ctx.layout.pgbouncerDir}/pgbouncer.pid`,
-      ini,
-      ctx.runAs.user.uid,
-    );
-
-    while (!this.stopping) {
-      let child: Child;
-      try {
-        child = new Child({
-          name: "pgbouncer",
-          cmd: ctx.bins.pgbouncer,
-          args: [ini],
-          env: {},
-          cwd: ctx.layout.pgbouncerDir,
-          runAs: ctx.runAs.switchTo,
-          fifoDir: this.#fifoDir(),
-        }, this.#output);
-      } catch (error) {
-        const decision = nextRestart(this.#bouncerFailures, 0);
-        this.#bouncerFailures = decision.failures;
-        this.#facts.problem = `cannot start PgBouncer: ${errorMessage(error)}`;
-        log.error(`${this.#facts.problem}; retrying in ${decision.delayMs} ms`);
-        await sleep(decision.delayMs, this.#stop.signal);
-        continue;
-      }
-      this.#pgbouncer = child;
-      while (child.running && !this.stopping && !(await canConnectUnix(socket))) {
-        await sleep(3, this.#stop.signal);
-      }
-      if (this.stopping) return false;
-      if (child.running) {
-        this.#facts.pgbouncerUp = true;
-        this.#watchPgbouncer(child);
-        return true;
-      }
-      const status = await child.exited;
-      this.#lastExit.pgbouncer = describeExit(status);
-      const decision = nextRestart(this.#bouncerFailures, performance.now() - child.startedAt);
-      this.#bouncerFailures = decision.failures;
-      this.#facts.problem = `PgBouncer did not start (${describeExit(status)}): ${
-        lastProblemLine(child.tail())
-      }`;
-      log.error(`${this.#facts.problem}; retrying in ${decision.delayMs} ms`);
-      await sleep(decision.delayMs, this.#stop.signal);
-    }
-    return false;
-  }
-
-  #watchPgbouncer(child: Child): void {
-    child.exited.then(async (status) => {
-      if (this.stopping || this.#pgbouncer !== child) return;
-      this.#facts.pgbouncerUp = false;
-      this.#restarts.pgbouncer++;
-      this.#lastExit.pgbouncer = describeExit(status);
-      const decision = nextRestart(this.#bouncerFailures, performance.now() - child.startedAt);
-      this.#bouncerFailures = decision.failures;
-      log.error(`PgBouncer ${describeExit(status)}; restarting in ${decision.delayMs} ms`);
-      if (!(await sleep(decision.delayMs, this.#stop.signal))) return;
-      if (await this.#bringUpPgbouncer()) log.info("PgBouncer is back");
-    });
-  }
-
   // ---- stop -----------------------------------------------------------------------------
 
   async #shutdown(): Promise<number> {
@@ -548,7 +397,7 @@ export class Supervisor {
       timeoutMs: ctx.settings.hookTimeoutMs,
       env: ctx.hookEnv,
     }).catch((e) => log.warn(`pre-stop hooks: ${errorMessage(e)}`));
-    const bouncer = this.#pgbouncer;
+    const bouncer = this.#pgbouncer.child;
     if (bouncer?.running) {
       const sig = pgbouncerSignals(ctx.bins.pgbouncerVersion);
       (await bouncer.stop(sig.safe, 5000)) ||
@@ -557,7 +406,7 @@ export class Supervisor {
     }
     this.#facts.pgbouncerUp = false;
     let clean = true;
-    const pg = this.#postgres;
+    const pg = this.#postgres.child;
     if (pg?.running) {
       if (!(await pg.stop("SIGINT", ctx.settings.stopTimeoutMs))) {
         clean = false;

@@ -6,6 +6,7 @@
  */
 import { errorMessage } from "./errors.ts";
 import { log } from "./log.ts";
+import { sleep } from "./sleep.ts";
 
 /** Errno names of accept failures that go away by themselves (or once connections close). */
 export const TRANSIENT_ACCEPT_ERRORS: ReadonlySet<string> = new Set([
@@ -62,7 +63,7 @@ export async function acceptLoop<C>(
   serve: (conn: C) => void,
   o: AcceptLoopOptions,
 ): Promise<void> {
-  const sleep = o.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
+  const pause = o.sleep ?? (async (ms: number) => void await sleep(ms));
   let failures = 0;
   for (;;) {
     let conn: C | null;
@@ -78,7 +79,7 @@ export async function acceptLoop<C>(
             `if it is EMFILE, raise the open-files limit or find who holds the descriptors`,
         );
       }
-      await sleep(acceptBackoffMs(failures));
+      await pause(acceptBackoffMs(failures));
       continue;
     }
     if (conn === null) return;

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { ErrnoError } from "../../ffi/errno.ts";
+import { ErrnoError } from "../../ffi/mod.ts";
 import {
   acceptBackoffMs,
   acceptErrorCode,

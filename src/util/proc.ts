@@ -13,11 +13,18 @@ export interface ProcStat {
   uid: number;
 }
 
+/**
+ * PURE: the fields of /proc/<pid>/stat after the command name: [0] is the state (field 3 of
+ * proc(5)), [1] the parent, [11] and [12] user and system time in clock ticks.
+ */
+export function statFields(text: string): string[] {
+  const close = text.lastIndexOf(")");
+  return close < 0 ? [] : text.slice(close + 2).split(" ");
+}
+
 /** PURE: state and parent from the text of /proc/<pid>/stat. */
 export function parseStat(text: string): { state: string; ppid: number } | undefined {
-  const close = text.lastIndexOf(")");
-  if (close < 0) return undefined;
-  const fields = text.slice(close + 2).split(" ");
+  const fields = statFields(text);
   const ppid = Number(fields[1]);
   if (!fields[0] || !Number.isInteger(ppid)) return undefined;
   return { state: fields[0], ppid };

@@ -10,6 +10,7 @@
  *    validate.ts); a prefix that another cluster owns (beyond-pg.json) is refused.
  */
 import { S3Client, S3Error } from "../s3/client.ts";
+import type { ObjectStore } from "../s3/store.ts";
 import { ArchiveError } from "./errors.ts";
 import { sha256Hex } from "../util/crypto.ts";
 import type { ArchiveConfig } from "./config.ts";
@@ -54,7 +55,7 @@ export interface OwnerRecord {
 
 /** Who owns the target prefix (its beyond-pg.json), or undefined when nobody archived there. */
 export async function readOwner(
-  client: S3Client,
+  client: ObjectStore,
   target: string,
 ): Promise<OwnerRecord | undefined> {
   const layout = new Layout(parseTarget(target), 0, "");
@@ -71,7 +72,7 @@ export async function readOwner(
 
 /** Rewrite the owner record (the primary's timeline moved). */
 export async function writeOwner(
-  client: S3Client,
+  client: ObjectStore,
   target: string,
   rec: OwnerRecord,
 ): Promise<void> {
@@ -85,7 +86,7 @@ export async function writeOwner(
 
 /** The lineage of `timeline` in the archive: its history file's entries (none for 1). */
 export async function lineageOf(
-  client: S3Client,
+  client: ObjectStore,
   cfg: ArchiveConfig,
   timeline: number,
 ): Promise<Lineage> {
@@ -122,7 +123,7 @@ export interface OwnerCheck {
  * (or one from before lineage) gets `localTimeline`, the timeline of the cluster archiving.
  */
 export async function checkOwner(
-  client: S3Client,
+  client: ObjectStore,
   cfg: ArchiveConfig,
   localTimeline = 1,
 ): Promise<OwnerCheck> {
@@ -180,7 +181,7 @@ async function equalBytes(a: Uint8Array, b: Uint8Array): Promise<boolean> {
  * rare byte-for-byte comparison with an object already there.
  */
 export async function archivePrepared(
-  client: S3Client,
+  client: ObjectStore,
   cfg: ArchiveConfig,
   p: Prepared,
   local: () => Promise<Uint8Array>,

@@ -11,6 +11,7 @@
  * postgres reaches S3 only through that socket: a superuser's `pg_read_file` finds no key.
  */
 import type { Codec } from "./codec.ts";
+import { selfCommand, shellQuote } from "../process/self.ts";
 
 export interface ArchiveConfig {
   target: string;
@@ -99,4 +100,16 @@ export function controlTimeline(control: Uint8Array): number {
 /** The system identifier of a pg_control file's bytes (its first 8 bytes). */
 export function systemIdentifierOf(control: Uint8Array): string {
   return new DataView(control.buffer, control.byteOffset).getBigUint64(0, true).toString();
+}
+
+/**
+ * postgres's archive_command. When the supervisor's archive service has already stored the
+ * file, it left a marker in a directory only root can write: the shell finds it and exits 0
+ * without starting a process of ours (postgres runs this once per segment, one at a time).
+ * Otherwise `archive` asks the supervisor. postgres cannot plant or remove a marker; the
+ * service drops each one once postgres is done with its file.
+ */
+export function archiveCommandFor(runDir: string): string {
+  const marker = shellQuote(`${archiveDoneDir(runDir)}/`) + "%f";
+  return `test -e ${marker} || ${selfCommand("archive", "%p", "%f")}`;
 }

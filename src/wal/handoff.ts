@@ -4,8 +4,8 @@
  * path — are served there). Undefined when no supervisor answers: then the command does the
  * work itself.
  */
-import { ControlClient } from "../control/client.ts";
-import type { Response } from "../control/codec.ts";
+import { ControlClient } from "../rpc/client.ts";
+import type { Response } from "../rpc/codec.ts";
 
 export async function handOff(
   socket: string,

@@ -3,7 +3,7 @@
  * then exits 1: "no such file", which is how recovery learns where archived WAL ends), else the
  * decompressed bytes, verified by the codec's own checksum and the size stored with them.
  */
-import type { S3Client } from "../s3/client.ts";
+import type { ObjectStore, StoredObject } from "../s3/store.ts";
 import { S3Error } from "../s3/client.ts";
 import { layoutFor } from "./archive.ts";
 import { ArchiveError } from "./errors.ts";
@@ -13,11 +13,11 @@ import type { ArchiveConfig } from "./config.ts";
 import { walKind } from "./names.ts";
 import { errorMessage } from "../util/errors.ts";
 
-export type WalObject = NonNullable<Awaited<ReturnType<S3Client["get"]>>>;
+export type WalObject = StoredObject;
 
 /** The stored object for `name`, or undefined when the archive does not have it. */
 export async function getWalObject(
-  client: S3Client,
+  client: ObjectStore,
   cfg: ArchiveConfig,
   name: string,
 ): Promise<WalObject | undefined> {
@@ -63,7 +63,7 @@ export async function decodeWal(name: string, obj: WalObject): Promise<Uint8Arra
 }
 
 export async function fetchWal(
-  client: S3Client,
+  client: ObjectStore,
   cfg: ArchiveConfig,
   name: string,
 ): Promise<Uint8Array | undefined> {

@@ -31,12 +31,16 @@ import { externalToolsAvailable, prepareExternal, prepareInline, readWalFile } f
 import { walKind } from "./names.ts";
 import { RestoreSpool } from "./spool.ts";
 import { S3Error } from "../s3/client.ts";
-import type { S3Client } from "../s3/client.ts";
+import type { ObjectStore } from "../s3/store.ts";
 import { errorMessage } from "../util/errors.ts";
 import { log } from "../util/log.ts";
 
 export interface ServiceOptions {
   cfg: ArchiveConfig;
+  /** Where objects go (default: the S3 client for `cfg`; unit tests pass a MemoryStore). */
+  store?: ObjectStore;
+  /** Retry a failed upload ahead of postgres's own request after this long (default 5 s). */
+  retryMs?: number;
   /** pg_wal (archive_status is inside), read as postgres (`data`). */
   walDir: string;
   /** The data root (postgres's): pg_wal and the restore spool are read and written in it. */
@@ -88,10 +92,11 @@ const STALL_MS = 5 * 60_000;
 
 export class ArchiveService {
   readonly cfg: ArchiveConfig;
-  readonly client: S3Client;
+  readonly client: ObjectStore;
   readonly #o:
-    & Required<Omit<ServiceOptions, "owner" | "onRecovered" | "done">>
-    & Pick<ServiceOptions, "owner" | "onRecovered" | "done">;
+    & Required<Omit<ServiceOptions, "owner" | "onRecovered" | "done" | "store" | "retryMs">>
+    & Pick<ServiceOptions, "owner" | "onRecovered" | "done">
+    & { retryMs: number };
   readonly lineage: LineageGate;
   #failing = false;
   /** name → when its upload completed (kept while its .ready exists, plus a minute). */
@@ -129,7 +134,7 @@ export class ArchiveService {
 
   constructor(o: ServiceOptions) {
     this.cfg = o.cfg;
-    this.client = clientFor(o.cfg);
+    this.client = o.store ?? clientFor(o.cfg);
     this.#o = {
       backlogWarn: 64,
       scanMs: 1000,
@@ -137,6 +142,7 @@ export class ArchiveService {
       localTimeline: 1,
       promote: false,
       ...o,
+      retryMs: o.retryMs ?? 5000,
     };
     const client = this.client;
     const cfg = o.cfg;
@@ -233,8 +239,7 @@ export class ArchiveService {
         if (!readySet.has(name)) this.#retryAt.delete(name);
       }
       this.#waiting = new Set(ready.filter((n) => !this.#stored.has(n)));
-      this.stats.backlog = this.#waiting.size;
-      this.stats.firstUncovered = ready.find((n) => !this.#stored.has(n)) ?? "";
+      this.#gauge();
       this.#warnBacklog();
       const queued = new Set(this.#queue);
       for (const name of ready) {
@@ -246,6 +251,12 @@ export class ArchiveService {
     } finally {
       this.#scanning = false;
     }
+  }
+
+  /** The backlog gauge and the oldest file waiting (the set keeps postgres's order). */
+  #gauge(): void {
+    this.stats.backlog = this.#waiting.size;
+    this.stats.firstUncovered = this.#waiting.values().next().value ?? "";
   }
 
   /**
@@ -296,7 +307,7 @@ export class ArchiveService {
           // Not this prefix's lineage (a branch): answered as done, never stored.
           this.#stored.set(name, Date.now());
           this.#waiting.delete(name);
-          this.stats.backlog = this.#waiting.size;
+          this.#gauge();
           this.#markDone(name);
           return { name, stored: false, bytes: 0, storedBytes: 0, skipped: decision.reason };
         }
@@ -311,7 +322,7 @@ export class ArchiveService {
         const result = await archivePrepared(this.client, this.cfg, prepared, read, owner);
         this.#stored.set(name, Date.now());
         this.#waiting.delete(name);
-        this.stats.backlog = this.#waiting.size;
+        this.#gauge();
         this.#markDone(name);
         this.#retryAt.delete(name);
         if (result.stored) this.stats.archivedTotal++;
@@ -337,7 +348,7 @@ export class ArchiveService {
         }
         this.#failing = true;
         // Ahead-of-request retries back off; postgres's own retries come through archive().
-        this.#retryAt.set(name, Date.now() + 5000);
+        this.#retryAt.set(name, Date.now() + this.#o.retryMs);
         throw error;
       } finally {
         this.#inflight.delete(name);

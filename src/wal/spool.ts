@@ -8,7 +8,7 @@
  * The spool is in the data root, which postgres can write: every file operation there runs as
  * postgres (fs/tree.ts PgTree), and a file is written only through a new name (O_EXCL).
  */
-import type { S3Client } from "../s3/client.ts";
+import type { ObjectStore } from "../s3/store.ts";
 import type { PgTree } from "../fs/tree.ts";
 import { command } from "../process/command.ts";
 import { spawnTracked } from "../process/registry.ts";
@@ -26,7 +26,7 @@ interface Spooled {
 
 export interface SpoolOptions {
   cfg: ArchiveConfig;
-  client: S3Client;
+  client: ObjectStore;
   /** The data root (postgres's); `dir` is inside it, so handing a file over is a rename. */
   data: PgTree;
   dir: string;

@@ -1,6 +1,6 @@
 /** Call a running supervisor's control command over its Unix socket. */
-import { ControlClient } from "../../src/control/client.ts";
-import type { Response } from "../../src/control/codec.ts";
+import { ControlClient } from "../../src/rpc/client.ts";
+import type { Response } from "../../src/rpc/codec.ts";
 import type { Instance } from "./harness.ts";
 
 export async function control(

@@ -5,14 +5,14 @@
  * serve the archive socket. Without a target both files are removed, so `archive` is a no-op
  * again.
  */
-import type { Context } from "../context.ts";
-import { makeDispatch } from "../control/commands.ts";
-import { ControlServer } from "../control/server.ts";
+import type { Context } from "../boot/context.ts";
+import { makeDispatch } from "../rpc/dispatch.ts";
+import { ControlServer } from "../rpc/server.ts";
 import { counter, type Family, gauge } from "../metrics/prom.ts";
 import { OperatorError } from "../util/errors.ts";
 import { errorMessage } from "../util/errors.ts";
 import { log } from "../util/log.ts";
-import { ArchiveError } from "./errors.ts";
+import { ArchiveError } from "../wal/errors.ts";
 import {
   type ArchiveConfig,
   archiveDir,
@@ -23,10 +23,10 @@ import {
   privateDir,
   statePath,
   systemIdentifierOf,
-} from "./config.ts";
-import { ArchiveService } from "./service.ts";
+} from "../wal/config.ts";
+import { ArchiveService } from "../wal/service.ts";
 import { readPostmasterPid } from "../supervise/postmaster_pid.ts";
-import { type ArchiveMarker, nextMarker, readMarker, writeMarker } from "./marker.ts";
+import { type ArchiveMarker, nextMarker, readMarker, writeMarker } from "../wal/marker.ts";
 import { readProcStat } from "../util/proc.ts";
 
 export interface Archiving {

@@ -1,5 +1,3 @@
-import { archiveDoneDir } from "./wal/config.ts";
-
 /**
  * How to run this program again from a shell (postgres's archive_command/restore_command).
  * The compiled binary is its own path; the bundle's launcher exports BEYOND_PG_SELF; in
@@ -17,22 +15,10 @@ export function selfArgv(): string[] {
   if (!/\/deno$/.test(exec)) return [exec]; // deno compile: the binary is us
   // --no-config: what postgres runs (archive, restore-wal) imports no npm package, so it must
   // not make Deno resolve the project's npm dependencies (as another user, maybe offline).
-  const main = new URL("../main.ts", import.meta.url).pathname;
+  const main = new URL("../../main.ts", import.meta.url).pathname;
   return [exec, "run", "-A", "--quiet", "--no-prompt", "--no-config", main];
 }
 
 export function selfCommand(...args: string[]): string {
   return [...selfArgv().map(shellQuote), ...args].join(" ");
-}
-
-/**
- * postgres's archive_command. When the supervisor's archive service has already stored the
- * file, it left a marker in a directory only root can write: the shell finds it and exits 0
- * without starting a process of ours (postgres runs this once per segment, one at a time).
- * Otherwise `archive` asks the supervisor. postgres cannot plant or remove a marker; the
- * service drops each one once postgres is done with its file.
- */
-export function archiveCommandFor(runDir: string): string {
-  const marker = shellQuote(`${archiveDoneDir(runDir)}/`) + "%f";
-  return `test -e ${marker} || ${selfCommand("archive", "%p", "%f")}`;
 }

@@ -3,10 +3,11 @@
  * with short timeouts, in parallel, and a failure only leaves those families out (with
  * beyond_pg_up 0), so a scrape never hangs on a dead postgres nor blocks the supervisor.
  */
-import type { Context } from "../context.ts";
+import type { Context } from "../boot/context.ts";
 import type { Admin } from "../supervise/admin.ts";
 import type { Supervisor } from "../supervise/supervisor.ts";
-import { counter, type Family, gauge, type Sample } from "./prom.ts";
+import { counter, type Family, gauge, type Sample } from "../metrics/prom.ts";
+import { statFields } from "../util/proc.ts";
 
 const STATES = ["booting", "starting", "running", "degraded", "safe-mode", "stopping", "failed"];
 const SQL_TIMEOUT_MS = 1500;
@@ -246,8 +247,7 @@ function processFamilies(): Family[] {
     const status = Deno.readTextFileSync("/proc/self/status");
     const kb = (k: string) =>
       Number(status.match(new RegExp(`^${k}:\\s+(\\d+)`, "m"))?.[1] ?? 0) * 1024;
-    const stat = Deno.readTextFileSync("/proc/self/stat");
-    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    const f = statFields(Deno.readTextFileSync("/proc/self/stat"));
     const cpu = (Number(f[11]) + Number(f[12])) / 100; // utime + stime in clock ticks
     return [
       gauge(

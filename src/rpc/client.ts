@@ -1,5 +1,5 @@
 /** The control protocol's client side (used by `beyond-pg control` and the tests). */
-import { ffiConnect, type SockAddr } from "../../ffi/socket.ts";
+import { ffiConnect, type SockAddr } from "../../ffi/mod.ts";
 import {
   encodeFrame,
   FrameDecoder,

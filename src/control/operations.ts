@@ -2,39 +2,40 @@
  * EFFECT: what the control commands do, against the running supervisor. None of them takes SQL
  * or a path from the caller.
  */
-import { applyIncludeDir, applyPlan, planFor } from "../boot/boot.ts";
-import { CommandError } from "../control/commands.ts";
-import type { Context } from "../context.ts";
-import { detectResources, readSystemFile } from "../resources/resources.ts";
+import { applyConfig } from "../boot/boot.ts";
+import { canConnectUnix } from "../util/net.ts";
+import { CommandError } from "../rpc/dispatch.ts";
+import type { Context } from "../boot/context.ts";
+import { effectiveResources } from "../resources/resources.ts";
+import type { TlsWatcher } from "../supervise/tls_watch.ts";
 import { errorMessage } from "../util/errors.ts";
 import { log } from "../util/log.ts";
-import type { Admin } from "./admin.ts";
-import { readPostmasterPid } from "./postmaster_pid.ts";
-import type { Supervisor } from "./supervisor.ts";
+import type { Admin } from "../supervise/admin.ts";
+import { readPostmasterPid } from "../supervise/postmaster_pid.ts";
+import type { Supervisor } from "../supervise/supervisor.ts";
+import { sleep } from "../util/sleep.ts";
 
 /** Catalog relations a fork should prefetch (the spec's hot set). */
 export const HOT_CATALOGS = ["pg_class", "pg_attribute", "pg_proc", "pg_index", "pg_namespace"];
 const WAL_SEGMENTS_IN_HOT_SET = 3;
-
-export async function canConnectUnix(path: string): Promise<boolean> {
-  try {
-    const conn = await Deno.connect({ transport: "unix", path });
-    conn.close();
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 export class Operations {
   readonly #ctx: Context;
   readonly #sup: Supervisor;
   readonly #admin: Admin;
 
-  constructor(ctx: Context, supervisor: Supervisor, admin: Admin) {
+  readonly #tls: () => TlsWatcher | undefined;
+
+  /** `tls`: the certificate watcher, once the database is up (reload rotates through it). */
+  constructor(
+    ctx: Context,
+    supervisor: Supervisor,
+    o: { admin: Admin; tls: () => TlsWatcher | undefined },
+  ) {
     this.#ctx = ctx;
     this.#sup = supervisor;
-    this.#admin = admin;
+    this.#admin = o.admin;
+    this.#tls = o.tls;
   }
 
   #requirePostgres(what: string): void {
@@ -93,7 +94,7 @@ export class Operations {
     // The checkpointer reports its counters just after it finishes; give it a moment.
     let after = await this.#checkpointCounts();
     for (let i = 0; i < 20 && after.requested <= before.requested; i++) {
-      await new Promise((r) => setTimeout(r, 50));
+      await sleep(50);
       after = await this.#checkpointCounts();
     }
     return {
@@ -106,17 +107,11 @@ export class Operations {
   async reload() {
     this.#requirePostgres("reload");
     const ctx = this.#ctx;
-    const detected = detectResources(readSystemFile);
-    const tls = await this.#sup.rotateTls();
-    const plan = planFor({
-      ...ctx,
-      ramMb: ctx.settings.ramMb ?? detected.ramMb,
-      vcpus: ctx.settings.vcpus ?? detected.vcpus,
-    }, this.#sup.tls);
-    const changed = applyPlan(plan, ctx.trees);
-    if (applyIncludeDir(ctx.trees, ctx.layout)) {
-      changed.push(`${ctx.layout.pgdata}/postgresql.conf`);
-    }
+    // Resources are detected again: a resized VM gets new tuning on reload.
+    const { ramMb, vcpus } = effectiveResources(ctx.settings);
+    const watcher = this.#tls();
+    const tls = watcher ? await watcher.rotate() : { changed: false };
+    const changed = applyConfig({ ...ctx, ramMb, vcpus }, watcher?.material);
     const [first] = await this.#admin.query("SELECT pg_conf_load_time()::text AS loaded");
     const loaded = first?.["loaded"];
     await this.#admin.query("SELECT pg_reload_conf()");
@@ -124,7 +119,7 @@ export class Operations {
     for (let i = 0; i < 40; i++) {
       const [row] = await this.#admin.query("SELECT pg_conf_load_time()::text AS loaded");
       if (row?.["loaded"] !== loaded) break;
-      await new Promise((r) => setTimeout(r, 25));
+      await sleep(25);
     }
     const errors = await this.#admin.query(
       // "could not be applied" is a restart-only change: reported as pending, not as an error.

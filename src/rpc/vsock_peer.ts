@@ -4,8 +4,7 @@
  * loopback (CID 1), and control has no other authentication. Refusals are reported at most
  * once a minute with a count, so a local process cannot flood the log with them.
  */
-import type { SockPeer } from "../../ffi/socket.ts";
-import { VMADDR_CID_HOST } from "../../ffi/libc.ts";
+import { type SockPeer, VMADDR_CID_HOST } from "../../ffi/mod.ts";
 
 /** The host, seen from a guest. */
 export const HOST_CID = VMADDR_CID_HOST;

@@ -3,22 +3,22 @@
  * and, when enabled, metadata), the installed binaries and what they support, resources, the
  * extension manifest, and who postgres runs as. Fails before anything is written to disk.
  */
-import defaultManifest from "../conf/extensions.toml" with { type: "text" };
-import type { BootContext } from "./boot/boot.ts";
-import type { Probe } from "./boot/binaries.ts";
-import { probeInstallation, writeProbeCache } from "./boot/binaries.ts";
-import { resolveRunAs } from "./boot/users.ts";
-import { type Trees, treesFor } from "./boot/trees.ts";
-import { exists } from "./util/fs.ts";
-import { RootTree } from "./fs/tree.ts";
-import { layoutFor } from "./config/layout.ts";
-import { parseManifest } from "./config/manifest.ts";
-import { detectResources, readSystemFile } from "./resources/resources.ts";
-import { loadRawSettings, resolveMmdsUrl } from "./settings/load.ts";
-import { parseSettings } from "./settings/settings.ts";
-import { defaultRunDir } from "./settings/defaults.ts";
-import { archiveCommandFor } from "./self.ts";
-import { OperatorError } from "./util/errors.ts";
+import defaultManifest from "../../conf/extensions.toml" with { type: "text" };
+import type { BootContext } from "./boot.ts";
+import type { Probe } from "./binaries.ts";
+import { probeInstallation, writeProbeCache } from "./binaries.ts";
+import { resolveRunAs } from "./users.ts";
+import { type Trees, treesFor } from "./trees.ts";
+import { exists } from "../util/fs.ts";
+import { RootTree } from "../fs/tree.ts";
+import { layoutFor } from "../config/layout.ts";
+import { parseManifest } from "../config/manifest.ts";
+import { effectiveResources } from "../resources/resources.ts";
+import { loadRawSettings, resolveMmdsUrl } from "../settings/load.ts";
+import { parseSettings } from "../settings/settings.ts";
+import { defaultRunDir } from "../settings/defaults.ts";
+import { archiveCommandFor } from "../wal/config.ts";
+import { OperatorError } from "../util/errors.ts";
 
 export interface ContextOptions {
   env?: Record<string, string>;
@@ -77,7 +77,7 @@ export async function buildContext(options: ContextOptions = {}): Promise<Contex
   const trees = treesFor(layout, runAs.switchTo);
   // Only now (settings are valid) may anything be written.
   if (exists(settings.runDir)) writeProbeCache(trees.run, `${settings.runDir}/probe.json`, probe);
-  const detected = detectResources(readSystemFile);
+  const resources = effectiveResources(settings);
   const manifest = readManifest(settings.extensionsManifest);
   return {
     trees,
@@ -88,11 +88,9 @@ export async function buildContext(options: ContextOptions = {}): Promise<Contex
     caps,
     runAs,
     manifest,
-    ramMb: settings.ramMb ?? detected.ramMb,
-    vcpus: settings.vcpus ?? detected.vcpus,
-    resourcesSource: `ram from ${settings.ramMb ? "settings" : detected.ramSource}, vcpus from ${
-      settings.vcpus ? "settings" : detected.cpuSource
-    }`,
+    ramMb: resources.ramMb,
+    vcpus: resources.vcpus,
+    resourcesSource: resources.source,
     archiveCommand: archiveCommandFor(layout.runDir),
     hookEnv: {
       PGDATA: layout.pgdata,

@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
-import { getrlimit, RLIMIT_NOFILE, setrlimit } from "../../ffi/libc.ts";
+import { getrlimit, RLIMIT_NOFILE, setrlimit } from "../../ffi/mod.ts";
 import { setLogWriter } from "../util/log.ts";
 import { ControlClient } from "./client.ts";
-import { makeDispatch } from "./commands.ts";
+import { makeDispatch } from "./dispatch.ts";
 import { ControlServer } from "./server.ts";
 import { RootTree } from "../fs/tree.ts";
 

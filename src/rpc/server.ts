@@ -4,8 +4,7 @@
  * when configured. Each connection is handled on its own; nothing a client sends can throw
  * into the supervisor.
  */
-import { FfiListener } from "../../ffi/socket.ts";
-import { VMADDR_CID_ANY } from "../../ffi/libc.ts";
+import { FfiListener, VMADDR_CID_ANY } from "../../ffi/mod.ts";
 import type { RootTree } from "../fs/tree.ts";
 import { errorMessage } from "../util/errors.ts";
 import { log } from "../util/log.ts";

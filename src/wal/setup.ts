@@ -41,26 +41,14 @@ export interface Archiving {
 export function archiveConfigFor(ctx: Context, sysid?: string): ArchiveConfig | undefined {
   const s3 = ctx.settings.s3;
   if (!s3 || !ctx.settings.archiveTarget) return undefined;
-  let caCerts: string[] = [];
-  if (s3.caFile) {
-    try {
-      caCerts = [Deno.readTextFileSync(s3.caFile)];
-    } catch (error) {
-      throw new OperatorError(
-        `Cannot start: BEYOND_PG_S3_CA_FILE=${s3.caFile} cannot be read (${
-          errorMessage(error)
-        }); point it at a PEM CA certificate`,
-        { exitCode: 2 },
-      );
-    }
-  }
   return {
-    target: ctx.settings.archiveTarget,
+    target: ctx.settings.archiveTarget.url,
     endpoint: s3.endpoint,
     region: s3.region,
     accessKeyId: s3.accessKeyId,
     secretAccessKey: s3.secretAccessKey.reveal(),
-    caCerts,
+    // Read and checked with the settings, before anything was written.
+    caCerts: s3.caPem ? [s3.caPem] : [],
     codec: s3.codec,
     parallel: s3.parallel,
     major: ctx.bins.major,

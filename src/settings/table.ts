@@ -248,7 +248,7 @@ export const settingsTable = {
   BEYOND_PG_LOG_LEVEL: external({
     group: "logs",
     default: "info",
-    doc: "the supervisor's own lines: `debug`, `info`, `warn` or `error` and up",
+    doc: "lowest level of the supervisor's own lines: `debug`, `info`, `warn`, `error`",
     usedIn: "src/util/log.ts",
   }),
   BEYOND_MMDS_URL: external({

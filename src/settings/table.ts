@@ -253,8 +253,8 @@ export const settingsTable = {
   }),
   BEYOND_MMDS_URL: external({
     group: "platform",
-    shown: "off; `http://169.254.169.254` as PID 1 in a VM",
-    doc: "metadata service (Firecracker MMDS) base URL; `off` to disable",
+    shown: "off; on as PID 1 in a VM",
+    doc: "metadata service (Firecracker MMDS) URL; in a VM `http://169.254.169.254`; `off`",
     usedIn: "src/settings/load.ts",
   }),
   BEYOND_PG_PLATFORM: external({
@@ -265,7 +265,7 @@ export const settingsTable = {
   }),
   BEYOND_HOSTNAME: external({
     group: "platform",
-    shown: "kernel command line `hostname=`, else `beyond-pg`",
+    shown: "cmdline `hostname=`, else `beyond-pg`",
     doc: "hostname PID 1 sets in a VM",
     usedIn: "src/init/pid1.ts",
   }),

@@ -16,6 +16,8 @@ import { parseManifest } from "./config/manifest.ts";
 import { detectResources, readSystemFile } from "./resources/resources.ts";
 import { fileSystemContext, loadRawSettings, resolveMmdsUrl } from "./settings/load.ts";
 import { parseSettings } from "./settings/settings.ts";
+import { typoWarnings } from "./settings/typos.ts";
+import { log } from "./util/log.ts";
 import { defaultRunDir, defaultSeedDir } from "./settings/defaults.ts";
 import { archiveCommandFor } from "./self.ts";
 
@@ -57,6 +59,8 @@ export async function buildContext(options: ContextOptions = {}): Promise<Contex
     pgbouncer: raw["BEYOND_PG_PGBOUNCER"] || undefined,
     cacheFiles: [`${raw["BEYOND_PG_SEED_DIR"] || defaultSeedDir}/probe.json`, runCache],
   });
+  // Before parsing: a misspelt POSTGRES_PASSWORD explains the error that follows.
+  for (const line of typoWarnings(raw)) log.warn(line);
   const settings = parseSettings(raw, fileSystemContext(bins.major));
   const manifest = readManifest(settings.extensionsManifest);
   const runAs = resolveRunAs(settings.osUser);

@@ -5,9 +5,9 @@ import { renderSettings, settingsJson } from "./settings.ts";
 Deno.test("renderSettings() lists every setting under its group, secrets marked", () => {
   const text = renderSettings(settingRows());
   for (const row of settingRows()) assert.ok(text.includes(`  ${row.name}`), row.name);
-  assert.match(text, /^Database\n  POSTGRES_PASSWORD \[secret\]  \(default: required\)\n/);
-  assert.match(text, /\n  BEYOND_PG_PORT  \(default: 5432\)\n      PgBouncer's port/);
-  assert.match(text, /\n  BEYOND_PG_TLS_NAMES  \(default: none\)\n/);
+  assert.ok(text.startsWith("Database\n  POSTGRES_PASSWORD [secret]  (default: required)\n"));
+  assert.ok(text.includes("\n  BEYOND_PG_PORT  (default: 5432)\n      PgBouncer's port"));
+  assert.ok(text.includes("\n  BEYOND_PG_TLS_NAMES  (default: none)\n"));
   assert.equal(text.includes("`"), false);
 });
 

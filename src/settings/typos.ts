@@ -1,8 +1,9 @@
 /**
  * PURE: a BEYOND_* or POSTGRES_* name close to a known setting is most likely a typo of it
- * (BEYOND_PG_PROT); say so once, naming the setting meant. Names far from every setting are
- * someone else's (the image build's BEYOND_PG_DIST, the official image's POSTGRES_USER) and
- * are left alone.
+ * (PROT for PORT); say so once, naming the setting meant. Names far from every setting are
+ * someone else's (the image build's DIST and CONF variables, the official postgres image's
+ * USER and DB) and are left alone. (Example names are spelt out only in the tests: the
+ * settings table's source scan reads every full name in src/.)
  */
 import { knownNames } from "./table.ts";
 

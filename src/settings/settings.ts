@@ -121,7 +121,7 @@ function resolve(
   return { value: undefined, from: name };
 }
 
-/** A reader of settings by name, each parsed by its table row when first asked for. */
+/** A reader of settings by name: each is resolved and parsed by its table row when asked for. */
 function reader(raw: Record<string, string | undefined>, ctx: ParseContext) {
   return <K extends ParsedName>(name: K): ValueOf<K> => {
     const { value, from } = resolve(raw, name, ctx);

@@ -53,6 +53,10 @@ const commands: Record<string, { summary: string; load: () => Promise<Command> }
     summary: "the Deno permissions each command keeps (--check COMMAND probes them)",
     load: () => import("./src/cli/permissions.ts").then((m) => m.main),
   },
+  settings: {
+    summary: "every setting: default, meaning, secret or not (--json); never a value",
+    load: () => import("./src/cli/settings.ts").then((m) => m.main),
+  },
   version: {
     summary: "print the version",
     load: () =>
@@ -76,7 +80,8 @@ function usage(): string {
     "",
     ...Object.entries(commands).map(([name, c]) => `  ${name.padEnd(width)}  ${c.summary}`),
     "",
-    "Settings come from the environment (and instance metadata when enabled); see README.md.",
+    "Settings come from the environment (and instance metadata when enabled); run",
+    "`beyond-pg settings` for the list.",
   ].join("\n");
 }
 

@@ -219,6 +219,43 @@ Deno.test("no password: one clear line, non-zero exit, nothing created on disk",
   }
 });
 
+Deno.test("a bad S3 CA file or a TLS dir that is a file: one line, exit 2, nothing created on disk", async () => {
+  const files = await tempRoot("bpg-files-");
+  try {
+    Deno.writeTextFileSync(`${files}/ca.pem`, "not a certificate\n");
+    Deno.writeTextFileSync(`${files}/tls`, "a file, not a directory\n");
+    const cases: [Record<string, string>, string][] = [
+      [
+        {
+          BEYOND_PG_ARCHIVE_TARGET: "s3://bkt/p",
+          BEYOND_PG_S3_ENDPOINT: "http://127.0.0.1:9", // never reached: the start stops first
+          BEYOND_PG_S3_ACCESS_KEY: "ak",
+          BEYOND_PG_S3_SECRET_KEY: "sk",
+          BEYOND_PG_S3_CA_FILE: `${files}/ca.pem`,
+        },
+        `beyond-pg: Cannot start: BEYOND_PG_S3_CA_FILE="${files}/ca.pem" holds no PEM certificate (no -----BEGIN CERTIFICATE----- line); point it at a PEM CA certificate`,
+      ],
+      [
+        { BEYOND_PG_TLS_DIR: `${files}/tls` },
+        `beyond-pg: Cannot start: BEYOND_PG_TLS_DIR="${files}/tls" is not a directory; point it at a directory (or leave it absent)`,
+      ],
+    ];
+    for (const [env, line] of cases) {
+      const pg = await startSupervisor({ env });
+      try {
+        const status = await pg.exited;
+        assert.equal(status.code, 2);
+        assert.deepEqual(pg.lines.filter((l) => l.trim()), [line]);
+        assert.deepEqual([...Deno.readDirSync(pg.root)], []);
+      } finally {
+        await cleanup(pg);
+      }
+    }
+  } finally {
+    await removeRoot(files);
+  }
+});
+
 Deno.test("PG_VERSION of another major: refuses with a line naming pg_upgrade, data untouched", async () => {
   const root = await tempRoot();
   try {

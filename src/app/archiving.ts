@@ -14,17 +14,15 @@ import { errorMessage } from "../util/errors.ts";
 import { log } from "../util/log.ts";
 import { ArchiveError } from "../wal/errors.ts";
 import {
-  type ArchiveConfig,
   archiveDir,
   archiveDoneDir,
   type ArchiveState,
-  controlTimeline,
   privateConfigPath,
   privateDir,
   statePath,
-  systemIdentifierOf,
 } from "../wal/config.ts";
 import { ArchiveService } from "../wal/service.ts";
+import { archiveConfigFor, clusterTimeline } from "../boot/archive_config.ts";
 import { readPostmasterPid } from "../supervise/postmaster_pid.ts";
 import { type ArchiveMarker, nextMarker, readMarker, writeMarker } from "../wal/marker.ts";
 import { readProcStat } from "../util/proc.ts";
@@ -37,64 +35,12 @@ export interface Archiving {
   status(): Record<string, unknown>;
 }
 
-/** `sysid`: of the cluster in PGDATA unless given (a restore into an empty data root). */
-export function archiveConfigFor(ctx: Context, sysid?: string): ArchiveConfig | undefined {
-  const s3 = ctx.settings.s3;
-  if (!s3 || !ctx.settings.archiveTarget) return undefined;
-  let caCerts: string[] = [];
-  if (s3.caFile) {
-    try {
-      caCerts = [Deno.readTextFileSync(s3.caFile)];
-    } catch (error) {
-      throw new OperatorError(
-        `Cannot start: BEYOND_PG_S3_CA_FILE=${s3.caFile} cannot be read (${
-          errorMessage(error)
-        }); point it at a PEM CA certificate`,
-        { exitCode: 2 },
-      );
-    }
-  }
-  return {
-    target: ctx.settings.archiveTarget,
-    endpoint: s3.endpoint,
-    region: s3.region,
-    accessKeyId: s3.accessKeyId,
-    secretAccessKey: s3.secretAccessKey.reveal(),
-    caCerts,
-    codec: s3.codec,
-    parallel: s3.parallel,
-    major: ctx.bins.major,
-    sysid: sysid ?? clusterSystemIdentifier(ctx),
-    pgdata: ctx.layout.pgdata,
-    walDir: `${ctx.layout.pgdata}/pg_wal`,
-    socket: `${ctx.layout.runDir}/archive/archive.sock`,
-    binDir: ctx.bins.binDir,
-    pgVersion: ctx.bins.version,
-    socketDir: ctx.layout.socketDir,
-    port: ctx.settings.directPort,
-    ...(ctx.runAs.switchTo ? { runAs: ctx.runAs.switchTo } : {}),
-  };
-}
-
-/** The system identifier of the cluster in PGDATA (pg_control, read as postgres). */
-export function clusterSystemIdentifier(ctx: Context): string {
-  const control = ctx.trees.data.readBytes(`${ctx.layout.pgdata}/global/pg_control`);
-  if (!control) throw new OperatorError(`${ctx.layout.pgdata}/global/pg_control is missing`);
-  return systemIdentifierOf(control);
-}
-
 /** Remove what archiving leaves in the run dir (no target: `archive` is a no-op again). */
 function forgetArchive(ctx: Context): void {
   const run = ctx.trees.run;
   run.remove(statePath(ctx.layout.runDir), false);
   run.remove(privateConfigPath(ctx.layout.runDir), false);
   run.remove(archiveDoneDir(ctx.layout.runDir));
-}
-
-/** The timeline of the cluster in PGDATA (its latest checkpoint's, from pg_control). */
-export function clusterTimeline(ctx: Context): number {
-  const control = ctx.trees.data.readBytes(`${ctx.layout.pgdata}/global/pg_control`);
-  return control ? controlTimeline(control) : 1;
 }
 
 export interface StartArchivingOptions {

@@ -9,7 +9,7 @@ import { runDirFrom } from "../settings/defaults.ts";
 import { errorMessage, OperatorError } from "../util/errors.ts";
 import { clientFor, readOwner } from "../wal/archive.ts";
 import { type ArchiveConfig, readArchiveConfig } from "../wal/config.ts";
-import { archiveConfigFor } from "../app/archiving.ts";
+import { archiveConfigFor } from "../boot/archive_config.ts";
 
 export async function ownerSysid(ctx: Context): Promise<string> {
   const probe = archiveConfigFor(ctx, "0")!;

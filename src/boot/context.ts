@@ -14,11 +14,12 @@ import { RootTree } from "../fs/tree.ts";
 import { layoutFor } from "../config/layout.ts";
 import { parseManifest } from "../config/manifest.ts";
 import { effectiveResources } from "../resources/resources.ts";
-import { loadRawSettings, resolveMmdsUrl } from "../settings/load.ts";
+import { fileSystemContext, loadRawSettings, resolveMmdsUrl } from "../settings/load.ts";
 import { parseSettings } from "../settings/settings.ts";
-import { defaultRunDir } from "../settings/defaults.ts";
+import { typoWarnings } from "../settings/typos.ts";
+import { log } from "../util/log.ts";
+import { defaultRunDir, defaultSeedDir } from "../settings/defaults.ts";
 import { archiveCommandFor } from "../wal/config.ts";
-import { OperatorError } from "../util/errors.ts";
 
 export interface ContextOptions {
   env?: Record<string, string>;
@@ -35,18 +36,9 @@ export interface Context extends BootContext {
   resourcesSource: string;
 }
 
-function readManifest(path: string | undefined) {
-  if (!path) return parseManifest(defaultManifest, "conf/extensions.toml (bundled)");
-  let text: string;
-  try {
-    text = Deno.readTextFileSync(path);
-  } catch (error) {
-    throw new OperatorError(
-      `Cannot start: BEYOND_PG_EXTENSIONS=${path} cannot be read; point it at a TOML manifest`,
-      { cause: error, exitCode: 2 },
-    );
-  }
-  return parseManifest(text, path);
+function readManifest(manifest: { path: string; text: string } | undefined) {
+  if (!manifest) return parseManifest(defaultManifest, "conf/extensions.toml (bundled)");
+  return parseManifest(manifest.text, manifest.path);
 }
 
 export async function buildContext(options: ContextOptions = {}): Promise<Context> {
@@ -65,12 +57,12 @@ export async function buildContext(options: ContextOptions = {}): Promise<Contex
   const { bins, caps, probe } = await probeInstallation({
     binDir: raw["BEYOND_PG_BIN_DIR"] || undefined,
     pgbouncer: raw["BEYOND_PG_PGBOUNCER"] || undefined,
-    cacheFiles: [`${raw["BEYOND_PG_SEED_DIR"] || "/usr/lib/beyond-pg/seed"}/probe.json`, runCache],
+    cacheFiles: [`${raw["BEYOND_PG_SEED_DIR"] || defaultSeedDir}/probe.json`, runCache],
   });
-  const settings = parseSettings(raw, {
-    major: bins.major,
-    readFile: (path) => Deno.readTextFileSync(path),
-  });
+  // Before parsing: a misspelt POSTGRES_PASSWORD explains the error that follows.
+  for (const line of typoWarnings(raw)) log.warn(line);
+  const settings = parseSettings(raw, fileSystemContext(bins.major));
+  const manifest = readManifest(settings.extensionsManifest);
   const runAs = resolveRunAs(settings.osUser);
   const layout = layoutFor(settings);
   // The run dir must be root's (checked before anything in it is trusted or written).
@@ -78,7 +70,6 @@ export async function buildContext(options: ContextOptions = {}): Promise<Contex
   // Only now (settings are valid) may anything be written.
   if (exists(settings.runDir)) writeProbeCache(trees.run, `${settings.runDir}/probe.json`, probe);
   const resources = effectiveResources(settings);
-  const manifest = readManifest(settings.extensionsManifest);
   return {
     trees,
     probe,

@@ -6,6 +6,7 @@
 import { ControlClient } from "../rpc/client.ts";
 import type { Response } from "../rpc/codec.ts";
 import { errorMessage } from "../util/errors.ts";
+import { controlSocketIn, runDirFrom } from "../settings/defaults.ts";
 
 function usage(): string {
   return [
@@ -29,11 +30,11 @@ function human(value: unknown, indent = ""): string {
 export async function main(args: string[]): Promise<number> {
   const json = args.includes("--json");
   const socketIdx = args.indexOf("--socket");
-  const runDir = Deno.env.get("BEYOND_PG_RUN_DIR") || "/run/beyond-pg";
+  const runDir = runDirFrom();
   const vsockIdx = args.indexOf("--vsock");
   const socket = socketIdx >= 0
     ? args[socketIdx + 1]!
-    : Deno.env.get("BEYOND_PG_CONTROL_SOCKET") || `${runDir}/control/control.sock`;
+    : Deno.env.get("BEYOND_PG_CONTROL_SOCKET") || controlSocketIn(runDir);
   const cmdArgs: Record<string, unknown> = {};
   const positional: string[] = [];
   for (let i = 0; i < args.length; i++) {

@@ -18,7 +18,7 @@ import { Admin } from "../supervise/admin.ts";
 import { errorMessage, OperatorError } from "../util/errors.ts";
 import { log } from "../util/log.ts";
 import { parseLsn, SEGMENT_BYTES } from "../wal/names.ts";
-import { archiveConfigFor } from "../app/archiving.ts";
+import { archiveConfigFor } from "../boot/archive_config.ts";
 import { parseArgs } from "./args.ts";
 import { StopLatch } from "../app/latch.ts";
 import { runDatabase } from "../app/root.ts";

@@ -11,12 +11,13 @@
  */
 import { readArchiveConfig, readArchiveState } from "../wal/config.ts";
 import { errorMessage } from "../util/errors.ts";
-import { runDirFrom } from "../settings/defaults.ts";
+import { defaultRestoreRetrySeconds, runDirFrom } from "../settings/defaults.ts";
 import { sleep } from "../util/sleep.ts";
 
 /** Backoff between attempts, within BEYOND_PG_RESTORE_RETRY_SECONDS (default 30) in all. */
 function backoff(): number[] {
-  const budget = Number(Deno.env.get("BEYOND_PG_RESTORE_RETRY_SECONDS") || 30) * 1000;
+  const budget =
+    Number(Deno.env.get("BEYOND_PG_RESTORE_RETRY_SECONDS") || defaultRestoreRetrySeconds) * 1000;
   const out: number[] = [];
   let total = 0;
   for (let d = Math.min(1000, budget / 4); total < budget && d > 0; d = Math.min(d * 2, 16_000)) {

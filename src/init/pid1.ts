@@ -32,6 +32,7 @@ import {
   watchPowerButton,
 } from "./system.ts";
 import { sleep } from "../util/sleep.ts";
+import { defaultDataDevice } from "../settings/defaults.ts";
 
 function uptime(): string {
   try {
@@ -108,7 +109,7 @@ export async function initMain(platform: Platform): Promise<number> {
     // Validate everything (the password above all) before touching the data disk.
     const ctx = await buildContext({ env: { ...raw, BEYOND_MMDS_URL: "off" } });
     setHostname(raw["BEYOND_HOSTNAME"] || cmdline.get("hostname") || "beyond-pg");
-    const device = raw["BEYOND_PG_DATA_DEVICE"] || "/dev/vdb";
+    const device = raw["BEYOND_PG_DATA_DEVICE"] || defaultDataDevice;
     const volume = await mountDataVolume(device, ctx.layout.dataRoot);
     dataRoot = volume === "absent" ? undefined : ctx.layout.dataRoot;
     if (volume === "absent") {

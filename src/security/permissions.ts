@@ -56,6 +56,7 @@ export const profiles: Record<string, Profile> = {
     why: "listens on vsock (ffi) and prints log frames",
   },
   permissions: { keep: ["read", "env"], why: "prints this table" },
+  settings: { keep: [], why: "prints the settings table (no values: reads no environment)" },
   version: { keep: [], why: "prints a string" },
   help: { keep: [], why: "prints usage" },
 };

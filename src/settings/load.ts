@@ -3,7 +3,7 @@
  * Metadata wins over the environment for the same key.
  */
 import { readMmds } from "./mmds.ts";
-import { parseSettings, type Settings } from "./settings.ts";
+import { type ParseContext, parseSettings, type Settings } from "./settings.ts";
 
 export interface LoadOptions {
   major: number;
@@ -30,10 +30,23 @@ export async function loadRawSettings(options: LoadOptions): Promise<Record<stri
   return { ...env, ...metadata };
 }
 
+/** What parseSettings reads files through: this process's file system. */
+export function fileSystemContext(major: number): ParseContext {
+  return {
+    major,
+    readFile: (path) => Deno.readTextFileSync(path),
+    stat: (path) => {
+      try {
+        return Deno.statSync(path);
+      } catch (error) {
+        if (error instanceof Deno.errors.NotFound) return undefined;
+        throw error;
+      }
+    },
+  };
+}
+
 export async function loadSettings(options: LoadOptions): Promise<Settings> {
   const raw = await loadRawSettings(options);
-  return parseSettings(raw, {
-    major: options.major,
-    readFile: (path) => Deno.readTextFileSync(path),
-  });
+  return parseSettings(raw, fileSystemContext(options.major));
 }

@@ -92,7 +92,7 @@ Deno.test("parseSettings() names the bad value and the fix for each malformed ke
       },
       /BEYOND_PG_ARCHIVE_CODEC="lz4" is not zstd, gzip or none/,
     ],
-    [{ BEYOND_PG_WAL_SINK: "ftp://x" }, /BEYOND_PG_WAL_SINK="ftp:\/\/x" is not http\(s\)/],
+    [{ BEYOND_PG_HTTP: "9188" }, /BEYOND_PG_HTTP="9188" is not host:port/],
     [{ BEYOND_PG_RAM_MB: "lots" }, /BEYOND_PG_RAM_MB="lots" is out of range/],
     [{ POSTGRES_DATABASE: "x".repeat(64) }, /is not a valid database name/],
   ];
@@ -115,7 +115,11 @@ Deno.test("parseSettings() accepts the usual spellings of booleans and an s3 tar
   assert.equal(s.s3?.codec, "zstd");
   assert.equal(`${s.s3?.secretAccessKey}`, "[redacted]");
   assert.equal(s.ephemeral, true);
-  assert.equal(s.archiveTarget, "s3://my-bucket/pg/prod");
+  assert.deepEqual(s.archiveTarget, {
+    url: "s3://my-bucket/pg/prod",
+    bucket: "my-bucket",
+    prefix: "pg/prod",
+  });
   assert.equal(s.dataRoot, "/data");
 });
 
@@ -149,4 +153,160 @@ Deno.test("parseSettings() refuses control characters (a newline would add pgbou
   for (const ok of ["*", "0.0.0.0", "127.0.0.1,::1", "db.internal"]) {
     assert.equal(parseSettings({ ...base, BEYOND_PG_LISTEN_ADDR: ok }, ctx).listenAddr, ok);
   }
+});
+
+const pem = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
+const files: Record<string, string> = {
+  "/ca.pem": pem,
+  "/not-pem": "hello\n",
+  "/ak": "from-file-ak\n",
+  "/sk": "from-file-sk\n",
+  "/empty": "",
+  "/m.toml": "[extensions]\n",
+};
+const fsCtx = {
+  major: 16,
+  readFile: (p: string) => {
+    const text = files[p];
+    if (text === undefined) throw new Deno.errors.NotFound(p);
+    return text;
+  },
+  stat: (p: string) =>
+    p === "/tls-dir" ? { isDirectory: true } : p === "/ca.pem" ? { isDirectory: false } : undefined,
+};
+const s3Base = {
+  POSTGRES_PASSWORD: "pw",
+  BEYOND_PG_ARCHIVE_TARGET: "s3://bkt/a/b/",
+  BEYOND_PG_S3_ACCESS_KEY: "ak",
+  BEYOND_PG_S3_SECRET_KEY: "sk",
+};
+
+Deno.test("parseSettings() parses the archive target once: url, bucket and prefix", () => {
+  const s = parseSettings(s3Base, fsCtx);
+  assert.deepEqual(s.archiveTarget, { url: "s3://bkt/a/b/", bucket: "bkt", prefix: "a/b" });
+  assert.equal(s.archiveOff, false);
+  assert.equal(s.s3?.endpoint, "https://s3.us-east-1.amazonaws.com");
+  const root = parseSettings({ ...s3Base, BEYOND_PG_ARCHIVE_TARGET: "s3://bkt" }, fsCtx);
+  assert.deepEqual(root.archiveTarget, { url: "s3://bkt", bucket: "bkt", prefix: "" });
+  const off = parseSettings({ ...s3Base, BEYOND_PG_ARCHIVE_TARGET: "off" }, fsCtx);
+  assert.equal(off.archiveTarget, undefined);
+  assert.equal(off.archiveOff, true);
+  assert.equal(off.s3, undefined);
+  for (const bad of ["s3://Bkt/p", "s3://b/p", "s3:/bkt", "bkt/p"]) {
+    assert.throws(
+      () => parseSettings({ ...s3Base, BEYOND_PG_ARCHIVE_TARGET: bad }, fsCtx),
+      /is not an S3 target; use s3:\/\/bucket\/prefix \(or off\)/,
+    );
+  }
+});
+
+Deno.test("parseSettings() has no walSink (parsed, never used)", () => {
+  assert.equal("walSink" in parseSettings(s3Base, fsCtx), false);
+});
+
+Deno.test("parseSettings() reads the S3 CA file at parse time and carries the PEM", () => {
+  const s = parseSettings({ ...s3Base, BEYOND_PG_S3_CA_FILE: "/ca.pem" }, fsCtx);
+  assert.equal(s.s3?.caFile, "/ca.pem");
+  assert.equal(s.s3?.caPem, pem);
+  assert.throws(
+    () => parseSettings({ ...s3Base, BEYOND_PG_S3_CA_FILE: "/nope" }, fsCtx),
+    {
+      message:
+        'Cannot start: BEYOND_PG_S3_CA_FILE="/nope" cannot be read; point it at a readable PEM CA certificate',
+    },
+  );
+  assert.throws(
+    () => parseSettings({ ...s3Base, BEYOND_PG_S3_CA_FILE: "/not-pem" }, fsCtx),
+    /BEYOND_PG_S3_CA_FILE="\/not-pem" holds no PEM certificate .*; point it at a PEM CA certificate/,
+  );
+  // Without a target the S3 settings are not used, so not read.
+  assert.equal(
+    parseSettings({ POSTGRES_PASSWORD: "pw", BEYOND_PG_S3_CA_FILE: "/nope" }, fsCtx).s3,
+    undefined,
+  );
+});
+
+Deno.test("parseSettings() checks BEYOND_PG_TLS_DIR: absolute, and a directory when it exists", () => {
+  const base = { POSTGRES_PASSWORD: "pw" };
+  assert.equal(
+    parseSettings({ ...base, BEYOND_PG_TLS_DIR: "/tls-dir/" }, fsCtx).tlsDir,
+    "/tls-dir",
+  );
+  assert.equal(parseSettings({ ...base, BEYOND_PG_TLS_DIR: "/later" }, fsCtx).tlsDir, "/later");
+  assert.throws(
+    () => parseSettings({ ...base, BEYOND_PG_TLS_DIR: "/ca.pem" }, fsCtx),
+    {
+      message:
+        'Cannot start: BEYOND_PG_TLS_DIR="/ca.pem" is not a directory; point it at a directory (or leave it absent)',
+    },
+  );
+  assert.throws(
+    () => parseSettings({ ...base, BEYOND_PG_TLS_DIR: "tls" }, fsCtx),
+    /BEYOND_PG_TLS_DIR="tls" is not an absolute path/,
+  );
+  const denied = {
+    ...fsCtx,
+    stat: () => {
+      throw new Deno.errors.PermissionDenied("no");
+    },
+  };
+  assert.throws(
+    () => parseSettings({ ...base, BEYOND_PG_TLS_DIR: "/x" }, denied),
+    /BEYOND_PG_TLS_DIR="\/x" cannot be checked/,
+  );
+});
+
+Deno.test("parseSettings() reads the extension manifest at parse time", () => {
+  const base = { POSTGRES_PASSWORD: "pw" };
+  assert.deepEqual(
+    parseSettings({ ...base, BEYOND_PG_EXTENSIONS: "/m.toml" }, fsCtx)
+      .extensionsManifest,
+    { path: "/m.toml", text: "[extensions]\n" },
+  );
+  assert.equal(parseSettings(base, fsCtx).extensionsManifest, undefined);
+  assert.throws(
+    () => parseSettings({ ...base, BEYOND_PG_EXTENSIONS: "/none.toml" }, fsCtx),
+    /BEYOND_PG_EXTENSIONS="\/none.toml" cannot be read; point it at a readable TOML manifest/,
+  );
+});
+
+Deno.test("parseSettings() reads S3 credentials from AWS_* names and _FILE forms", () => {
+  const target = { POSTGRES_PASSWORD: "pw", BEYOND_PG_ARCHIVE_TARGET: "s3://bkt/p" };
+  const aws = parseSettings({
+    ...target,
+    AWS_ACCESS_KEY_ID: "a",
+    AWS_SECRET_ACCESS_KEY: "s",
+    AWS_REGION: "eu-west-3",
+  }, fsCtx);
+  assert.equal(aws.s3?.accessKeyId, "a");
+  assert.equal(aws.s3?.secretAccessKey.reveal(), "s");
+  assert.equal(aws.s3?.region, "eu-west-3");
+  assert.equal(aws.s3?.endpoint, "https://s3.eu-west-3.amazonaws.com");
+  const files = parseSettings({
+    ...target,
+    BEYOND_PG_S3_ACCESS_KEY_FILE: "/ak",
+    AWS_SECRET_ACCESS_KEY_FILE: "/sk",
+    AWS_ACCESS_KEY_ID: "ignored: the BEYOND_ name comes first",
+  }, fsCtx);
+  assert.equal(files.s3?.accessKeyId, "from-file-ak");
+  assert.equal(files.s3?.secretAccessKey.reveal(), "from-file-sk");
+  assert.throws(
+    () =>
+      parseSettings({
+        ...target,
+        BEYOND_PG_S3_ACCESS_KEY: "a",
+        BEYOND_PG_S3_ACCESS_KEY_FILE: "/ak",
+        BEYOND_PG_S3_SECRET_KEY: "s",
+      }, fsCtx),
+    /both BEYOND_PG_S3_ACCESS_KEY and BEYOND_PG_S3_ACCESS_KEY_FILE are set; set only one of them/,
+  );
+  assert.throws(
+    () =>
+      parseSettings({
+        ...target,
+        BEYOND_PG_S3_ACCESS_KEY: "a",
+        BEYOND_PG_S3_SECRET_KEY_FILE: "/empty",
+      }, fsCtx),
+    /BEYOND_PG_S3_SECRET_KEY_FILE="\/empty" is empty; put a non-empty secret in it/,
+  );
 });

@@ -1,4 +1,5 @@
 /** PURE: the archive target (s3://bucket/prefix) and where each object lives in it. */
+import { readArchiveTarget } from "../settings/archive_target.ts";
 
 export interface Target {
   bucket: string;
@@ -6,10 +7,14 @@ export interface Target {
   prefix: string;
 }
 
+/**
+ * A stored config's target (settings validated it when it was written), read with the
+ * settings' own grammar: there is only one.
+ */
 export function parseTarget(url: string): Target {
-  const m = url.match(/^s3:\/\/([^/]+)\/?(.*)$/);
-  if (!m) throw new Error(`not an s3:// target: ${url}`);
-  return { bucket: m[1]!, prefix: m[2]!.replace(/^\/+|\/+$/g, "") };
+  const target = readArchiveTarget(url);
+  if (!target) throw new Error(`not an s3://bucket/prefix target: ${url}`);
+  return { bucket: target.bucket, prefix: target.prefix };
 }
 
 /** beyond-pg's clusters use 16 MiB segments (initdb's default). */

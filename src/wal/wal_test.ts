@@ -67,7 +67,7 @@ Deno.test("parseTarget() and Layout put the major and system identifier in the p
   assert.equal(l.marker, "team/app/beyond-pg.json");
   assert.equal(l.wal("00000002.history"), "team/app/pg15-771/wal/00000002.history");
   assert.equal(l.backup("b1", "manifest.json"), "team/app/pg15-771/basebackups/b1/manifest.json");
-  assert.equal(new Layout(parseTarget("s3://b"), 18, "1").wal("x"), "pg18-1/wal/x");
+  assert.equal(new Layout(parseTarget("s3://bkt"), 18, "1").wal("x"), "pg18-1/wal/x");
 });
 
 Deno.test("codecs round-trip", async () => {

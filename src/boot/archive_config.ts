@@ -1,0 +1,48 @@
+/**
+ * The archive's config for this cluster, from the settings and pg_control: what the archive
+ * service, backups and restore use (the private copy postgres's commands read is written by
+ * app/archiving.ts).
+ */
+import type { Context } from "./context.ts";
+import { OperatorError } from "../util/errors.ts";
+import { type ArchiveConfig, controlTimeline, systemIdentifierOf } from "../wal/config.ts";
+
+/** `sysid`: of the cluster in PGDATA unless given (a restore into an empty data root). */
+export function archiveConfigFor(ctx: Context, sysid?: string): ArchiveConfig | undefined {
+  const s3 = ctx.settings.s3;
+  if (!s3 || !ctx.settings.archiveTarget) return undefined;
+  return {
+    target: ctx.settings.archiveTarget.url,
+    endpoint: s3.endpoint,
+    region: s3.region,
+    accessKeyId: s3.accessKeyId,
+    secretAccessKey: s3.secretAccessKey.reveal(),
+    // Read and checked with the settings, before anything was written.
+    caCerts: s3.caPem ? [s3.caPem] : [],
+    codec: s3.codec,
+    parallel: s3.parallel,
+    major: ctx.bins.major,
+    sysid: sysid ?? clusterSystemIdentifier(ctx),
+    pgdata: ctx.layout.pgdata,
+    walDir: `${ctx.layout.pgdata}/pg_wal`,
+    socket: `${ctx.layout.runDir}/archive/archive.sock`,
+    binDir: ctx.bins.binDir,
+    pgVersion: ctx.bins.version,
+    socketDir: ctx.layout.socketDir,
+    port: ctx.settings.directPort,
+    ...(ctx.runAs.switchTo ? { runAs: ctx.runAs.switchTo } : {}),
+  };
+}
+
+/** The system identifier of the cluster in PGDATA (pg_control, read as postgres). */
+export function clusterSystemIdentifier(ctx: Context): string {
+  const control = ctx.trees.data.readBytes(`${ctx.layout.pgdata}/global/pg_control`);
+  if (!control) throw new OperatorError(`${ctx.layout.pgdata}/global/pg_control is missing`);
+  return systemIdentifierOf(control);
+}
+
+/** The timeline of the cluster in PGDATA (its latest checkpoint's, from pg_control). */
+export function clusterTimeline(ctx: Context): number {
+  const control = ctx.trees.data.readBytes(`${ctx.layout.pgdata}/global/pg_control`);
+  return control ? controlTimeline(control) : 1;
+}

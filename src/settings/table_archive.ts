@@ -1,0 +1,88 @@
+/** PURE: the settings table's archive and S3 rows (table.ts merges them). */
+import { defaultRestoreRetrySeconds } from "./defaults.ts";
+import {
+  archiveTarget,
+  bool,
+  codec,
+  httpUrl,
+  pemFile,
+  secret,
+  text,
+  wholeNumber,
+} from "./parsers.ts";
+import { external, setting } from "./setting.ts";
+
+export const archiveSettings = {
+  BEYOND_PG_ARCHIVE_TARGET: setting({
+    group: "archive",
+    doc:
+      "`s3://bucket/prefix`: WAL archiving and backups; `off` stops archiving a volume on purpose",
+    parse: archiveTarget,
+  }),
+  BEYOND_PG_S3_ENDPOINT: setting({
+    group: "archive",
+    shown: "`https://s3.<region>.amazonaws.com`",
+    doc: "the S3 API (any S3-compatible store)",
+    parse: httpUrl,
+  }),
+  BEYOND_PG_S3_REGION: setting({
+    group: "archive",
+    default: "us-east-1",
+    aliases: ["AWS_REGION"],
+    doc: "the S3 region",
+    parse: text,
+  }),
+  BEYOND_PG_S3_ACCESS_KEY: setting({
+    group: "archive",
+    shown: "required with a target",
+    aliases: ["AWS_ACCESS_KEY_ID"],
+    fileForm: true,
+    doc: "S3 access key id",
+    parse: text,
+  }),
+  BEYOND_PG_S3_SECRET_KEY: setting({
+    group: "archive",
+    shown: "required with a target",
+    aliases: ["AWS_SECRET_ACCESS_KEY"],
+    fileForm: true,
+    secret: true,
+    doc: "S3 secret key",
+    parse: secret,
+  }),
+  BEYOND_PG_S3_CA_FILE: setting({
+    group: "archive",
+    shown: "system roots",
+    doc: "PEM CA to trust for a self-hosted store (read at start)",
+    parse: pemFile,
+  }),
+  BEYOND_PG_ARCHIVE_CODEC: setting({
+    group: "archive",
+    default: "zstd",
+    doc: "WAL compression: `zstd`, `gzip` or `none`",
+    parse: codec,
+  }),
+  BEYOND_PG_ARCHIVE_PARALLEL: setting({
+    group: "archive",
+    default: "4",
+    doc: "WAL uploads in flight ahead of postgres (1 to 64)",
+    parse: wholeNumber(1, 64),
+  }),
+  BEYOND_PG_ARCHIVE_TIMEOUT: setting({
+    group: "archive",
+    default: "60",
+    doc: "`archive_timeout` in seconds with a target (0: off)",
+    parse: wholeNumber(0, 86400),
+  }),
+  BEYOND_PG_ARCHIVE_PROMOTE: setting({
+    group: "archive",
+    default: "false",
+    doc: "`true`: this cluster becomes its prefix's primary (lineage)",
+    parse: bool,
+  }),
+  BEYOND_PG_RESTORE_RETRY_SECONDS: external({
+    group: "archive",
+    default: String(defaultRestoreRetrySeconds),
+    doc: "`restore-wal` run by hand: how long an unreachable store is retried before exit 126",
+    usedIn: "src/cli/restore_wal.ts",
+  }),
+};

@@ -1,11 +1,20 @@
 /**
- * `deno task bench [name...]`: run the benchmarks (each prints its ratios side by side).
- * With no names, runs every bench/*.ts except the helpers.
+ * `deno task bench [name...] [--runs N]`: run the benchmarks (each prints its ratios side by
+ * side). With no names, runs every bench/*.ts except the helpers. Flags pass through to each
+ * benchmark; `--runs N` takes its value with it.
  */
 const dir = new URL(".", import.meta.url).pathname;
 const skip = new Set(["lib.ts", "run.ts"]);
-const names = Deno.args.filter((a) => !a.startsWith("-"));
-const flags = Deno.args.filter((a) => a.startsWith("-"));
+/** Flags that take the next argument as their value. */
+const WITH_VALUE = new Set(["--runs"]);
+const names: string[] = [];
+const flags: string[] = [];
+for (let i = 0; i < Deno.args.length; i++) {
+  const a = Deno.args[i]!;
+  if (!a.startsWith("-")) names.push(a);
+  else if (WITH_VALUE.has(a) && i + 1 < Deno.args.length) flags.push(a, Deno.args[++i]!);
+  else flags.push(a);
+}
 const all = [...Deno.readDirSync(dir)].map((e) => e.name).filter((n) =>
   n.endsWith(".ts") && !skip.has(n)
 ).sort();

@@ -46,9 +46,6 @@ export function cstr(s: string): Uint8Array<ArrayBuffer> {
 // ---- process and system ---------------------------------------------------------------
 
 export const WNOHANG = 1;
-export const P_ALL = 0;
-export const WEXITED = 4;
-export const WNOWAIT = 0x01000000;
 
 /** waitpid(pid, WNOHANG): [pid, status] or undefined when nothing is ready / no child. */
 export function waitpidNoHang(pid: number): { pid: number; status: number } | undefined {
@@ -62,31 +59,8 @@ export function waitpidNoHang(pid: number): { pid: number; status: number } | un
   return r === 0 ? undefined : { pid: r, status: status[0]! };
 }
 
-/**
- * The pid of some exited child, without reaping it (waitid WNOWAIT|WNOHANG), or undefined.
- * Lets PID 1 look before it reaps, so it never steals an exit status Deno is waiting for.
- */
-export function peekExitedChild(): number | undefined {
-  const info = new Uint8Array(128); // siginfo_t
-  const r = libc().waitid(P_ALL, 0, info, WEXITED | WNOHANG | WNOWAIT);
-  if (r === -1) {
-    const e = errno();
-    if (e === 10) return undefined;
-    throw new ErrnoError("waitid", e);
-  }
-  // si_pid is at offset 16 on Linux (si_signo, si_errno, si_code, then the union).
-  const pid = new DataView(info.buffer).getInt32(16, true);
-  return pid > 0 ? pid : undefined;
-}
-
 export function kill(pid: number, sig: number): void {
   unwrap(libc().kill(pid, sig), "kill", String(pid));
-}
-
-export const PR_SET_CHILD_SUBREAPER = 36;
-export const PR_SET_NAME = 15;
-export function prctl(option: number, arg: number): void {
-  unwrap(libc().prctl(option, BigInt(arg), 0n, 0n, 0n), "prctl", String(option));
 }
 
 export const RLIMIT_NOFILE = 7;

@@ -39,12 +39,8 @@ export const symbols = {
   sethostname: { parameters: ["buffer", "usize"], result: "i32" },
   // pid_t waitpid(pid_t pid, int *status, int options);
   waitpid: { parameters: ["i32", "buffer", "i32"], result: "i32" },
-  // int waitid(idtype_t idtype, id_t id, siginfo_t *info, int options);
-  waitid: { parameters: ["i32", "u32", "buffer", "i32"], result: "i32" },
   // int kill(pid_t pid, int sig);
   kill: { parameters: ["i32", "i32"], result: "i32" },
-  // int prctl(int option, unsigned long a2, a3, a4, a5);  (variadic; integer args only)
-  prctl: { parameters: ["i32", "u64", "u64", "u64", "u64"], result: "i32" },
   // int getrlimit(int resource, struct rlimit *rlim);
   getrlimit: { parameters: ["i32", "buffer"], result: "i32" },
   // int setrlimit(int resource, const struct rlimit *rlim);

@@ -1,4 +1,4 @@
-/** The control commands served by a running supervisor (see commands.ts for the mechanism). */
+/** The control commands served by a running supervisor (see rpc/dispatch.ts for the mechanism). */
 import { CommandError, type CommandSpec } from "../rpc/dispatch.ts";
 import type { Operations } from "./operations.ts";
 import type { Supervisor } from "../supervise/supervisor.ts";

@@ -60,7 +60,7 @@ export function statePath(runDir: string): string {
   return `${archiveDir(runDir)}/state.json`;
 }
 
-/** Where the archive service marks files it has stored (see self.ts, wal/service.ts). */
+/** Where the archive service marks files it has stored (see archiveCommandFor below, and wal/service.ts). */
 export function archiveDoneDir(runDir: string): string {
   return `${archiveDir(runDir)}/done`;
 }

@@ -48,7 +48,7 @@ export interface ServiceOptions {
   /** Restored files wait here for `restore-wal` to rename them into pg_wal (same volume). */
   spoolDir: string;
   /**
-   * An empty file per stored name, which archive_command's shell test finds (self.ts):
+   * An empty file per stored name, which archive_command's shell test finds (wal/config.ts archiveCommandFor):
    * postgres's one-at-a-time loop then costs a `test`, not a process of ours. Root's: postgres
    * can neither plant one nor remove one.
    */

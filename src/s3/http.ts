@@ -30,6 +30,7 @@ import {
   type ResponseHead,
 } from "./http_parse.ts";
 import { IdlePool } from "./pool.ts";
+import { sendQueue } from "./send_queue.ts";
 
 export { HttpError };
 
@@ -92,6 +93,8 @@ class Exchange {
   #conn: Connection | undefined;
   #timer: ReturnType<typeof setTimeout> | undefined;
   #onAbort: (() => void) | undefined;
+  /** Bytes the connection had written before this request's body: its head, and earlier ones. */
+  #bodyStart = 0;
 
   constructor(req: HttpRequest, defaultIdleMs: number) {
     this.#req = req;
@@ -121,9 +124,23 @@ class Exchange {
     this.#conn?.close(reason);
   }
 
-  attach(conn: Connection): void {
+  attach(conn: Connection, headBytes: number): void {
     this.#conn = conn;
+    this.#bodyStart = conn.written + headBytes;
     if (this.signal.aborted) conn.close(this.signal.reason);
+  }
+
+  /** The kernel still holds `queued` of the `written` bytes: what the store has is less. */
+  acknowledged(written: number, queued: number): void {
+    const p = this.progress;
+    p.sent = Math.min(p.toSend, Math.max(0, written - queued - this.#bodyStart));
+    if (p.phase === "wait" && p.sent < p.toSend) p.phase = "send";
+  }
+
+  /** Whether our own bytes may still be on their way (then the send queue tells progress). */
+  get sending(): boolean {
+    const { phase, toSend } = this.progress;
+    return toSend > 0 && (phase === "send" || phase === "wait");
   }
 
   /** Sent again on a new connection: progress starts over. */
@@ -160,6 +177,8 @@ class Exchange {
 /** A socket whose every wait is bounded by the exchange's idle timeout. */
 class Connection {
   readonly #conn: Deno.Conn;
+  /** Bytes the kernel took from us over the connection's life. */
+  written = 0;
   #buf = new Uint8Array(READ_BYTES);
   #closed = false;
   /** Why we closed it (idle, deadline, abort): what a pending read or write then throws. */
@@ -178,15 +197,39 @@ class Connection {
     } catch { /* already closed */ }
   }
 
+  /**
+   * Run one read or write; fail it (by closing the socket: the pending op rejects) once nothing
+   * moved for idleMs. While our bytes may still be on their way, the kernel's send queue
+   * shrinking is progress too (send_queue.ts), looked at every quarter of idleMs.
+   */
   async #wait<T>(ex: Exchange, op: () => Promise<T>, idleMs: number): Promise<T> {
     if (this.#closed) throw this.#reason ?? ex.closed();
-    // Closing the socket makes the pending read or write reject (Interrupted).
-    const timer = setTimeout(() => this.close(ex.idle(idleMs)), idleMs);
+    const watchQueue = ex.sending;
+    let lastMove = performance.now();
+    let lastQueue: number | undefined;
+    let settled = false;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const check = async () => {
+      if (watchQueue) {
+        const queued = await sendQueue(this.#conn);
+        if (queued !== undefined) {
+          if (lastQueue !== undefined && queued !== lastQueue) lastMove = performance.now();
+          lastQueue = queued;
+          ex.acknowledged(this.written, queued);
+        }
+      }
+      if (settled) return;
+      const idle = performance.now() - lastMove;
+      if (idle >= idleMs - 2) return this.close(ex.idle(idleMs));
+      timer = setTimeout(check, watchQueue ? Math.min(idleMs / 4, idleMs - idle) : idleMs - idle);
+    };
+    timer = setTimeout(check, watchQueue ? idleMs / 4 : idleMs);
     try {
       return await op();
     } catch (error) {
       throw this.#reason ?? ex.closed(error);
     } finally {
+      settled = true;
       clearTimeout(timer);
     }
   }
@@ -198,6 +241,7 @@ class Connection {
       const chunk = bytes.subarray(off, off + WRITE_BYTES);
       const n = await this.#wait(ex, () => this.#conn.write(chunk), ex.idleMs);
       off += n;
+      this.written += n;
       written(n);
     }
   }
@@ -353,7 +397,7 @@ export class HttpTransport {
     o: { req: HttpRequest; head: Uint8Array; body: Uint8Array; origin: string },
   ): Promise<Response> {
     const { req, head, body, origin } = o;
-    ex.attach(conn);
+    ex.attach(conn, head.length);
     const p = ex.progress;
     p.phase = "send";
     let written = 0;

@@ -153,6 +153,39 @@ Deno.test("HttpTransport: an upload the store stops reading fails with how much 
   }
 });
 
+Deno.test("HttpTransport: an upload into a slow reader is not cut off while its socket buffer drains", async () => {
+  // 64 KiB every 20 ms (3 MB/s): the kernel wakes a blocked write only once a third of a
+  // ~4 MiB send buffer is free (~0.4 s here), and the last write returns with up to 4 MiB still
+  // queued. Only the send queue shrinking shows that the store keeps reading.
+  const server = rawServer(async (conn) => {
+    const req = await readRequest(conn, { skipBody: true });
+    let left = Number(req!.head.match(/content-length: (\d+)/i)![1]);
+    const buf = new Uint8Array(64 * 1024);
+    while (left > 0) {
+      await sleep(20);
+      const n = await conn.read(buf.subarray(0, Math.min(left, buf.length)));
+      if (n === null) return;
+      left -= n;
+    }
+    await writeAll(conn, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+  });
+  const http = new HttpTransport({ idleMs: 300 });
+  try {
+    const t0 = performance.now();
+    const res = await http.request({
+      method: "PUT",
+      url: new URL(`${server.url}/k`),
+      headers: {},
+      body: new Uint8Array(8 << 20),
+    });
+    assert.equal(res.status, 200);
+    assert.ok(performance.now() - t0 > 1000, "the reader was slow");
+  } finally {
+    http.close();
+    await server.close();
+  }
+});
+
 Deno.test("HttpTransport reuses a kept-alive connection, and resends an idempotent request once when the store had closed it", async () => {
   const server = rawServer(async (conn, n) => {
     // The first connection answers two requests then closes, as a store does with idle ones.

@@ -28,7 +28,6 @@ export function clientFor(cfg: ArchiveConfig): S3Client {
     bucket: parseTarget(cfg.target).bucket,
     pathStyle: !endpoint.hostname.endsWith("amazonaws.com"),
     credentials: { accessKeyId: cfg.accessKeyId, secretAccessKey: cfg.secretAccessKey },
-    timeoutMs: 60_000,
     caCerts: cfg.caCerts,
   });
 }

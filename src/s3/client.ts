@@ -292,7 +292,7 @@ export class S3Client {
   /**
    * The object's bytes and metadata, or undefined when there is none. An object larger than
    * `maxBytes` (default 1 MiB: manifests, owner records) is an S3Error (not transient), read
-   * no further than that.
+   * no further than that. `timeoutMs`: this request's idle timeout (default the client's).
    */
   async get(
     key: string,

@@ -171,7 +171,7 @@ async function sequentialPut(endpoint: string): Promise<number> {
     bucket,
     pathStyle: true,
     credentials: { accessKeyId: "test", secretAccessKey: "testtesttest" },
-    timeoutMs: 120_000,
+    idleMs: 120_000,
     ...(endpoint.startsWith("https") ? { caCerts: [Deno.readTextFileSync(caFile)] } : {}),
   });
   const files = backlog.slice(0, Math.min(n, 100));

@@ -1,12 +1,15 @@
 /**
- * EFFECT: a small S3 client (SigV4 over fetch; keep-alive pooling comes with fetch): put
- * (optionally only-if-absent), head, get, list, delete, multipart upload. Every request has a
- * timeout. Errors are S3Error with an operator-readable one-line message and a `transient` flag
- * (network trouble, 5xx, 429, timeouts) that retry policies use. Every answer read into
- * memory has a byte cap (body.ts): objects (`get`, 1 MiB unless the caller allows more),
- * listing pages, error and multipart answers.
+ * EFFECT: a small S3 client (SigV4 over our own HTTP/1.1 transport, http.ts, which pools
+ * connections): put (optionally only-if-absent), head, get, list, delete, multipart upload.
+ * Every request has an idle timeout (no byte sent or received for that long), not a limit on
+ * the whole request: a slow store that keeps moving bytes is never cut off, a hung one fails
+ * within the idle timeout. Errors are S3Error with an operator-readable one-line message and a
+ * `transient` flag (network trouble, 5xx, 429, timeouts) that retry policies use. Every answer
+ * read into memory has a byte cap (body.ts): objects (`get`, 1 MiB unless the caller allows
+ * more), listing pages, error and multipart answers.
  */
 import { BodyTooLarge, readCapped } from "./body.ts";
+import { HttpError, HttpTransport } from "./http.ts";
 import { type Credentials, sign, uriEncode } from "./sigv4.ts";
 import { sha256Hex } from "../util/crypto.ts";
 import { type ListedObject, parseList, tag } from "./xml.ts";
@@ -19,10 +22,48 @@ export interface S3Config {
   /** Path-style addressing (the default for custom endpoints). */
   pathStyle: boolean;
   credentials: Credentials;
-  timeoutMs: number;
+  /**
+   * No byte sent or received for this long → the request fails (transient). Default 30 s.
+   * Requests that pass their own `timeoutMs` use theirs.
+   */
+  idleMs?: number;
+  /** @deprecated was a limit on the whole request; now the idle timeout when idleMs is unset. */
+  timeoutMs?: number;
+  /** TCP connect and TLS handshake. Default 10 s. */
+  connectMs?: number;
+  /** Idle keep-alive connections kept for reuse (default 8; 0: a new connection per request). */
+  maxIdleConnections?: number;
   /** PEM CA certificates to trust in addition to the system's (self-hosted stores). */
   caCerts?: string[];
+  /**
+   * How the owner of this client names what an operator fixes (its setting names, say): the
+   * client itself knows no settings, so its errors say "check <endpoint> and the network".
+   */
+  hints?: Partial<S3Hints>;
 }
+
+export interface S3Hints {
+  /** Where the endpoint is set. */
+  endpoint: string;
+  /** Where the bucket is named. */
+  bucket: string;
+  /** Where the credentials are set. */
+  credentials: string;
+}
+
+const GENERIC_HINTS: S3Hints = {
+  endpoint: "the S3 endpoint",
+  bucket: "the bucket name",
+  credentials: "the access key and the secret key",
+};
+
+/** The idle timeout when the config sets none. */
+export const DEFAULT_IDLE_MS = 30_000;
+/**
+ * Completing a multipart upload: the store assembles the parts before it answers, and sends
+ * nothing meanwhile (or only whitespace, as AWS does).
+ */
+const COMPLETE_IDLE_MS = 300_000;
 
 export class S3Error extends Error {
   readonly status: number;
@@ -48,10 +89,25 @@ export const LIST_PAGE_BYTES = 16 << 20;
 /** Error documents and multipart answers. */
 const REPLY_BYTES = 1 << 20;
 
+/** S3Error.code of a transport failure. */
+const TRANSPORT_CODES: Record<HttpError["kind"], string> = {
+  connect: "ConnectFailed",
+  tls: "TlsFailed",
+  idle: "IdleTimeout",
+  deadline: "DeadlineExceeded",
+  closed: "ConnectionClosed",
+  protocol: "BadResponse",
+};
+
 export interface HeadResult {
   size: number;
   etag: string;
   metadata: Record<string, string>;
+}
+
+/** Read a small answer to its end (the connection is then reused); past 64 KiB, hang up. */
+async function drain(res: Response): Promise<void> {
+  await readCapped(res.body, 64 * 1024).catch(() => {});
 }
 
 async function md5Base64(data: Uint8Array): Promise<string> {
@@ -62,13 +118,31 @@ async function md5Base64(data: Uint8Array): Promise<string> {
 
 export class S3Client {
   readonly config: S3Config;
-  readonly #client: Deno.HttpClient | undefined;
+  /** No byte sent or received for this long → a request fails. */
+  readonly idleMs: number;
+  readonly #hints: S3Hints;
+  readonly #http: HttpTransport;
 
   constructor(config: S3Config) {
     this.config = config;
-    this.#client = config.caCerts?.length
-      ? Deno.createHttpClient({ caCerts: config.caCerts })
-      : undefined;
+    this.idleMs = config.idleMs ?? config.timeoutMs ?? DEFAULT_IDLE_MS;
+    this.#hints = { ...GENERIC_HINTS, ...config.hints };
+    this.#http = new HttpTransport({
+      idleMs: this.idleMs,
+      ...(config.caCerts?.length ? { caCerts: config.caCerts } : {}),
+      ...(config.connectMs === undefined ? {} : { connectMs: config.connectMs }),
+      ...(config.maxIdleConnections === undefined ? {} : { maxIdle: config.maxIdleConnections }),
+    });
+  }
+
+  /** TCP connections opened so far (reuse shows as requests > connections). */
+  get connections(): number {
+    return this.#http.connections;
+  }
+
+  /** Close the idle connections (a client that is done; requests still work after). */
+  close(): void {
+    this.#http.close();
   }
 
   url(key: string, query: Record<string, string> = {}): URL {
@@ -88,7 +162,11 @@ export class S3Client {
       query?: Record<string, string>;
       headers?: Record<string, string>;
       body?: Uint8Array;
+      /** The idle timeout of this request (default: the client's). */
       timeoutMs?: number;
+      /** A limit on the whole request, answer body included: only where a caller wants one. */
+      deadlineMs?: number;
+      signal?: AbortSignal;
       /**
        * SHA-256 of the body, hex, when the caller has it (computed off the event loop): the
        * store checks the body against it (SigV4), so a corrupted upload is refused.
@@ -99,32 +177,27 @@ export class S3Client {
     const url = this.url(key, o.query);
     const body = o.body;
     const payloadHash = o.payloadHash ?? await sha256Hex(body ?? new Uint8Array(0));
+    const unsigned: Record<string, string> = { ...o.headers, "x-amz-content-sha256": payloadHash };
+    // Signed as the transport sends it (S3 wants a length on every PUT and POST).
+    if (body || method === "PUT" || method === "POST") {
+      unsigned["content-length"] = String(body?.length ?? 0);
+    }
     const headers = await sign(
-      { method, url, headers: { ...o.headers, "x-amz-content-sha256": payloadHash }, payloadHash },
+      { method, url, headers: unsigned, payloadHash },
       this.config.credentials,
       this.config.region,
     );
     const where = this.#where(method, key);
-    let res: Response;
-    try {
-      res = await fetch(url, {
-        method,
-        headers,
-        body: body as BodyInit | undefined,
-        signal: AbortSignal.timeout(o.timeoutMs ?? this.config.timeoutMs),
-        ...(this.#client ? { client: this.#client } : {}),
-      });
-    } catch (error) {
-      const why = error instanceof Error
-        ? (error.name === "TimeoutError"
-          ? `timed out after ${o.timeoutMs ?? this.config.timeoutMs} ms`
-          : error.message)
-        : String(error);
-      throw new S3Error(
-        `cannot reach the S3 endpoint ${this.config.endpoint} (${where}: ${why}); check BEYOND_PG_S3_ENDPOINT and the network`,
-        { transient: true, cause: error },
-      );
-    }
+    const res = await this.#http.request({
+      method,
+      url,
+      headers,
+      ...(body ? { body } : {}),
+      idleMs: o.timeoutMs ?? this.idleMs,
+      ...(o.deadlineMs === undefined ? {} : { deadlineMs: o.deadlineMs }),
+      ...(o.signal ? { signal: o.signal } : {}),
+      wrapError: (error) => this.#transportError(error, where),
+    });
     if (
       res.status >= 300 && !(method === "HEAD" && res.status === 404) &&
       !(method === "GET" && res.status === 404)
@@ -152,7 +225,7 @@ export class S3Client {
       throw new S3Error(
         `S3 ${where} answered with ${
           error.declared === undefined ? `more than ${limit}` : error.declared
-        } bytes where beyond-pg stores at most ${limit}; remove or replace that object, or check that BEYOND_PG_S3_ENDPOINT is the right store`,
+        } bytes where beyond-pg stores at most ${limit}; remove or replace that object, or check that ${this.#hints.endpoint} is the right store`,
         { status: res.status, code: "BodyTooLarge", transient: false, cause: error },
       );
     }
@@ -162,19 +235,31 @@ export class S3Client {
     return new TextDecoder().decode(await this.#read(res, limit, where));
   }
 
+  /** A transport failure, for an operator: always transient (the store may come back). */
+  #transportError(error: HttpError, where: string): S3Error {
+    const endpoint = this.config.endpoint;
+    const stalled = error.kind === "idle" || error.kind === "deadline";
+    return new S3Error(
+      stalled
+        ? `the S3 endpoint ${endpoint} stalled (${where}: ${error.message}); check that the store is up and not overloaded, and the network`
+        : `cannot reach the S3 endpoint ${endpoint} (${where}: ${error.message}); check ${this.#hints.endpoint} and the network`,
+      { transient: true, code: TRANSPORT_CODES[error.kind], cause: error },
+    );
+  }
+
   #where(method: string, key: string): string {
     return `${method} s3://${this.config.bucket}/${key}`;
   }
 
   #explain(code: string, status: number, where: string, message: string | undefined): string {
     if (code === "NoSuchBucket") {
-      return `bucket ${this.config.bucket} does not exist at ${this.config.endpoint}; create it or fix BEYOND_PG_ARCHIVE_TARGET`;
+      return `bucket ${this.config.bucket} does not exist at ${this.config.endpoint}; create it or fix ${this.#hints.bucket}`;
     }
     if (
       code === "InvalidAccessKeyId" || code === "SignatureDoesNotMatch" ||
       code === "AccessDenied" || status === 403
     ) {
-      return `S3 refused the credentials for ${where} (${code}); check BEYOND_PG_S3_ACCESS_KEY and BEYOND_PG_S3_SECRET_KEY`;
+      return `S3 refused the credentials for ${where} (${code}); check ${this.#hints.credentials}`;
     }
     return `S3 ${where} answered ${status} ${code}${message ? `: ${message}` : ""}`;
   }
@@ -203,7 +288,7 @@ export class S3Client {
         body,
         ...(o.payloadHash ? { payloadHash: o.payloadHash } : {}),
       });
-      await res.body?.cancel();
+      await drain(res);
       return { etag: (res.headers.get("etag") ?? "").replaceAll('"', "") };
     } catch (error) {
       if (error instanceof S3Error && error.status === 412) return "exists";
@@ -213,7 +298,7 @@ export class S3Client {
 
   async head(key: string): Promise<HeadResult | undefined> {
     const res = await this.request("HEAD", key);
-    await res.body?.cancel();
+    await drain(res);
     if (res.status === 404) return undefined;
     const metadata: Record<string, string> = {};
     res.headers.forEach((v, k) => {
@@ -229,7 +314,7 @@ export class S3Client {
   /**
    * The object's bytes and metadata, or undefined when there is none. An object larger than
    * `maxBytes` (default 1 MiB: manifests, owner records) is an S3Error (not transient), read
-   * no further than that.
+   * no further than that. `timeoutMs`: this request's idle timeout (default the client's).
    */
   async get(
     key: string,
@@ -238,7 +323,7 @@ export class S3Client {
   ): Promise<{ body: Uint8Array; metadata: Record<string, string> } | undefined> {
     const res = await this.request("GET", key, { ...(timeoutMs ? { timeoutMs } : {}) });
     if (res.status === 404) {
-      await res.body?.cancel();
+      await drain(res);
       return undefined;
     }
     const metadata: Record<string, string> = {};
@@ -248,14 +333,17 @@ export class S3Client {
     return { body: await this.#read(res, maxBytes, this.#where("GET", key)), metadata };
   }
 
-  /** A streaming GET (base backups), or undefined. */
+  /**
+   * A streaming GET (base backups), or undefined. Each read of the stream has the idle timeout
+   * (`timeoutMs`, default the client's); there is no limit on the whole download.
+   */
   async getStream(
     key: string,
-    timeoutMs = 24 * 3600_000,
+    timeoutMs?: number,
   ): Promise<ReadableStream<Uint8Array> | undefined> {
-    const res = await this.request("GET", key, { timeoutMs });
+    const res = await this.request("GET", key, { ...(timeoutMs ? { timeoutMs } : {}) });
     if (res.status === 404) {
-      await res.body?.cancel();
+      await drain(res);
       return undefined;
     }
     return res.body ?? undefined;
@@ -277,13 +365,13 @@ export class S3Client {
 
   async delete(key: string): Promise<void> {
     const res = await this.request("DELETE", key);
-    await res.body?.cancel();
+    await drain(res);
   }
 
   async createBucket(): Promise<void> {
     try {
       const res = await this.request("PUT", "");
-      await res.body?.cancel();
+      await drain(res);
     } catch (error) {
       if (
         !(error instanceof S3Error &&
@@ -317,9 +405,8 @@ export class S3Client {
       headers: payloadHash ? {} : { "content-md5": await md5Base64(body) },
       ...(payloadHash ? { payloadHash } : {}),
       body,
-      timeoutMs: Math.max(this.config.timeoutMs, 300_000),
     });
-    await res.body?.cancel();
+    await drain(res);
     return res.headers.get("etag") ?? "";
   }
 
@@ -332,7 +419,7 @@ export class S3Client {
     const res = await this.request("POST", key, {
       query: { uploadId },
       body: new TextEncoder().encode(xml),
-      timeoutMs: Math.max(this.config.timeoutMs, 300_000),
+      timeoutMs: Math.max(this.idleMs, COMPLETE_IDLE_MS),
     });
     const text = await this.#text(res, REPLY_BYTES, this.#where("POST", key));
     if (/<Error>/.test(text)) {
@@ -344,6 +431,6 @@ export class S3Client {
 
   async abortMultipart(key: string, uploadId: string): Promise<void> {
     const res = await this.request("DELETE", key, { query: { uploadId } });
-    await res.body?.cancel();
+    await drain(res);
   }
 }

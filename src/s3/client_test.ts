@@ -64,7 +64,7 @@ Deno.test("S3Client.get() of a 1 GiB answer stops at the caller's cap with one n
         (e: Error) =>
           e instanceof S3Error && !e.transient && e.code === "BodyTooLarge" &&
           !e.message.includes("\n") &&
-          /^S3 GET s3:\/\/bk\/db\/wal\/000000010000000000000001 answered with (more than 17825792|1073741824) bytes where beyond-pg stores at most 17825792; remove or replace that object, or check that BEYOND_PG_S3_ENDPOINT is the right store$/
+          /^S3 GET s3:\/\/bk\/db\/wal\/000000010000000000000001 answered with (more than 17825792|1073741824) bytes where beyond-pg stores at most 17825792; remove or replace that object, or check that the S3 endpoint is the right store$/
             .test(e.message),
       );
       // What the store managed to send before we hung up (socket buffers included).

@@ -35,4 +35,6 @@ export interface ObjectStore {
   ): Promise<StoredObject | undefined>;
   list(prefix: string): Promise<ListedObject[]>;
   delete(key: string): Promise<void>;
+  /** Let go of kept connections (the owner is done with the store). */
+  close?(): void;
 }

@@ -3,7 +3,8 @@
  * and by the supervisor's uploader):
  *  - 0 only once the object is fully stored (S3 PUT is all-or-nothing, and the store checks
  *    the body against the SHA-256 signed into the request) — never a visible partial object;
- *  - already stored with the same content (SHA-256 of the uncompressed bytes, in metadata) → 0;
+ *  - already stored with the same content (its size in metadata, then the stored copy
+ *    decompressed and compared byte for byte) → 0;
  *    different content → an error, nothing overwritten (PUT If-None-Match: *), for every kind
  *    of file, `.history` included;
  *  - the bytes were checked against their name and this cluster before (prepare.ts,
@@ -30,8 +31,12 @@ export function clientFor(cfg: ArchiveConfig): S3Client {
     bucket: parseTarget(cfg.target).bucket,
     pathStyle: !endpoint.hostname.endsWith("amazonaws.com"),
     credentials: { accessKeyId: cfg.accessKeyId, secretAccessKey: cfg.secretAccessKey },
-    timeoutMs: 60_000,
     caCerts: cfg.caCerts,
+    hints: {
+      endpoint: "BEYOND_PG_S3_ENDPOINT",
+      bucket: "BEYOND_PG_ARCHIVE_TARGET",
+      credentials: "BEYOND_PG_S3_ACCESS_KEY and BEYOND_PG_S3_SECRET_KEY",
+    },
   });
 }
 

@@ -23,7 +23,7 @@ export async function getWalObject(
 ): Promise<WalObject | undefined> {
   try {
     const layout = layoutFor(cfg);
-    return await client.get(layout.wal(name), 120_000, { maxBytes: layout.walObjectMaxBytes });
+    return await client.get(layout.wal(name), undefined, { maxBytes: layout.walObjectMaxBytes });
   } catch (error) {
     if (error instanceof S3Error) throw new ArchiveError(error.message, error.transient, error);
     throw error;

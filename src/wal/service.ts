@@ -194,6 +194,7 @@ export class ArchiveService {
   close(): void {
     this.#closed = true;
     clearInterval(this.#timer);
+    this.client.close?.();
   }
 
   // ---- archiving ------------------------------------------------------------------------

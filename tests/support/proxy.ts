@@ -1,7 +1,8 @@
 /**
  * A TCP proxy on loopback in front of radosgw, for faults: `down` resets every connection
  * (a store that is unreachable), `throttle` slows uploads so a process can be killed mid-way,
- * `holdResponses` swallows the store's answers (killed after the upload, before the reply).
+ * `holdResponses` swallows the store's answers (killed after the upload, before the reply),
+ * `stall` stops moving bytes either way on every connection (a store stopped with SIGSTOP).
  */
 export class FaultProxy {
   readonly port: number;
@@ -12,6 +13,10 @@ export class FaultProxy {
   received = 0;
   /** Swallow the store's answer to a request that carried a body (an upload). */
   holdResponses = false;
+  /** Move no byte in either direction (connections are still accepted). */
+  stall = false;
+  /** Client connections accepted (keep-alive reuse shows as few of them). */
+  accepted = 0;
   /** Client → store bytes seen, and store → client responses seen, since the last reset. */
   sent = 0;
   responses = 0;
@@ -28,6 +33,7 @@ export class FaultProxy {
   }
 
   async #handle(client: Deno.Conn, upstreamPort: number): Promise<void> {
+    this.accepted++;
     if (this.down) {
       client.close();
       return;
@@ -53,9 +59,11 @@ export class FaultProxy {
     const up = (async () => {
       const buf = new Uint8Array(16 * 1024);
       for (;;) {
+        await this.#unstalled(client);
         if (this.down) break;
         const n = await client.read(buf);
         if (n === null) break;
+        await this.#unstalled(client);
         this.sent += n;
         pending += n;
         if (this.throttle) await new Promise((r) => setTimeout(r, (n / this.throttle) * 1000));
@@ -66,8 +74,10 @@ export class FaultProxy {
     const down = (async () => {
       const buf = new Uint8Array(16 * 1024);
       for (;;) {
+        await this.#unstalled(client);
         const n = await upstream.read(buf);
         if (n === null) break;
+        await this.#unstalled(client);
         this.responses++;
         if ((this.holdResponses && pending > 64 * 1024) || this.down) continue;
         pending = 0;
@@ -82,6 +92,11 @@ export class FaultProxy {
     await Promise.race([up, down]).catch(() => {});
     await Promise.allSettled([up, down]);
     closeBoth();
+  }
+
+  /** Wait while `stall` is set and the connection is not cut. */
+  async #unstalled(client: Deno.Conn): Promise<void> {
+    while (this.stall && this.#conns.has(client)) await new Promise((r) => setTimeout(r, 20));
   }
 
   /** Drop every open connection (with `down`: the store vanished). */

@@ -60,7 +60,7 @@ export function s3Client(bucket: string, endpoint = `http://127.0.0.1:${RGW_HTTP
     bucket,
     pathStyle: true,
     credentials: { accessKeyId: ACCESS_KEY, secretAccessKey: SECRET_KEY },
-    timeoutMs: 30_000,
+    idleMs: 30_000,
     ...(endpoint.startsWith("https:")
       ? { caCerts: [Deno.readTextFileSync(`${RGW_DIR}/ca.crt`)] }
       : {}),

@@ -5,7 +5,8 @@
  */
 import assert from "node:assert/strict";
 import { ok } from "./support/control.ts";
-import { s3Client } from "./support/s3.ts";
+import { RGW_HTTP, s3Client } from "./support/s3.ts";
+import { FaultProxy } from "./support/proxy.ts";
 import { waitDrained } from "./support/wal.ts";
 import {
   freshBucket,
@@ -295,5 +296,68 @@ Deno.test("restore truth: on a small volume, archived WAL is not kept until the 
   } finally {
     await cleanup(pg);
     await removeRoot(root);
+  }
+});
+
+Deno.test("restore truth: a store at 60 kB/s still stores every segment; a hung one is a failure with a reason within the idle timeout", async () => {
+  const bucket = await freshBucket();
+  const proxy = new FaultProxy(RGW_HTTP);
+  const pg = await startSupervisor({
+    env: {
+      ...s3Env(bucket, { endpoint: `http://127.0.0.1:${proxy.port}`, parallel: 2 }),
+      BEYOND_PG_S3_IDLE_TIMEOUT: "3",
+    },
+  });
+  try {
+    await pg.waitFor(READY, 60_000);
+    await sql(pg, "create table markers (i int)");
+    await waitDrained(pg, 60_000);
+
+    // Slow: 60 kB/s per connection each way, far below the old 60 s whole-request limit for a
+    // segment (zstd-compressed, a switched segment is small; incompressible rows make it big).
+    proxy.throttle = 60_000;
+    proxy.throttleDown = 60_000;
+    await sql(
+      pg,
+      "insert into markers select i from generate_series(1, 40000) i; " +
+        "create table noise as select md5(random()::text) || md5(random()::text) as t from generate_series(1, 30000)",
+    );
+    const slowSeg = await sql(pg, "select pg_walfile_name(pg_switch_wal())");
+    const t0 = Date.now();
+    await waitDrained(pg, 300_000, slowSeg);
+    const status = await ok<{ archive: { lastError?: string; archived: number } }>(pg, "status");
+    assert.equal(status.archive.lastError, undefined, JSON.stringify(status.archive));
+    console.log(
+      `60 kB/s store: ${slowSeg} stored after ${((Date.now() - t0) / 1000).toFixed(1)} s, ` +
+        `no failure (idle timeout 3 s)`,
+    );
+
+    // Hung: no byte moves. The failure and its reason are in status within the idle timeout.
+    proxy.throttle = 0;
+    proxy.throttleDown = 0;
+    proxy.stall = true;
+    await sql(pg, "insert into markers values (0)");
+    await sql(pg, "select pg_switch_wal()");
+    const t1 = Date.now();
+    let lastError = "";
+    await until("a failure with a reason in status", async () => {
+      const s = await ok<{ archive: { lastError?: string } }>(pg, "status");
+      lastError = s.archive.lastError ?? "";
+      return lastError !== "";
+    }, 60_000);
+    const secs = (Date.now() - t1) / 1000;
+    console.log(`hung store: failure in status after ${secs.toFixed(1)} s: ${lastError}`);
+    assert.match(lastError, /stalled|no answer|no progress/);
+    assert.ok(secs < 3 + 10, `${secs} s`);
+    const metrics = await (await fetch(`http://127.0.0.1:${pg.httpPort}/metrics`)).text();
+    assert.match(metrics, /^beyond_pg_archive_files_total\{result="failed"\} [1-9]/m);
+
+    // Back: the backlog drains without a hole.
+    proxy.stall = false;
+    const last = await sql(pg, "select pg_walfile_name(pg_switch_wal())");
+    await waitDrained(pg, 120_000, last);
+  } finally {
+    await cleanup(pg);
+    proxy.close();
   }
 });

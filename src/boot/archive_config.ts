@@ -21,6 +21,7 @@ export function archiveConfigFor(ctx: Context, sysid?: string): ArchiveConfig | 
     caCerts: s3.caPem ? [s3.caPem] : [],
     codec: s3.codec,
     parallel: s3.parallel,
+    idleMs: s3.idleMs,
     major: ctx.bins.major,
     sysid: sysid ?? clusterSystemIdentifier(ctx),
     pgdata: ctx.layout.pgdata,

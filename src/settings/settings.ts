@@ -77,6 +77,8 @@ export interface S3Settings {
   caPem: string | undefined;
   codec: "zstd" | "gzip" | "none";
   parallel: number;
+  /** BEYOND_PG_S3_IDLE_TIMEOUT, in ms: no byte moved for this long fails a request. */
+  idleMs: number;
 }
 
 function present(raw: Record<string, string | undefined>, key: string): string | undefined {
@@ -168,6 +170,7 @@ function parseS3(get: ReturnType<typeof reader>): S3Settings {
     caPem: ca?.pem,
     codec: get("BEYOND_PG_ARCHIVE_CODEC"),
     parallel: get("BEYOND_PG_ARCHIVE_PARALLEL"),
+    idleMs: get("BEYOND_PG_S3_IDLE_TIMEOUT") * 1000,
   };
 }
 

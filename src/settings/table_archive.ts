@@ -55,6 +55,12 @@ export const archiveSettings = {
     doc: "PEM CA to trust for a self-hosted store (read at start)",
     parse: pemFile,
   }),
+  BEYOND_PG_S3_IDLE_TIMEOUT: setting({
+    group: "archive",
+    default: "30",
+    doc: "seconds without a byte moving before an S3 request fails (a slow store is never cut off)",
+    parse: wholeNumber(1, 3600),
+  }),
   BEYOND_PG_ARCHIVE_CODEC: setting({
     group: "archive",
     default: "zstd",

@@ -32,6 +32,7 @@ export function clientFor(cfg: ArchiveConfig): S3Client {
     pathStyle: !endpoint.hostname.endsWith("amazonaws.com"),
     credentials: { accessKeyId: cfg.accessKeyId, secretAccessKey: cfg.secretAccessKey },
     caCerts: cfg.caCerts,
+    ...(cfg.idleMs ? { idleMs: cfg.idleMs } : {}),
     hints: {
       endpoint: "BEYOND_PG_S3_ENDPOINT",
       bucket: "BEYOND_PG_ARCHIVE_TARGET",

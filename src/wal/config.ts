@@ -22,6 +22,8 @@ export interface ArchiveConfig {
   caCerts: string[];
   codec: Codec;
   parallel: number;
+  /** No byte moved for this long fails an S3 request (default the client's, 30 s). */
+  idleMs?: number;
   major: number;
   /** The cluster's system identifier (from pg_control), decimal. */
   sysid: string;

@@ -33,8 +33,8 @@ packages() { # the lane's packages, one per line, sorted
     "$tmp/apt" "$tmp/github" 2>/dev/null
   {
     cat "$tmp/apt"
-    # The server, PgBouncer, and what the supervisor and the tests run.
-    printf '%s\n' "postgresql-$MAJOR" pgbouncer zstd openssl ca-certificates procps iproute2 \
+    # The server, PgBouncer, and what the supervisor, the tests and the benchmarks run.
+    printf '%s\n' "postgresql-$MAJOR" pgbouncer zstd openssl ca-certificates procps iproute2 pgbackrest \
       util-linux e2fsprogs
   } | sort -u
   rm -rf "$tmp"

@@ -1,20 +1,27 @@
 #!/bin/sh
-# Build a bootable image locally: a Debian bookworm rootfs made by debootstrap and provisioned
+# Build a bootable image locally: a Debian rootfs made by debootstrap and provisioned
 # by the same packer/scripts the production Packer template runs, with our build as
 # /sbin/init, as an ext4 file; plus the Debian kernel and a small initramfs for QEMU.
 #
 #   scripts/build-image.sh [OUT]        (default .cache/image; needs root)
 #
-# Env: PG_MAJOR (default: the newest installed on this machine, else 15), PG_SOURCE (debian),
-# MIRROR (this machine's Debian mirror), DIST (a built dist/ to install; default: build one),
+# Env: SUITE (testing: PostgreSQL 18, PgBouncer 1.26, pgvector — the default; trixie: PG 17;
+# bookworm: PG 15), PG_MAJOR (default: the suite's), MIRROR (this machine's Debian mirror),
+# DIST (a built dist/ to install; default: build one),
 # TEST_HOOKS (a directory copied to /etc/beyond-pg-test/hooks, for the e2e tests).
 # The provisioned base (everything but our build and the seed) is cached in OUT/base.
 set -eu
 here=$(cd "$(dirname "$0")/.." && pwd)
 OUT=$(realpath -m "${1:-$here/.cache/image}")
-PG_MAJOR=${PG_MAJOR:-$(ls /usr/lib/postgresql 2>/dev/null | sort -n | tail -n 1)}
-PG_MAJOR=${PG_MAJOR:-15}
-PG_SOURCE=${PG_SOURCE:-debian}
+SUITE=${SUITE:-testing}
+case "$SUITE" in
+  testing) default_major=18 ;;
+  trixie) default_major=17 ;;
+  bookworm) default_major=15 ;;
+  *) echo "build-image: SUITE=$SUITE is not one of testing, trixie, bookworm" >&2; exit 2 ;;
+esac
+PG_MAJOR=${PG_MAJOR:-$default_major}
+PG_SOURCE=debian
 MIRROR=${MIRROR:-$(awk '/^URIs:/{print $2; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null || true)}
 MIRROR=${MIRROR:-http://deb.debian.org/debian}
 DENO="$here/.tools/node_modules/.bin/deno"
@@ -47,15 +54,15 @@ stage() { # copy build inputs into the chroot's /tmp/build (a tmpfs while mounte
   cp "$OUT/packages.txt" "$OUT/github.txt" "$1/tmp/build/"
 }
 
-"$DENO" run -A --quiet "$here/scripts/manifest-packages.ts" "$PG_SOURCE" "$PG_MAJOR" "$OUT/packages.txt" "$OUT/github.txt"
+"$DENO" run -A --quiet "$here/scripts/manifest-packages.ts" "$SUITE" "$PG_MAJOR" "$OUT/packages.txt" "$OUT/github.txt"
 key=$(cat "$here"/packer/scripts/0[1-5]*.sh "$here/packer/scripts/07-config.sh" "$here/packer/scripts/08-mmds.sh" \
-  "$OUT/packages.txt" "$OUT/github.txt" | sha256sum | cut -c1-16)-$PG_MAJOR-$PG_SOURCE
+  "$OUT/packages.txt" "$OUT/github.txt" | sha256sum | cut -c1-16)-$PG_MAJOR-$SUITE
 
 # 1. The provisioned base, cached by the hash of what makes it.
 if [ ! -f "$OUT/base.$key.done" ]; then
   rm -rf "$OUT/base" "$OUT"/base.*.done
-  say "debootstrap bookworm from $MIRROR"
-  debootstrap --variant=minbase bookworm "$OUT/base" "$MIRROR" > "$OUT/debootstrap.log" 2>&1 ||
+  say "debootstrap $SUITE from $MIRROR"
+  debootstrap --variant=minbase "$SUITE" "$OUT/base" "$MIRROR" > "$OUT/debootstrap.log" 2>&1 ||
     { tail -20 "$OUT/debootstrap.log" >&2; exit 1; }
   chroot_mounts "$OUT/base"
   trap 'chroot_umounts "$OUT/base"' EXIT

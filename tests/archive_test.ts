@@ -4,6 +4,7 @@
  * ahead-of-request uploads.
  */
 import assert from "node:assert/strict";
+import { PG_MAJOR } from "./support/paths.ts";
 import { decompress } from "../src/wal/codec.ts";
 import type { ArchiveConfig } from "../src/wal/config.ts";
 import { walKind } from "../src/wal/names.ts";
@@ -350,7 +351,7 @@ Deno.test("archiving under pgbench: every archived segment is byte-equal to pg_w
         (await psql(pg.directPort, "select system_identifier from pg_control_system()", {
           password: pg.password,
         })).trim();
-      const remote = await walObject(bucket, `db/pg15-${sysid}/wal/${name}`);
+      const remote = await walObject(bucket, `db/pg${PG_MAJOR}-${sysid}/wal/${name}`);
       assert.equal(await sha256Hex(remote!), await sha256Hex(local), name);
       compared++;
     }

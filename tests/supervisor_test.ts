@@ -30,7 +30,7 @@ Deno.test("first boot with the real manifest: SCRAM logins on 5432 and 5433, ext
       assert.ok(exts.includes(e), `${e} missing: ${exts}`);
     }
     // Everything the manifest lists but this server lacks is a warning, not a failure.
-    assert.ok(pg.lines.some((l) => /warning: extension vector is not available/.test(l)));
+    assert.ok(pg.lines.some((l) => /warning: extension vectorscale is not available/.test(l)));
     const phases = await pg.waitFor(/startup phases:/);
     assert.match(
       phases,

@@ -59,3 +59,27 @@ export function newSystemIdentifier(
   const micros = BigInt(Math.floor((nowMs % 1000) * 1000));
   return (seconds << 32n) | (micros << 12n) | BigInt(random & 0xfff);
 }
+
+/** pg_controldata's words for DBState (the same numbering in every version we support). */
+const STATES = [
+  "starting up",
+  "shut down",
+  "shut down in recovery",
+  "shutting down",
+  "in crash recovery",
+  "in archive recovery",
+  "in production",
+];
+
+/**
+ * PURE: "Database cluster state" as pg_controldata prints it, from pg_control's `state` (the
+ * uint32 after system_identifier, pg_control_version and catalog_version_no: offset 16), so a
+ * host with another major's tools can read it.
+ */
+export function clusterStateOf(control: Uint8Array): string {
+  const n = new DataView(control.buffer, control.byteOffset, control.byteLength).getUint32(
+    16,
+    true,
+  );
+  return STATES[n] ?? `unknown state ${n}`;
+}

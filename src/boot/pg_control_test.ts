@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import {
+  clusterStateOf,
   crc32c,
   findCrcOffset,
   newSystemIdentifier,
@@ -39,4 +40,15 @@ Deno.test("newSystemIdentifier() puts seconds in the high half and differs call 
   assert.equal((id >> 12n) & 0xfffffn, 123_000n);
   assert.equal(id & 0xfffn, 7n);
   assert.notEqual(newSystemIdentifier(), newSystemIdentifier(Date.now(), 4095) ^ 1n);
+});
+
+Deno.test("clusterStateOf() reads DBState at offset 16 as pg_controldata words it", () => {
+  const control = new Uint8Array(8192);
+  const view = new DataView(control.buffer);
+  view.setUint32(16, 1, true);
+  assert.equal(clusterStateOf(control), "shut down");
+  view.setUint32(16, 6, true);
+  assert.equal(clusterStateOf(control), "in production");
+  view.setUint32(16, 99, true);
+  assert.equal(clusterStateOf(control), "unknown state 99");
 });

@@ -29,7 +29,12 @@ export function beyondEntries(i: BeyondConfInput): ConfEntry[] {
     { name: "log_line_prefix", value: "%m [%p] %q[%a] db=%d,user=%u,client=%h " },
     { name: "log_min_duration_statement", value: 1000, why: "slow queries only" },
     { name: "log_statement", value: "ddl", why: "schema changes, cheap and high-signal" },
-    { name: "log_connections", value: true },
+    {
+      name: "log_connections",
+      value: true,
+      why: "18 reads on as receipt,authentication,authorization",
+    },
+    { name: "password_encryption", value: "scram-sha-256", why: "no MD5 (deprecated in 18)" },
     { name: "log_disconnections", value: true },
     { name: "log_lock_waits", value: true },
     { name: "log_temp_files", value: "10MB" },
@@ -74,6 +79,15 @@ export function beyondEntries(i: BeyondConfInput): ConfEntry[] {
     { name: "tcp_keepalives_idle", value: 60 },
     { name: "tcp_keepalives_interval", value: 10 },
     { name: "tcp_keepalives_count", value: 6 },
+    // PostgreSQL 18's asynchronous I/O: worker processes (its default, pinned). io_uring is
+    // faster on some disks but needs a kernel and seccomp policy that allow it, which a
+    // container or a locked-down VM may not.
+    {
+      name: "io_method",
+      value: "worker",
+      why: "works in any VM or container; io_uring may be blocked",
+      since: 18,
+    },
     { name: "autovacuum_vacuum_scale_factor", value: 0.1 },
     { name: "autovacuum_naptime", value: "30s" },
     { name: "max_locks_per_transaction", value: 256, why: "pg_partman partition sets" },

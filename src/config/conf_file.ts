@@ -7,6 +7,8 @@ export interface ConfEntry {
   value: ConfValue;
   /** One short line saying why (rendered above the setting). */
   why?: string;
+  /** Only from this PostgreSQL major on: dropped without a warning below it (gate.ts). */
+  since?: number;
 }
 
 /** Quote a value the way postgresql.conf reads it back: numbers bare, everything else quoted. */

@@ -1,7 +1,8 @@
 /**
- * PURE: keep only what the installed server knows. A setting the server does not list in
- * `postgres --describe-config` is dropped with one warning line; settings of extensions
- * (prefix.name) are gated by library presence before they get here.
+ * PURE: keep only what the installed server knows. An entry marked `since` a newer major is
+ * dropped quietly (it is meant for that major only); any other setting the server does not
+ * list in `postgres --describe-config` is dropped with one warning line; settings of
+ * extensions (prefix.name) are gated by library presence before they get here.
  */
 import type { ConfEntry } from "./conf_file.ts";
 
@@ -23,6 +24,7 @@ export function gateEntries(
   const kept: ConfEntry[] = [];
   const warnings: string[] = [];
   for (const entry of entries) {
+    if (entry.since !== undefined && caps.major < entry.since) continue;
     if (entry.name.includes(".") || caps.knownSettings.has(entry.name)) kept.push(entry);
     else {warnings.push(
         `${file}: skipping ${entry.name}: PostgreSQL ${caps.major} does not know it`,

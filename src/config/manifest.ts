@@ -11,7 +11,10 @@ export interface ExtensionSpec {
   library: string;
   database: string | undefined;
   settings: Record<string, ConfValue>;
-  /** Package per source ("pgdg", "debian", "github", ...); "-" = not shipped by that source. */
+  /**
+   * Package per source ("pgdg", "github", "paradedb", or a Debian suite: "bookworm", "trixie",
+   * "testing"); "-" = not shipped by that source.
+   */
   packages: Record<string, string>;
 }
 

@@ -49,6 +49,7 @@ Deno.test("planConfig() 00-beyond.conf carries every setting of the spec's Confi
     "cron.use_background_workers": "'on'",
     wal_level: "'logical'",
     max_wal_senders: "10",
+    password_encryption: "'scram-sha-256'",
     max_replication_slots: "10",
     hot_standby: "on",
     synchronous_commit: "on",

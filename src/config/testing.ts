@@ -23,6 +23,7 @@ export const allSettings15 = new Set([
   "log_statement",
   "log_connections",
   "log_disconnections",
+  "password_encryption",
   "log_lock_waits",
   "log_temp_files",
   "shared_preload_libraries",

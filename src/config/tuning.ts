@@ -22,6 +22,8 @@ export interface Tuning {
   maxParallelWorkers: number;
   maxParallelWorkersPerGather: number;
   maxParallelMaintenanceWorkers: number;
+  /** PostgreSQL 18+: processes doing asynchronous I/O (io_method = worker). */
+  ioWorkers: number;
 }
 
 const div = (a: number, b: number) => Math.floor(a / b);
@@ -44,6 +46,7 @@ export function computeTuning({ ramMb, vcpus, poolSize }: TuningInput): Tuning {
     maxParallelWorkers: Math.max(1, vcpus),
     maxParallelWorkersPerGather: clamp(div(vcpus, 2), 1, 4),
     maxParallelMaintenanceWorkers: clamp(div(vcpus, 2), 1, 4),
+    ioWorkers: clamp(vcpus, 3, 8),
   };
 }
 
@@ -75,6 +78,7 @@ export function tuningEntries(t: Tuning): ConfEntry[] {
       value: t.maxParallelMaintenanceWorkers,
       why: "clamp(vcpus/2, 1, 4)",
     },
+    { name: "io_workers", value: t.ioWorkers, why: "clamp(vcpus, 3, 8)", since: 18 },
   ];
 }
 

@@ -50,6 +50,49 @@ export async function connect(
   return conn;
 }
 
+/** What to do for one manifest extension, given what the server has. */
+export type ExtensionStep =
+  | { name: string; action: "create" }
+  | { name: string; action: "update"; from: string; to: string }
+  | { name: string; action: "unavailable" }
+  | { name: string; action: "current" };
+
+/** A row of pg_available_extensions. */
+export interface AvailableExtension {
+  name: string;
+  default_version: string | null;
+  installed_version: string | null;
+}
+
+/**
+ * PURE: create what is missing, update what the image now ships newer (an image swap brings
+ * a newer package: `ALTER EXTENSION … UPDATE` follows the package's upgrade scripts), and
+ * skip what this server does not have, or whose library is not preloaded when it must be.
+ */
+export function planExtensions(
+  specs: readonly ExtensionSpec[],
+  preload: readonly string[],
+  available: readonly AvailableExtension[],
+): ExtensionStep[] {
+  const byName = new Map(available.map((r) => [r.name, r]));
+  return specs.map((spec): ExtensionStep => {
+    const row = byName.get(spec.name);
+    if (!row || (spec.preload && !preload.includes(spec.library))) {
+      return { name: spec.name, action: "unavailable" };
+    }
+    if (row.installed_version === null) return { name: spec.name, action: "create" };
+    if (row.default_version !== null && row.installed_version !== row.default_version) {
+      return {
+        name: spec.name,
+        action: "update",
+        from: row.installed_version,
+        to: row.default_version,
+      };
+    }
+    return { name: spec.name, action: "current" };
+  });
+}
+
 export async function ensureExtensions(
   sql: PgConnection,
   specs: readonly ExtensionSpec[],
@@ -62,25 +105,35 @@ export async function ensureExtensions(
   const rows = await sql.query(
     `SELECT name, default_version, installed_version FROM pg_available_extensions WHERE name IN (${names})`,
   );
-  const available = new Map(rows.map((r) => [r["name"], r]));
-  for (const spec of specs) {
-    const row = available.get(spec.name);
-    if (!row || (spec.preload && !preload.includes(spec.library))) {
-      result.unavailable.push(spec.name);
-      log.warn(`extension ${spec.name} is not available on this server; skipping it`);
-      continue;
-    }
+  const available = rows.map((r) => ({
+    name: r["name"] ?? "",
+    default_version: r["default_version"] ?? null,
+    installed_version: r["installed_version"] ?? null,
+  }));
+  for (const step of planExtensions(specs, preload, available)) {
     try {
-      if (row["installed_version"] === null) {
-        await sql.query(`CREATE EXTENSION IF NOT EXISTS ${quoteIdent(spec.name)} CASCADE`, 120_000);
-        result.created.push(spec.name);
-      } else if (row["installed_version"] !== row["default_version"]) {
-        await sql.query(`ALTER EXTENSION ${quoteIdent(spec.name)} UPDATE`, 120_000);
-        result.updated.push(`${spec.name} ${row["installed_version"]}→${row["default_version"]}`);
+      switch (step.action) {
+        case "unavailable":
+          result.unavailable.push(step.name);
+          log.warn(`extension ${step.name} is not available on this server; skipping it`);
+          break;
+        case "create":
+          await sql.query(
+            `CREATE EXTENSION IF NOT EXISTS ${quoteIdent(step.name)} CASCADE`,
+            120_000,
+          );
+          result.created.push(step.name);
+          break;
+        case "update":
+          await sql.query(`ALTER EXTENSION ${quoteIdent(step.name)} UPDATE`, 120_000);
+          result.updated.push(`${step.name} ${step.from}→${step.to}`);
+          break;
+        case "current":
+          break;
       }
     } catch (error) {
-      result.failed.push(spec.name);
-      log.warn(`extension ${spec.name}: ${errorMessage(error)}; skipping it`);
+      result.failed.push(step.name);
+      log.warn(`extension ${step.name}: ${errorMessage(error)}; skipping it`);
     }
   }
 }

@@ -9,6 +9,7 @@ import assert from "node:assert/strict";
 import { psql, removeRoot, tempRoot } from "../support/harness.ts";
 import { blankDisk, type Image, qemuUnavailable, Vm } from "../support/vm.ts";
 import { buildImage } from "./image.ts";
+import { clusterStateOf } from "../../src/boot/pg_control.ts";
 
 const skip = qemuUnavailable();
 if (skip) console.log(`e2e VM tests skipped: ${skip}`);
@@ -27,24 +28,17 @@ const metadata = (extra: Record<string, unknown> = {}) => ({
 });
 const CMDLINE = "beyond_modules=vsock_loopback";
 
-/** pg_controldata of the cluster on an (unmounted) data disk image, read with debugfs. */
-async function diskClusterState(disk: string, major: number): Promise<string> {
+/** The cluster state on an (unmounted) data disk image: pg_control read with debugfs. */
+async function diskClusterState(disk: string): Promise<string> {
   const dir = await Deno.makeTempDir();
   try {
-    Deno.mkdirSync(`${dir}/global`);
     const dump = await new Deno.Command("debugfs", {
-      args: ["-R", `dump /main/global/pg_control ${dir}/global/pg_control`, disk],
+      args: ["-R", `dump /main/global/pg_control ${dir}/pg_control`, disk],
       stdout: "piped",
       stderr: "piped",
     }).output();
     assert.ok(dump.success, new TextDecoder().decode(dump.stderr));
-    const out = await new Deno.Command(`/usr/lib/postgresql/${major}/bin/pg_controldata`, {
-      args: [dir],
-      stdout: "piped",
-    })
-      .output();
-    return new TextDecoder().decode(out.stdout).match(/Database cluster state:\s+(.*)/)?.[1]
-      ?.trim() ?? "";
+    return clusterStateOf(Deno.readFileSync(`${dir}/pg_control`));
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
@@ -156,7 +150,7 @@ Deno.test({
             const metrics = await (await fetch(`http://127.0.0.1:${vm.httpPort}/metrics`)).text();
             assert.match(metrics, /^beyond_pg_up 1$/m);
             await powerOff(vm);
-            assert.equal(await diskClusterState(disk, major), "shut down");
+            assert.equal(await diskClusterState(disk), "shut down");
           }),
       );
 

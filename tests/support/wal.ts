@@ -11,7 +11,13 @@ export async function waitDrained(pg: Instance, ms: number, atLeast = ""): Promi
   const o = { password: pg.password };
   // The file the switch completed (pg_switch_wal's own LSN: the current write position can
   // already be inside the next, unfinished file when another process wrote a record meanwhile).
-  const switched = await psql(pg.directPort, "select pg_walfile_name(pg_switch_wal())", o);
+  // A record first, so the switch always completes a file: with nothing written since the last
+  // switch, pg_switch_wal does nothing, and PG 18 then names the file still in use.
+  const switched = await psql(
+    pg.directPort,
+    "select pg_walfile_name(pg_switch_wal()) from pg_logical_emit_message(false, 'beyond-test', 'drain')",
+    o,
+  );
   const want = switched > atLeast ? switched : atLeast;
   const statusDir = `${pg.pgdata}/pg_wal/archive_status`;
   const doneDir = `${pg.root}/run/archive/done`;

@@ -20,23 +20,51 @@ import { decompress } from "./codec.ts";
 import { walKind } from "./names.ts";
 import { historyName, type Lineage, parseHistory } from "./lineage.ts";
 import { Layout, parseTarget } from "./target.ts";
+import { credentialSourceFor } from "./credentials.ts";
 
 export { ArchiveError };
 
+/**
+ * PURE: path-style addressing or not. `auto`: virtual-hosted on AWS (its newer regions refuse
+ * path style) unless the bucket name has a dot (`a.b.s3.amazonaws.com` does not match AWS's
+ * wildcard certificate), path style elsewhere (self-hosted stores rarely have per-bucket DNS).
+ */
+export function usePathStyle(
+  style: "auto" | "path" | "virtual" | undefined,
+  endpoint: string,
+  bucket: string,
+): boolean {
+  if (style === "path") return true;
+  if (style === "virtual") return false;
+  return !new URL(endpoint).hostname.endsWith("amazonaws.com") || bucket.includes(".");
+}
+
+/** Which settings give the credentials of `cfg` (for the client's messages). */
+function credentialsHint(cfg: ArchiveConfig): string {
+  if (cfg.credentialsFile) return `BEYOND_PG_S3_CREDENTIALS_FILE (${cfg.credentialsFile})`;
+  if (cfg.credentialsUrl) return "BEYOND_PG_S3_CREDENTIALS_URL and its token";
+  return `BEYOND_PG_S3_ACCESS_KEY and BEYOND_PG_S3_SECRET_KEY${
+    cfg.sessionToken ? " (and BEYOND_PG_S3_SESSION_TOKEN)" : ""
+  }`;
+}
+
 export function clientFor(cfg: ArchiveConfig): S3Client {
-  const endpoint = new URL(cfg.endpoint);
+  const bucket = parseTarget(cfg.target).bucket;
   return new S3Client({
     endpoint: cfg.endpoint,
     region: cfg.region,
-    bucket: parseTarget(cfg.target).bucket,
-    pathStyle: !endpoint.hostname.endsWith("amazonaws.com"),
-    credentials: { accessKeyId: cfg.accessKeyId, secretAccessKey: cfg.secretAccessKey },
+    bucket,
+    pathStyle: usePathStyle(cfg.urlStyle, cfg.endpoint, bucket),
+    credentials: credentialSourceFor(cfg),
     caCerts: cfg.caCerts,
     ...(cfg.idleMs ? { idleMs: cfg.idleMs } : {}),
+    ...(cfg.attempts ? { retry: { attempts: cfg.attempts } } : {}),
+    ...(cfg.sse ? { sse: cfg.sse } : {}),
+    ...(cfg.storageClass ? { storageClass: cfg.storageClass } : {}),
     hints: {
       endpoint: "BEYOND_PG_S3_ENDPOINT",
       bucket: "BEYOND_PG_ARCHIVE_TARGET",
-      credentials: "BEYOND_PG_S3_ACCESS_KEY and BEYOND_PG_S3_SECRET_KEY",
+      credentials: credentialsHint(cfg),
     },
   });
 }

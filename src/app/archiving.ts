@@ -26,6 +26,7 @@ import { archiveConfigFor, clusterTimeline } from "../boot/archive_config.ts";
 import { readPostmasterPid } from "../supervise/postmaster_pid.ts";
 import { type ArchiveMarker, nextMarker, readMarker, writeMarker } from "../wal/marker.ts";
 import { readProcStat } from "../util/proc.ts";
+import type { S3Stats } from "../s3/client.ts";
 
 export interface Archiving {
   /** Undefined while the target is missing (nothing is archived). */
@@ -169,12 +170,35 @@ export async function startArchiving(
         "When the last WAL file was stored (0: never).",
         st.lastArchivedAt / 1000,
       ),
+      ...s3Metrics(service.client.stats),
       counter("beyond_pg_restore_files_total", "WAL files served to restore_command.", [
         { labels: { source: "prefetched" }, value: st.prefetchHitsTotal },
         { labels: { source: "fetched" }, value: st.restoredTotal - st.prefetchHitsTotal },
       ]),
     ],
   };
+}
+
+/** The archive service's S3 requests and retries (by reason). */
+function s3Metrics(stats: S3Stats | undefined): Family[] {
+  if (!stats) return [];
+  return [
+    counter(
+      "beyond_pg_s3_requests_total",
+      "S3 requests sent by the archive service.",
+      stats.requests,
+    ),
+    counter(
+      "beyond_pg_s3_retries_total",
+      "S3 requests sent again after a retryable failure, by reason.",
+      Object.entries(stats.retries).map(([reason, value]) => ({ labels: { reason }, value })),
+    ),
+    counter(
+      "beyond_pg_s3_failures_total",
+      "S3 operations that failed after their last attempt.",
+      stats.failures,
+    ),
+  ];
 }
 
 /**

@@ -118,6 +118,9 @@ export class S3Error extends Error {
   }
 }
 
+/** How far S3 lets a request's date be from its clock. */
+const SKEW_LIMIT_MS = 15 * 60_000;
+
 /** `get`'s cap unless the caller passes one: manifests, owner records. */
 export const SMALL_OBJECT_BYTES = 1 << 20;
 /** One page of a listing (1000 keys of XML are ~350 KiB). */
@@ -145,7 +148,7 @@ export interface HeadResult {
 export interface S3Stats {
   requests: number;
   retries: Record<RetryReason, number>;
-  /** Operations that failed after their last attempt (or at once: not retryable). */
+  /** Operations that still failed after their last attempt (a retryable failure each time). */
   failures: number;
 }
 
@@ -298,7 +301,7 @@ export class S3Client {
           !why || signal?.aborted || failed >= this.#retry.attempts ||
           (once && immediate.has(why))
         ) {
-          this.stats.failures++;
+          if (why) this.stats.failures++;
           throw error;
         }
         this.stats.retries[why]++;
@@ -366,8 +369,11 @@ export class S3Client {
       !(method === "GET" && res.status === 404)
     ) {
       const text = await this.#text(res, REPLY_BYTES, where).catch(() => "");
+      // A HEAD answer has no body: a 403 to a clock 15 minutes off is the clock.
+      const skewed = res.status === 403 && Math.abs(this.skew.measured) >= SKEW_LIMIT_MS;
       const code = tag(text, "Code") ??
-        (res.status === 404 ? "NotFound" : res.headers.get("x-amz-error-code") ?? res.statusText);
+        (res.status === 404 ? "NotFound" : res.headers.get("x-amz-error-code") ??
+          (skewed ? "RequestTimeTooSkewed" : res.statusText));
       throw new S3Error(this.#explain(code, res.status, where, tag(text, "Message")), {
         status: res.status,
         code,
@@ -423,7 +429,7 @@ export class S3Client {
     if (code === "RequestTimeTooSkewed") {
       return `S3 refused ${where}: this machine's clock is ${
         describeSkew(this.skew.measured)
-      } the S3 endpoint's (RequestTimeTooSkewed); fix the clock (NTP, or the VM's clock source)`;
+      } the S3 endpoint ${this.config.endpoint}'s (RequestTimeTooSkewed); fix the clock (NTP, or the VM's clock source)`;
     }
     if (EXPIRED_CODES.has(code)) {
       return `S3 refused the credentials for ${where} as expired (${code}); check ${this.#hints.credentials}: temporary credentials must be renewed before they expire`;

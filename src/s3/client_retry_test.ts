@@ -180,7 +180,7 @@ Deno.test("S3Client gives up after its attempts, and never retries a refusal", a
     assert.equal(store.seen.length, 3);
     await assert.rejects(c.get("denied"), /S3 refused the credentials .*\(AccessDenied\)/);
     assert.equal(store.seen.length, 4);
-    assert.equal(c.stats.failures, 2);
+    assert.equal(c.stats.failures, 1, "a refusal is not a give-up");
   } finally {
     c.close();
     await store.close();
@@ -229,7 +229,7 @@ Deno.test("S3Client signs with the store's time when this clock is an hour off, 
   try {
     await assert.rejects(
       b.put("a", enc.encode("x")),
-      /this machine's clock is .* the S3 endpoint's \(RequestTimeTooSkewed\); fix the clock/,
+      /this machine's clock is .* the S3 endpoint http:\S+'s \(RequestTimeTooSkewed\); fix the clock/,
     );
   } finally {
     b.close();

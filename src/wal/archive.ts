@@ -48,8 +48,19 @@ function credentialsHint(cfg: ArchiveConfig): string {
   }`;
 }
 
-export function clientFor(cfg: ArchiveConfig): S3Client {
+/**
+ * Attempts per request for WAL (the archive service, `archive`, restore-wal): one retry absorbs
+ * a lone 503 or reset; beyond that the service's own retry loop and postgres's take over, and a
+ * hung or absent store shows as a failure (status, metrics) within about twice the idle timeout
+ * instead of after the whole backoff. Backups, prune, verify and restore use the full budget.
+ */
+export const WAL_ATTEMPTS = 2;
+
+export function clientFor(cfg: ArchiveConfig, o: { attempts?: number } = {}): S3Client {
   const bucket = parseTarget(cfg.target).bucket;
+  const attempts = o.attempts === undefined
+    ? cfg.attempts
+    : Math.min(o.attempts, cfg.attempts ?? o.attempts);
   return new S3Client({
     endpoint: cfg.endpoint,
     region: cfg.region,
@@ -58,7 +69,7 @@ export function clientFor(cfg: ArchiveConfig): S3Client {
     credentials: credentialSourceFor(cfg),
     caCerts: cfg.caCerts,
     ...(cfg.idleMs ? { idleMs: cfg.idleMs } : {}),
-    ...(cfg.attempts ? { retry: { attempts: cfg.attempts } } : {}),
+    ...(attempts ? { retry: { attempts } } : {}),
     ...(cfg.sse ? { sse: cfg.sse } : {}),
     ...(cfg.storageClass ? { storageClass: cfg.storageClass } : {}),
     hints: {

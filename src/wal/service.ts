@@ -20,6 +20,7 @@ import {
   lineageOf,
   type OwnerCheck,
   readOwner,
+  WAL_ATTEMPTS,
   writeOwner,
 } from "./archive.ts";
 import { historyName } from "./lineage.ts";
@@ -134,7 +135,7 @@ export class ArchiveService {
 
   constructor(o: ServiceOptions) {
     this.cfg = o.cfg;
-    this.client = o.store ?? clientFor(o.cfg);
+    this.client = o.store ?? clientFor(o.cfg, { attempts: WAL_ATTEMPTS });
     this.#o = {
       backlogWarn: 64,
       scanMs: 1000,

@@ -7,7 +7,8 @@
 import { S3Error } from "../s3/client.ts";
 import { pump } from "../process/pump.ts";
 import { command } from "../process/command.ts";
-import { spawnTracked } from "../process/registry.ts";
+import { outputTracked, spawnTracked } from "../process/registry.ts";
+import { partSize, planParts } from "./parts.ts";
 import { OperatorError } from "../util/errors.ts";
 import { ArchiveError, checkOwner, clientFor, layoutFor } from "../wal/archive.ts";
 import type { ArchiveConfig } from "../wal/config.ts";
@@ -18,9 +19,39 @@ export interface BackupOptions {
   label?: string;
   /** Print progress (a TTY). */
   progress?: (line: string) => void;
-  /** Parts uploaded at once. */
+  /** Parts uploaded at once (at most; memory bounds it too: parts.ts). */
   parallel?: number;
+  /** The smallest part (default 16 MiB; larger for a large cluster: parts.ts). */
   partBytes?: number;
+  /** The size to plan parts for (default: the databases' size, asked of postgres). */
+  expectedBytes?: number;
+}
+
+/** The size of every database (what the tar holds, less WAL and overhead); 0 if unknown. */
+async function databasesSize(cfg: ArchiveConfig): Promise<number> {
+  const out = await outputTracked(
+    command(`${cfg.binDir}/psql`, {
+      args: [
+        "-h",
+        cfg.socketDir,
+        "-p",
+        String(cfg.port),
+        "-U",
+        "postgres",
+        "-d",
+        "postgres",
+        "-XAtqc",
+        "select sum(pg_database_size(oid)) from pg_database",
+      ],
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+      env: { PGAPPNAME: "beyond-pg backup", PGCONNECT_TIMEOUT: "30" },
+      ...(cfg.runAs ? { uid: cfg.runAs.uid, gid: cfg.runAs.gid } : {}),
+    }),
+  ).catch(() => undefined);
+  const n = Number(out?.success ? decoder.decode(out.stdout).trim() : NaN);
+  return Number.isFinite(n) ? n : 0;
 }
 
 const decoder = new TextDecoder();
@@ -80,6 +111,13 @@ export async function runBackup(
   } catch (error) {
     s3Fail(error);
   }
+
+  const expected = o.expectedBytes ?? await databasesSize(cfg);
+  const plan = planParts(expected, {
+    parallel: o.parallel ?? cfg.parallel,
+    ...(o.partBytes ? { minPartBytes: o.partBytes } : {}),
+  });
+  if (typeof plan === "string") throw new OperatorError(`cannot back up: ${plan}`);
 
   const started = new Date();
   const t0 = performance.now();
@@ -149,22 +187,24 @@ export async function runBackup(
   let bytes = 0;
   const feed = pump(pgbb.stdout, zstd.stdin, (chunk) => (bytes += chunk.length));
 
-  const partBytes = o.partBytes ?? 16 << 20;
-  const parallel = Math.max(1, o.parallel ?? cfg.parallel);
+  const parallel = plan.parallel;
   const whole = createHash("sha256");
   const etags: string[] = [];
+  const partHashes: string[] = [];
   const inflight = new Set<Promise<void>>();
   let uploadId: string | undefined;
   let stored = 0;
   let uploadError: unknown;
   const upload = async (n: number, body: Uint8Array) => {
     const hash = createHash("sha256").update(body).digest("hex");
+    partHashes[n - 1] = hash;
     etags[n - 1] = await client.uploadPart(key, uploadId!, n, body, hash);
     stored += body.length;
   };
   try {
     uploadId = await client.createMultipart(key, { "beyond-codec": "zstd", "beyond-label": label });
-    let buf = new Uint8Array(partBytes);
+    let size = partSize(1, plan.partBytes)!;
+    let buf = new Uint8Array(size);
     let fill = 0;
     let part = 0;
     const flush = async () => {
@@ -175,7 +215,9 @@ export async function runBackup(
         uploadError ??= e;
       }).finally(() => inflight.delete(p));
       inflight.add(p);
-      buf = new Uint8Array(partBytes);
+      // 0 past part 10,000: only an error if more data comes.
+      size = partSize(n + 1, plan.partBytes) ?? 0;
+      buf = new Uint8Array(size);
       fill = 0;
       while (inflight.size >= parallel) await Promise.race(inflight);
       if (uploadError) throw uploadError;
@@ -184,11 +226,20 @@ export async function runBackup(
     for await (const chunk of zstd.stdout) {
       let off = 0;
       while (off < chunk.length) {
-        const n = Math.min(chunk.length - off, partBytes - fill);
+        if (size === 0) {
+          throw new OperatorError(
+            `the backup outgrew S3's 10,000 parts (${
+              (stored / 2 ** 30).toFixed(1)
+            } GiB stored, far more than the ${
+              (expected / 2 ** 30).toFixed(1)
+            } GiB planned for); take it again`,
+          );
+        }
+        const n = Math.min(chunk.length - off, size - fill);
         buf.set(chunk.subarray(off, off + n), fill);
         fill += n;
         off += n;
-        if (fill === partBytes) await flush();
+        if (fill === size) await flush();
       }
     }
     if (fill > 0 || part === 0) await flush();
@@ -234,6 +285,8 @@ export async function runBackup(
       codec: "zstd",
       object,
       parts: etags.length,
+      part_size: plan.partBytes,
+      part_sha256: partHashes,
       duration_ms: Math.round(performance.now() - t0),
     };
     await client.put(

@@ -26,6 +26,9 @@ export interface BackupManifest {
   codec: "zstd" | "none";
   object: string;
   parts: number;
+  /** The planned part size (backup/parts.ts partSize gives each part's) and each part's SHA-256: restore checks each range as it arrives. Absent in older manifests. */
+  part_size?: number;
+  part_sha256?: string[];
   duration_ms: number;
 }
 

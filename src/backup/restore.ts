@@ -20,6 +20,7 @@ import { TarGuard, TarRejected } from "./tar_guard.ts";
 import { selfCommand } from "../process/self.ts";
 import { errorMessage, OperatorError } from "../util/errors.ts";
 import { clientFor, layoutFor } from "../wal/archive.ts";
+import { downloadRanges, type DownloadStats } from "./download.ts";
 import type { ArchiveConfig } from "../wal/config.ts";
 import { formatLsn } from "../wal/names.ts";
 import type { BackupManifest, RestoreTarget } from "./manifest.ts";
@@ -98,8 +99,8 @@ export async function fetchBackup(
   cfg: ArchiveConfig,
   m: BackupManifest,
   target: RestoreTarget,
-  o: { progress?: (line: string) => void; timeline?: string } = {},
-): Promise<{ seconds: number }> {
+  o: { progress?: (line: string) => void; timeline?: string; parallel?: number } = {},
+): Promise<{ seconds: number; resumed: number }> {
   const { createHash } = await import("node:crypto"); // not at the top: see basebackup.ts
   const progress = o.progress;
   const t0 = performance.now();
@@ -120,15 +121,27 @@ export async function fetchBackup(
   data.ensureDir(`${staging}/main`, 0o700);
 
   const client = clientFor(cfg);
-  let stream: ReadableStream<Uint8Array> | undefined;
+  const key = layoutFor(cfg).backup(m.label, m.object);
+  let head;
   try {
-    stream = await client.getStream(layoutFor(cfg).backup(m.label, m.object));
+    head = await client.head(key);
   } catch (error) {
     throw new OperatorError(errorMessage(error), { cause: error });
   }
-  if (!stream) {
+  if (!head) {
     throw new OperatorError(`backup ${m.label} has a manifest but no ${m.object}; choose another`);
   }
+  // Ranged GETs, a few at once, each resumed where it stopped (download.ts).
+  const stats: DownloadStats = { resumed: 0, refetched: 0 };
+  const stream = downloadRanges(client, key, {
+    size: head.size,
+    ...(head.etag ? { etag: head.etag } : {}),
+    ...(m.part_size && m.part_sha256 ? { partSize: m.part_size, partSha256: m.part_sha256 } : {}),
+    // Ranges wait in memory: at most ~256 MiB of them (large clusters have large parts).
+    parallel: o.parallel ??
+      Math.max(1, Math.min(3, Math.floor((256 << 20) / (m.part_size ?? 16 << 20)))),
+    stats,
+  });
   const zstd = spawnTracked(
     command("zstd", {
       args: ["-d", "-q", "-c"],
@@ -240,5 +253,6 @@ export async function fetchBackup(
   data.rename(main, layout.pgdata);
   data.syncDir(layout.dataRoot);
   data.remove(staging);
-  return { seconds: (performance.now() - t0) / 1000 };
+  client.close();
+  return { seconds: (performance.now() - t0) / 1000, resumed: stats.resumed + stats.refetched };
 }

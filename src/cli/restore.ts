@@ -122,7 +122,7 @@ export async function main(args: string[]): Promise<number> {
       const tty = Deno.stderr.isTerminal();
       const enc = new TextEncoder();
       prepared = true;
-      const { seconds } = await fetchBackup(
+      const { seconds, resumed } = await fetchBackup(
         ctx,
         cfg,
         chosen,
@@ -138,7 +138,9 @@ export async function main(args: string[]): Promise<number> {
       log.info(
         `restore: ${(chosen.bytes / 2 ** 20).toFixed(1)} MiB restored in ${seconds.toFixed(1)} s (${
           (chosen.bytes / 2 ** 20 / seconds).toFixed(1)
-        } MiB/s); recovering${
+        } MiB/s${
+          resumed ? `; ${resumed} range(s) resumed after a stall or reset` : ""
+        }); recovering${
           target.kind === "latest"
             ? " to the end of the archived WAL"
             : target.kind === "time"

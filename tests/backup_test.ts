@@ -1,0 +1,212 @@
+/**
+ * Backups users can trust (issue 17), against real postgres and radosgw: `verify` proves the
+ * archive restorable and names the first problem (a deleted segment, a corrupted backup, a
+ * corrupted WAL object); prune aborts multipart uploads left behind.
+ */
+import assert from "node:assert/strict";
+import { ok } from "./support/control.ts";
+import { RGW_HTTP, s3Client } from "./support/s3.ts";
+import { FaultProxy } from "./support/proxy.ts";
+import { waitDrained } from "./support/wal.ts";
+import {
+  beyondPgCommand,
+  cleanup,
+  type Instance,
+  psql,
+  startSupervisor,
+} from "./support/harness.ts";
+import { freshBucket, PROMOTED, READY, s3Env } from "./support/restore.ts";
+
+async function sql(pg: Instance, text: string): Promise<string> {
+  return await psql(pg.directPort, text, { password: pg.password });
+}
+
+async function cli(pg: Instance, args: string[]) {
+  const c = beyondPgCommand(args);
+  const out = await new Deno.Command(c.cmd, {
+    args: c.args,
+    env: pg.env,
+    clearEnv: true,
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  return {
+    code: out.code,
+    stdout: new TextDecoder().decode(out.stdout),
+    stderr: new TextDecoder().decode(out.stderr),
+  };
+}
+
+/** `n` rows, then a segment switch: the segment the switch completed. */
+async function addRows(pg: Instance, n: number): Promise<string> {
+  await sql(pg, `insert into t select g from generate_series(1, ${n}) g`);
+  return await sql(pg, "select pg_walfile_name(pg_switch_wal())");
+}
+
+Deno.test("verify: a sound archive verifies (CLI, RPC, metric); a deleted segment, a corrupt WAL object and a corrupt backup are each named, exit 1", async () => {
+  const bucket = await freshBucket();
+  const pg = await startSupervisor({ env: s3Env(bucket) });
+  try {
+    await pg.waitFor(READY, 60_000);
+    await sql(pg, "create table t (i int)");
+    const first = await ok<{ label: string }>(pg, "backup", { label: "first" });
+    await addRows(pg, 100);
+    const hole = await addRows(pg, 100);
+    const bad = await addRows(pg, 100);
+    await addRows(pg, 100);
+    await ok(pg, "backup", { label: "second" });
+    await addRows(pg, 100);
+    await waitDrained(pg, 60_000);
+
+    const good = await cli(pg, ["verify", "--json"]);
+    assert.equal(good.code, 0, good.stderr);
+    const report = JSON.parse(good.stdout);
+    assert.equal(report.ok, true);
+    assert.deepEqual(report.backups.map((b: { label: string }) => b.label), ["second", "first"]);
+    assert.ok(report.walFilesChecked >= 6, String(report.walFilesChecked));
+    const rpc = await ok<{ ok: boolean; backups: unknown[] }>(pg, "verify", {});
+    assert.equal(rpc.ok, true);
+    const metrics = await (await fetch(`http://127.0.0.1:${pg.httpPort}/metrics`)).text();
+    const at = Number(metrics.match(/^beyond_pg_archive_verified_timestamp_seconds (\S+)$/m)?.[1]);
+    assert.ok(Math.abs(at - Date.now() / 1000) < 300, `verified at ${at}`);
+    console.log(
+      `  sound archive: ${report.walFilesChecked} WAL files, ${report.seconds.toFixed(1)} s`,
+    );
+
+    const sysid = await sql(pg, "select system_identifier from pg_control_system()");
+    const s3 = s3Client(bucket);
+    const major = await sql(pg, "select current_setting('server_version_num')::int / 10000");
+    const wal = (n: string) => `db/pg${major}-${sysid}/wal/${n}`;
+
+    // A WAL object whose content is not what was stored: read back, it fails its checksum.
+    const kept = (await s3.get(wal(bad), undefined, { maxBytes: 17 << 20 }))!;
+    await s3.put(wal(bad), new Uint8Array(kept.body.length).fill(1), { metadata: kept.metadata });
+    const corruptWal = await cli(pg, ["verify", "--backup", "first"]);
+    assert.equal(corruptWal.code, 1);
+    assert.match(corruptWal.stderr, new RegExp(`backup first: ${bad} in the archive is corrupt`));
+    assert.match(corruptWal.stdout, /^FAILED {2}first/m);
+    // The newer backup starts after it: still fine.
+    assert.equal((await cli(pg, ["verify", "--backup", "second"])).code, 0);
+    await s3.put(wal(bad), kept.body, { metadata: kept.metadata });
+
+    // A deleted segment: a hole, named, with what is still reachable.
+    await s3.delete(wal(hole));
+    const gap = await cli(pg, ["verify"]);
+    assert.equal(gap.code, 1);
+    assert.match(
+      gap.stderr,
+      new RegExp(
+        `^beyond-pg verify: backup first: ${hole} is missing from the archive \\(\\d+ later segment\\(s\\) are there: a hole\\)`,
+      ),
+    );
+    assert.equal(gap.stderr.trim().split("\n").length, 1, gap.stderr);
+
+    // A corrupted backup object: its SHA-256 is not the manifest's.
+    const key = `db/pg${major}-${sysid}/basebackups/second/base.tar.zst`;
+    const size = (await s3.head(key))!.size;
+    await s3.put(key, new Uint8Array(size).fill(7));
+    const corrupt = await cli(pg, ["verify", "--backup", "second", "--json"]);
+    assert.equal(corrupt.code, 1);
+    const r2 = JSON.parse(corrupt.stdout);
+    assert.equal(r2.backups[0].object.ok, false);
+    assert.match(
+      r2.problem,
+      /^backup second is corrupt: base\.tar\.zst is \d+ bytes with sha256 [0-9a-f]{16}…, its manifest says \d+ bytes/,
+    );
+    const viaRpc = await ok<{ ok: boolean; problem: string }>(pg, "verify", { backup: "second" });
+    assert.equal(viaRpc.ok, false);
+    assert.match(viaRpc.problem, /backup second is corrupt/);
+    assert.equal(first.label, "first");
+  } finally {
+    await cleanup(pg);
+  }
+});
+
+Deno.test("backups prune aborts multipart uploads left behind (batched deletes)", async () => {
+  const bucket = await freshBucket();
+  const pg = await startSupervisor({ env: s3Env(bucket) });
+  try {
+    await pg.waitFor(READY, 60_000);
+    for (const label of ["one", "two"]) {
+      await ok(pg, "backup", { label });
+      await waitDrained(pg, 60_000);
+    }
+    const s3 = s3Client(bucket);
+    const sysid = await sql(pg, "select system_identifier from pg_control_system()");
+    const major = await sql(pg, "select current_setting('server_version_num')::int / 10000");
+    const key = `db/pg${major}-${sysid}/basebackups/killed/base.tar.zst`;
+    const id = await s3.createMultipart(key);
+    await s3.uploadPart(key, id, 1, new Uint8Array(1000));
+    // Younger than a day: a backup may still be running; kept.
+    const young = await cli(pg, ["backups", "prune", "--keep", "1", "--dry-run"]);
+    assert.match(young.stdout, /would abort 0 abandoned upload\(s\)/);
+    const r = await cli(pg, ["backups", "prune", "--keep", "1", "--abandoned-after", "0s"]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, new RegExp(`aborted an upload left behind: ${key} \\(started `));
+    assert.match(
+      r.stdout,
+      /removed 1 backup\(s\) and \d+ WAL file\(s\), aborted 1 abandoned upload\(s\); kept 1/,
+    );
+    assert.deepEqual(await s3.listMultipartUploads("db/"), []);
+    assert.deepEqual(
+      JSON.parse((await cli(pg, ["backups", "list", "--json"])).stdout).map((
+        b: { label: string },
+      ) => b.label),
+      ["two"],
+    );
+  } finally {
+    await cleanup(pg);
+  }
+});
+
+Deno.test("restore: a store that stalls and resets mid-download is resumed by range, and the restore is exact", async () => {
+  const bucket = await freshBucket();
+  const origin = await startSupervisor({ env: s3Env(bucket) });
+  const proxy = new FaultProxy(RGW_HTTP);
+  let restored: Instance | undefined;
+  try {
+    await origin.waitFor(READY, 60_000);
+    await sql(
+      origin,
+      "create table big as select i, md5(i::text) || md5((i * 7)::text) as t from generate_series(1, 600000) i",
+    );
+    const m = await ok<{ stored_bytes: number; parts: number; part_sha256: string[] }>(
+      origin,
+      "backup",
+      { label: "b" },
+    );
+    assert.equal(m.part_sha256.length, m.parts);
+    await sql(origin, "insert into big select i, 'after' from generate_series(600001, 600100) i");
+    await waitDrained(origin, 60_000);
+    const digest = "select count(*) || ':' || md5(string_agg(t, ',' order by i)) from big";
+    const want = await sql(origin, digest);
+
+    // 4 MB/s down; once 30% is through, no byte moves for 5 s (idle timeout 2 s), then a reset.
+    proxy.throttleDown = 4 << 20;
+    restored = await startSupervisor({
+      args: ["restore", "--latest", "--serve"],
+      password: origin.password,
+      env: {
+        ...s3Env(bucket, { endpoint: `http://127.0.0.1:${proxy.port}` }),
+        BEYOND_PG_S3_IDLE_TIMEOUT: "2",
+      },
+    });
+    proxy.received = 0;
+    while (proxy.received < m.stored_bytes * 0.3) await new Promise((r) => setTimeout(r, 20));
+    proxy.stall = true;
+    await new Promise((r) => setTimeout(r, 5000));
+    proxy.stall = false;
+    while (proxy.received < m.stored_bytes * 0.6) await new Promise((r) => setTimeout(r, 20));
+    proxy.cut();
+    proxy.throttleDown = 0;
+    const line = await restored.waitFor(/restore: [\d.]+ MiB restored in/, 120_000);
+    console.log(`  ${line.replace(/^.*restore: /, "")}`);
+    assert.match(line, /\d+ range\(s\) resumed after a stall or reset/);
+    await restored.waitFor(PROMOTED, 120_000);
+    await restored.waitFor(READY, 60_000);
+    assert.equal(await sql(restored, digest), want, "byte-exact: every row, same content");
+  } finally {
+    proxy.close();
+    await cleanup(origin, ...(restored ? [restored] : []));
+  }
+});

@@ -17,6 +17,7 @@ import { formatLsn, parseLsn } from "../wal/names.ts";
 import { decodeWal, getWalObject } from "../wal/restore.ts";
 import { walFileProblem } from "../wal/validate.ts";
 import { errorMessage } from "../util/errors.ts";
+import { keyProblem } from "../wal/keys.ts";
 import type { S3Client } from "../s3/client.ts";
 
 export interface BackupVerdict {
@@ -156,6 +157,8 @@ export async function verifyArchive(
       verdict.problem ??= p;
       fail(p);
     };
+    const noKey = await keyProblem(cfg, b);
+    if (noKey) problem(noKey);
     const object = await checkBackupObject(client, cfg, b);
     verdict.object.bytes = object.bytes;
     if (object.problem) {

@@ -23,6 +23,9 @@ export function archiveConfigFor(ctx: Context, sysid?: string): ArchiveConfig | 
     urlStyle: s3.urlStyle,
     ...(s3.sse ? { sse: sseOf(s3.sse) } : {}),
     ...(s3.storageClass ? { storageClass: s3.storageClass } : {}),
+    ...(s3.encryptionKeys.length
+      ? { encryptionKeys: s3.encryptionKeys.map((k) => k.reveal()) }
+      : {}),
     // Read and checked with the settings, before anything was written.
     caCerts: s3.caPem ? [s3.caPem] : [],
     codec: s3.codec,

@@ -60,7 +60,11 @@ export async function main(args: string[]): Promise<number> {
     const client = clientFor(cfg, { attempts: WAL_ATTEMPTS });
     const owner = await checkOwner(client, cfg);
     const read = () => readWalFile(path, name, { major: cfg.major, sysid: cfg.sysid }, undefined);
-    const prepared = await prepareInline(path, name, await read(), cfg.codec);
+    const { sealPrepared } = await import("../wal/keys.ts");
+    const prepared = await sealPrepared(
+      cfg,
+      await prepareInline(path, name, await read(), cfg.codec),
+    );
     const r = await archivePrepared(client, cfg, prepared, read, owner);
     if (!r.stored) console.error(`beyond-pg archive: ${name} was already archived (same content)`);
     return 0;

@@ -311,3 +311,18 @@ export function storageClass(value: string, c: SettingContext): string {
     `${shown(c.name, value)} is not a storage class name; use one like STANDARD or STANDARD_IA`,
   );
 }
+
+/** One or more 256-bit keys (base64 or hex), separated by commas, spaces or newlines. */
+export function keyList(value: string, c: SettingContext): Secret[] {
+  const words = value.split(/[\s,]+/).filter(Boolean);
+  const keys = words.map(key256);
+  const bad = keys.findIndex((k) => k === undefined);
+  if (!words.length || bad !== -1) {
+    throw new SettingsError(
+      `${c.name}: ${
+        words.length ? `key ${bad + 1} of ${words.length}` : "the value"
+      } is not a 256-bit key as base64 or hex; make one with \`openssl rand -base64 32\``,
+    );
+  }
+  return keys.map((k) => new Secret(k!));
+}

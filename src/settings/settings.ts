@@ -82,6 +82,8 @@ export interface S3Settings {
   urlStyle: "auto" | "path" | "virtual";
   sse: SseSetting | undefined;
   storageClass: string | undefined;
+  /** Client-side encryption keys (the first encrypts); empty: not encrypted. */
+  encryptionKeys: Secret[];
   /** BEYOND_PG_S3_CA_FILE (for messages) and the PEM read from it at parse time. */
   caFile: string | undefined;
   caPem: string | undefined;
@@ -214,6 +216,7 @@ function parseS3(get: ReturnType<typeof reader>): S3Settings {
     urlStyle: get("BEYOND_PG_S3_URL_STYLE"),
     sse,
     storageClass: get("BEYOND_PG_S3_STORAGE_CLASS"),
+    encryptionKeys: get("BEYOND_PG_ARCHIVE_ENCRYPTION_KEY") ?? [],
     caFile: ca?.path,
     caPem: ca?.pem,
     codec: get("BEYOND_PG_ARCHIVE_CODEC"),

@@ -7,6 +7,7 @@ import {
   choice,
   codec,
   httpUrl,
+  keyList,
   pemFile,
   secret,
   sse,
@@ -124,6 +125,15 @@ export const archiveSettings = {
     default: "30",
     doc: "seconds without a byte moving before an S3 request fails (a slow store is never cut off)",
     parse: wholeNumber(1, 3600),
+  }),
+  BEYOND_PG_ARCHIVE_ENCRYPTION_KEY: setting({
+    group: "archive",
+    shown: "none (not encrypted)",
+    fileForm: true,
+    secret: true,
+    doc:
+      "client-side AES-256-GCM of WAL and backups: 256-bit keys (base64 or hex, `openssl rand -base64 32`) separated by commas or newlines; the first encrypts, all decrypt (rotate: put the new key first, keep old ones until their backups are pruned)",
+    parse: keyList,
   }),
   BEYOND_PG_ARCHIVE_CODEC: setting({
     group: "archive",

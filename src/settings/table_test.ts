@@ -65,13 +65,14 @@ Deno.test("rows come in display groups, each doc is one line a markdown table ca
   }
 });
 
-Deno.test("secrets are marked: the password, the S3 secret key and tokens", () => {
+Deno.test("secrets are marked: the password, the S3 secret key, tokens and encryption keys", () => {
   const secrets = settingRows().filter((r) => r.secret).map((r) => r.name);
   assert.deepEqual(secrets, [
     "POSTGRES_PASSWORD",
     "BEYOND_PG_S3_SECRET_KEY",
     "BEYOND_PG_S3_SESSION_TOKEN",
     "BEYOND_PG_S3_CREDENTIALS_TOKEN",
+    "BEYOND_PG_ARCHIVE_ENCRYPTION_KEY",
   ]);
   const names = knownNames();
   for (

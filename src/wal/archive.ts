@@ -21,6 +21,7 @@ import { walKind } from "./names.ts";
 import { historyName, type Lineage, parseHistory } from "./lineage.ts";
 import { Layout, parseTarget } from "./target.ts";
 import { credentialSourceFor } from "./credentials.ts";
+import { openWalObject } from "./keys.ts";
 
 export { ArchiveError };
 
@@ -145,9 +146,10 @@ export async function lineageOf(
       false,
     );
   }
-  // Stored like every WAL file: compressed with the codec its metadata names.
+  // Stored like every WAL file: compressed with the codec its metadata names (and sealed).
+  const opened = await openWalObject(cfg, historyName(timeline), obj);
   const text = new TextDecoder().decode(
-    await decompress(obj.metadata["beyond-codec"] ?? "none", obj.body),
+    await decompress(opened.metadata["beyond-codec"] ?? "none", opened.body),
   );
   return { timeline, ancestors: parseHistory(text) };
 }
@@ -247,8 +249,11 @@ export async function archivePrepared(
     if (!head) return false;
     const storedSize = Number(head.metadata["beyond-size"] ?? NaN);
     if (storedSize !== p.size) throw different(`${storedSize} bytes stored, ${p.size} here`);
-    const obj = await client.get(key, undefined, { maxBytes: layoutFor(cfg).walObjectMaxBytes });
-    if (!obj) return false;
+    const got = await client.get(key, undefined, { maxBytes: layoutFor(cfg).walObjectMaxBytes });
+    if (!got) return false;
+    const obj = await openWalObject(cfg, name, got).catch(() => {
+      throw different("the stored copy does not decrypt with our keys");
+    });
     let stored: Uint8Array;
     try {
       stored = await decompress(obj.metadata["beyond-codec"] ?? "none", obj.body);
@@ -269,6 +274,7 @@ export async function archivePrepared(
       metadata: {
         "beyond-codec": p.codec,
         "beyond-size": String(p.size),
+        ...(p.keyId ? { "beyond-key-id": p.keyId } : {}),
       },
     });
     if (put === "exists") {

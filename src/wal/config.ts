@@ -32,6 +32,8 @@ export interface ArchiveConfig {
   urlStyle?: "auto" | "path" | "virtual";
   sse?: Sse;
   storageClass?: string;
+  /** Client-side encryption keys, base64 (envelope.ts): the first encrypts, all decrypt. */
+  encryptionKeys?: string[];
   caCerts: string[];
   codec: Codec;
   parallel: number;

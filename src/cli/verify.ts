@@ -7,7 +7,7 @@
  * beyond_pg_archive_verified_timestamp_seconds reads it).
  */
 import { describeVerdict, verifyArchive } from "../backup/verify.ts";
-import { resolveArchive } from "../backup/resolve.ts";
+import { readArchiveConfig } from "../wal/config.ts";
 import { errorMessage } from "../util/errors.ts";
 import { parseArgs } from "./args.ts";
 import { recordVerified } from "../backup/verified.ts";
@@ -25,7 +25,10 @@ export async function main(args: string[]): Promise<number> {
   }
   let cfg;
   try {
-    cfg = await resolveArchive();
+    // A running supervisor's config first: the RPC's child runs without the project's config
+    // (no npm packages), which building settings from scratch would need.
+    cfg = readArchiveConfig(runDirFrom()) ??
+      await (await import("../backup/resolve.ts")).resolveArchive();
   } catch (error) {
     console.error(`beyond-pg verify: ${errorMessage(error)}`);
     return 2;

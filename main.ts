@@ -33,7 +33,8 @@ const commands: Record<string, { summary: string; load: () => Promise<Command> }
     load: () => import("./src/cli/archive.ts").then((m) => m.main),
   },
   backup: {
-    summary: "base backup to the archive target: backup [--label L] [--json]",
+    summary:
+      "base backup to the archive target: backup [--label L] [--incremental (PostgreSQL 17+)] [--json]",
     load: () => import("./src/cli/backup.ts").then((m) => m.main),
   },
   backups: {

@@ -210,3 +210,72 @@ Deno.test("restore: a store that stalls and resets mid-download is resumed by ra
     await cleanup(origin, ...(restored ? [restored] : []));
   }
 });
+
+Deno.test("client-side encryption: WAL and backups are stored sealed, restore is exact with the key (rotated), the wrong key is one line", async () => {
+  const bucket = await freshBucket();
+  const key1 = btoa(String.fromCharCode(...crypto.getRandomValues(new Uint8Array(32))));
+  const key2 = btoa(String.fromCharCode(...crypto.getRandomValues(new Uint8Array(32))));
+  const wrong = btoa(String.fromCharCode(...crypto.getRandomValues(new Uint8Array(32))));
+  const pg = await startSupervisor({
+    env: { ...s3Env(bucket), BEYOND_PG_ARCHIVE_ENCRYPTION_KEY: key1 },
+  });
+  const served: Instance[] = [];
+  try {
+    await pg.waitFor(READY, 60_000);
+    await sql(pg, "create table t (i int)");
+    const m = await ok<{ encryption?: { key_id: string } }>(pg, "backup", { label: "sealed" });
+    assert.match(m.encryption?.key_id ?? "", /^[0-9a-f]{16}$/);
+    const seg = await addRows(pg, 1000);
+    await waitDrained(pg, 60_000);
+    const want = await sql(pg, "select count(*) || ':' || sum(i) from t");
+
+    // What the store holds is ciphertext: the envelope's header, no zstd frame.
+    const sysid = await sql(pg, "select system_identifier from pg_control_system()");
+    const major = await sql(pg, "select current_setting('server_version_num')::int / 10000");
+    const s3 = s3Client(bucket);
+    const walObj =
+      (await s3.get(`db/pg${major}-${sysid}/wal/${seg}`, undefined, { maxBytes: 17 << 20 }))!;
+    assert.equal(new TextDecoder().decode(walObj.body.subarray(0, 4)), "BPGE");
+    assert.equal(walObj.metadata["beyond-key-id"], m.encryption!.key_id);
+    const backupHead = await s3.getStream(`db/pg${major}-${sysid}/basebackups/sealed/base.tar.zst`);
+    const first = (await backupHead!.getReader().read()).value!;
+    assert.equal(new TextDecoder().decode(first.subarray(0, 4)), "BPGE");
+    await backupHead!.cancel();
+    assert.equal((await cli(pg, ["verify"])).code, 0);
+
+    // A new key first, the old one after it: old backups and WAL still restore.
+    const restored = await startSupervisor({
+      args: ["restore", "--latest", "--serve"],
+      password: pg.password,
+      env: { ...s3Env(bucket), BEYOND_PG_ARCHIVE_ENCRYPTION_KEY: `${key2},${key1}` },
+    });
+    served.push(restored);
+    await restored.waitFor(PROMOTED, 120_000);
+    await restored.waitFor(READY, 60_000);
+    assert.equal(await sql(restored, "select count(*) || ':' || sum(i) from t"), want);
+    await restored.stop();
+
+    // The wrong key: one line naming the key id, nothing restored.
+    const { restoreOnce } = await import("./support/restore.ts");
+    const bad = await restoreOnce(bucket, pg.password, ["--latest"], {
+      BEYOND_PG_ARCHIVE_ENCRYPTION_KEY: wrong,
+    });
+    assert.equal(bad.code, 2, bad.stderr);
+    assert.match(
+      bad.stderr,
+      new RegExp(
+        `backup sealed was encrypted with key id ${
+          m.encryption!.key_id
+        }, and BEYOND_PG_ARCHIVE_ENCRYPTION_KEY has only [0-9a-f]{16}; add the key that made it`,
+      ),
+    );
+    assert.equal(
+      bad.stderr.trim().split("\n").filter((l) => l.startsWith("beyond-pg")).length,
+      1,
+      bad.stderr,
+    );
+    assert.deepEqual(bad.entries, []);
+  } finally {
+    await cleanup(pg, ...served);
+  }
+});

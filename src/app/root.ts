@@ -110,8 +110,11 @@ export async function runDatabase(ctx: Context, o: RootOptions): Promise<number>
                     "backup is not available: no archive target is configured (BEYOND_PG_ARCHIVE_TARGET)",
                   );
                 }
-                return runBackupChild(ctx, typeof a["label"] === "string" ? a["label"] : undefined)
-                  .then((m) => (archiveBackupTaken(ctx), m));
+                return runBackupChild(
+                  ctx,
+                  typeof a["label"] === "string" ? a["label"] : undefined,
+                  { incremental: a["incremental"] === true },
+                ).then((m) => (archiveBackupTaken(ctx), m));
               },
             },
             verify: {

@@ -9,11 +9,23 @@ import { pump } from "../process/pump.ts";
 import { command } from "../process/command.ts";
 import { outputTracked, spawnTracked } from "../process/registry.ts";
 import { partSize, planParts } from "./parts.ts";
+import { archiveKeys } from "../wal/keys.ts";
+import { ALGORITHM, loadCrypto, seal, sealStream } from "../wal/envelope.ts";
 import { OperatorError } from "../util/errors.ts";
-import { ArchiveError, checkOwner, clientFor, layoutFor } from "../wal/archive.ts";
+import {
+  ArchiveError,
+  checkOwner,
+  clientFor,
+  layoutFor,
+  lineageOf,
+  readOwner,
+} from "../wal/archive.ts";
+import { PgTree } from "../fs/tree.ts";
+import { TarMember } from "./tar_member.ts";
+import { openWalObject } from "../wal/keys.ts";
 import type { ArchiveConfig } from "../wal/config.ts";
 import { parseLsn, segmentName, segmentOfLsn } from "../wal/names.ts";
-import { type BackupManifest, newLabel, validLabel } from "./manifest.ts";
+import { type BackupManifest, chooseParent, newLabel, validLabel } from "./manifest.ts";
 
 export interface BackupOptions {
   label?: string;
@@ -25,6 +37,47 @@ export interface BackupOptions {
   partBytes?: number;
   /** The size to plan parts for (default: the databases' size, asked of postgres). */
   expectedBytes?: number;
+  /** PostgreSQL 17+: only what changed since the newest backup (pg_basebackup --incremental). */
+  incremental?: boolean;
+}
+
+/** PostgreSQL's own manifest, stored beside a backup (17+): the base of a later incremental. */
+export const PG_MANIFEST = "backup_manifest";
+/** The largest PostgreSQL manifest we keep (~200 bytes a file: a million files). */
+const PG_MANIFEST_MAX = 512 << 20;
+
+/**
+ * For `backup --incremental`: the parent backup, and its PostgreSQL manifest written where
+ * pg_basebackup (run as postgres) reads it: in the data root, as postgres. `cleanup` removes it.
+ */
+async function incrementalBase(
+  client: ReturnType<typeof clientFor>,
+  cfg: ArchiveConfig,
+): Promise<{ parent: BackupManifest; file: string; cleanup: () => void }> {
+  if (cfg.major < 17) {
+    throw new OperatorError(
+      `incremental backups need PostgreSQL 17 or later (this is PostgreSQL ${cfg.major}); take a full backup (without --incremental)`,
+      { exitCode: 2 },
+    );
+  }
+  const owner = await readOwner(client, cfg.target);
+  const lineage = await lineageOf(client, cfg, owner?.timeline ?? 1);
+  const parent = chooseParent(await listBackups(cfg), lineage);
+  if (typeof parent === "string") throw new OperatorError(parent, { exitCode: 2 });
+  const obj = await client.get(layoutFor(cfg).backup(parent.label, parent.pg_manifest!), 60_000, {
+    maxBytes: PG_MANIFEST_MAX,
+  });
+  if (!obj) {
+    throw new OperatorError(
+      `backup ${parent.label} has no ${parent.pg_manifest} to be incremental to; take a full backup`,
+    );
+  }
+  const body = (await openWalObject(cfg, `backup ${parent.label}'s manifest`, obj)).body;
+  const root = cfg.pgdata.slice(0, cfg.pgdata.lastIndexOf("/")) || "/";
+  const tree = new PgTree(root, cfg.runAs);
+  const file = `${root}/.beyond-incremental-base.manifest`;
+  tree.writeAtomic(file, body, 0o600);
+  return { parent, file, cleanup: () => tree.remove(file, false) };
 }
 
 /** The size of every database (what the tar holds, less WAL and overhead); 0 if unknown. */
@@ -119,6 +172,15 @@ export async function runBackup(
   });
   if (typeof plan === "string") throw new OperatorError(`cannot back up: ${plan}`);
 
+  let base: Awaited<ReturnType<typeof incrementalBase>> | undefined;
+  try {
+    if (o.incremental) base = await incrementalBase(client, cfg);
+  } catch (error) {
+    s3Fail(error);
+  }
+  // PostgreSQL's own manifest, read from the tar as it streams (17+: a later incremental's base).
+  const pgManifest = cfg.major >= 17 ? new TarMember(PG_MANIFEST, PG_MANIFEST_MAX) : undefined;
+
   const started = new Date();
   const t0 = performance.now();
   const pgbb = spawnTracked(
@@ -141,6 +203,7 @@ export async function runBackup(
         "-v",
         "-l",
         `beyond-pg ${label}`,
+        ...(base ? [`--incremental=${base.file}`] : []),
         ...(o.progress ? ["-P"] : []),
       ],
       stdin: "null",
@@ -185,7 +248,10 @@ export async function runBackup(
   })();
 
   let bytes = 0;
-  const feed = pump(pgbb.stdout, zstd.stdin, (chunk) => (bytes += chunk.length));
+  const feed = pump(pgbb.stdout, zstd.stdin, (chunk) => {
+    bytes += chunk.length;
+    pgManifest?.push(chunk);
+  });
 
   const parallel = plan.parallel;
   const whole = createHash("sha256");
@@ -193,6 +259,8 @@ export async function runBackup(
   const partHashes: string[] = [];
   const inflight = new Set<Promise<void>>();
   let uploadId: string | undefined;
+  let encryption: BackupManifest["encryption"];
+  const keys = await archiveKeys(cfg);
   let stored = 0;
   let uploadError: unknown;
   const upload = async (n: number, body: Uint8Array) => {
@@ -223,7 +291,12 @@ export async function runBackup(
       if (uploadError) throw uploadError;
       o.progress?.(`uploaded ${(stored / 2 ** 20).toFixed(0)} MiB (${n} parts)`);
     };
-    for await (const chunk of zstd.stdout) {
+    // Client-side encryption: the compressed stream is sealed before it is cut into parts.
+    const out = keys.length
+      ? zstd.stdout.pipeThrough(sealStream(await loadCrypto(), keys[0]!))
+      : zstd.stdout;
+    if (keys.length) encryption = { algorithm: ALGORITHM, key_id: keys[0]!.id };
+    for await (const chunk of out) {
       let off = 0;
       while (off < chunk.length) {
         if (size === 0) {
@@ -259,6 +332,14 @@ export async function runBackup(
     }
     await client.completeMultipart(key, uploadId, etags);
     uploadId = undefined;
+    base?.cleanup();
+    if (pgManifest?.found) {
+      const c = await loadCrypto();
+      const body = keys.length ? seal(c, keys[0]!, pgManifest.found) : pgManifest.found;
+      await client.put(layout.backup(label, PG_MANIFEST), body, {
+        ...(keys.length ? { metadata: { "beyond-key-id": keys[0]!.id } } : {}),
+      });
+    }
     const head = await client.head(key);
     if (!head || head.size !== stored) {
       throw new OperatorError(
@@ -287,6 +368,10 @@ export async function runBackup(
       parts: etags.length,
       part_size: plan.partBytes,
       part_sha256: partHashes,
+      ...(cfg.major >= 17 ? { kind: base ? "incremental" as const : "full" as const } : {}),
+      ...(base ? { parent: base.parent.label } : {}),
+      ...(pgManifest?.found ? { pg_manifest: PG_MANIFEST } : {}),
+      ...(encryption ? { encryption } : {}),
       duration_ms: Math.round(performance.now() - t0),
     };
     await client.put(
@@ -302,6 +387,7 @@ export async function runBackup(
       } catch { /* exited */ }
     }
     await Promise.allSettled([pgbb.status, zstd.status, feed, stderrDone, ...inflight]);
+    base?.cleanup();
     if (uploadId) await client.abortMultipart(key, uploadId).catch(() => {});
     if (error instanceof OperatorError) throw error;
     if (errors.length) {

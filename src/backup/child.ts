@@ -21,11 +21,16 @@ function ownDenoEnv(): Record<string, string> {
   return out;
 }
 
-export async function runBackupChild(ctx: Context, label?: string): Promise<BackupManifest> {
+export async function runBackupChild(
+  ctx: Context,
+  label?: string,
+  o: { incremental?: boolean } = {},
+): Promise<BackupManifest> {
   return await runChild<BackupManifest>(ctx, [
     "backup",
     "--json",
     ...(label ? ["--label", label] : []),
+    ...(o.incremental ? ["--incremental"] : []),
   ]);
 }
 
@@ -67,7 +72,9 @@ async function runChild<T>(
   if (!out.success && !(o.reportOnFailure && out.code === 1 && stdout.startsWith("{"))) {
     throw new CommandError(
       "failed",
-      (stderr.at(-1) ?? `${args[0]} exited ${out.code}`).replace(/^beyond-pg \S+: /, ""),
+      (stderr.find((l) => l.startsWith("beyond-pg")) ?? stderr.at(-1) ??
+        `${args[0]} exited ${out.code}`)
+        .replace(/^beyond-pg( \S+)?: /, ""),
     );
   }
   return JSON.parse(stdout) as T;

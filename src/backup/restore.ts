@@ -21,6 +21,8 @@ import { selfCommand } from "../process/self.ts";
 import { errorMessage, OperatorError } from "../util/errors.ts";
 import { clientFor, layoutFor } from "../wal/archive.ts";
 import { downloadRanges, type DownloadStats } from "./download.ts";
+import { archiveKeys, keyProblem } from "../wal/keys.ts";
+import { EnvelopeError, loadCrypto, openStream } from "../wal/envelope.ts";
 import type { ArchiveConfig } from "../wal/config.ts";
 import { formatLsn } from "../wal/names.ts";
 import type { BackupManifest, RestoreTarget } from "./manifest.ts";
@@ -94,32 +96,21 @@ export function wipeRestore(ctx: Context): void {
   }
 }
 
-export async function fetchBackup(
+/**
+ * Stream one backup into `dir` (S3 ranges → open if sealed → zstd → tar gate → tar as postgres),
+ * checking size and SHA-256 of what was stored and the size of what was unpacked.
+ */
+async function extractOne(
   ctx: Context,
   cfg: ArchiveConfig,
   m: BackupManifest,
-  target: RestoreTarget,
-  o: { progress?: (line: string) => void; timeline?: string; parallel?: number } = {},
-): Promise<{ seconds: number; resumed: number }> {
+  dir: string,
+  o: { progress?: (line: string) => void; parallel?: number },
+): Promise<{ resumed: number }> {
   const { createHash } = await import("node:crypto"); // not at the top: see basebackup.ts
   const progress = o.progress;
-  const t0 = performance.now();
   const { layout } = ctx;
-  const data = ctx.trees.data;
   const owner = ctx.runAs.switchTo;
-  const avail = await freeBytes(layout.dataRoot);
-  const need = Math.ceil(m.bytes * 1.05) + (64 << 20);
-  if (avail !== undefined && avail < need) {
-    throw new OperatorError(
-      `not enough space in ${layout.dataRoot}: backup ${m.label} needs ${
-        (need / 2 ** 30).toFixed(2)
-      } GiB, ${(avail / 2 ** 30).toFixed(2)} GiB free; grow the volume`,
-    );
-  }
-  const staging = `${layout.dataRoot}/.restore-staging`;
-  data.remove(staging);
-  data.ensureDir(`${staging}/main`, 0o700);
-
   const client = clientFor(cfg);
   const key = layoutFor(cfg).backup(m.label, m.object);
   let head;
@@ -153,7 +144,7 @@ export async function fetchBackup(
   const tar = spawnTracked(
     command("tar", {
       // As postgres, never keeping ownership or modes from the archive beyond the usual.
-      args: ["-x", "-f", "-", "-C", `${staging}/main`, "--no-same-owner", "--no-same-permissions"],
+      args: ["-x", "-f", "-", "-C", dir, "--no-same-owner", "--no-same-permissions"],
       stdin: "piped",
       stdout: "null",
       stderr: "piped",
@@ -164,9 +155,21 @@ export async function fetchBackup(
   let got = 0;
   let untarred = 0;
   let lastReport = 0;
-  const download = pump(stream, zstd.stdin, (chunk) => {
-    hash.update(chunk);
-    got += chunk.length;
+  // The stored bytes are hashed as they arrive; sealed ones are opened after that.
+  const tapped = stream.pipeThrough(
+    new TransformStream<Uint8Array, Uint8Array>({
+      transform(chunk, ctl) {
+        hash.update(chunk);
+        got += chunk.length;
+        ctl.enqueue(chunk);
+      },
+    }),
+  );
+  const keys = m.encryption ? await archiveKeys(cfg) : [];
+  const source = m.encryption
+    ? tapped.pipeThrough(openStream(await loadCrypto(), keys, `backup ${m.label}`))
+    : tapped;
+  const download = pump(source, zstd.stdin, () => {
     if (progress && performance.now() - lastReport > 500) {
       lastReport = performance.now();
       progress(
@@ -205,6 +208,7 @@ export async function fetchBackup(
     throw new OperatorError(`extracting backup ${m.label} failed: ${tarMessage || "tar failed"}`);
   }
   if (dl.status === "rejected") {
+    if (dl.reason instanceof EnvelopeError) throw new OperatorError(dl.reason.message);
     throw new OperatorError(`downloading backup ${m.label} failed: ${errorMessage(dl.reason)}`);
   }
   const sha = hash.digest("hex");
@@ -230,12 +234,76 @@ export async function fetchBackup(
   if (untarred !== m.bytes) {
     throw new OperatorError(`backup ${m.label} unpacked to ${untarred} bytes, expected ${m.bytes}`);
   }
+  client.close();
+  return { resumed: stats.resumed + stats.refetched };
+}
+
+export async function fetchBackup(
+  ctx: Context,
+  cfg: ArchiveConfig,
+  chain: BackupManifest[],
+  target: RestoreTarget,
+  o: { progress?: (line: string) => void; timeline?: string; parallel?: number } = {},
+): Promise<{ seconds: number; resumed: number }> {
+  const t0 = performance.now();
+  const { layout } = ctx;
+  const data = ctx.trees.data;
+  const m = chain.at(-1)!;
+  const avail = await freeBytes(layout.dataRoot);
+  // An incremental chain is unpacked whole, then combined into a copy: twice the space.
+  const total = chain.reduce((n, b) => n + b.bytes, 0) + (chain.length > 1 ? m.bytes * 2 : 0);
+  const need = Math.ceil(total * 1.05) + (64 << 20);
+  if (avail !== undefined && avail < need) {
+    throw new OperatorError(
+      `not enough space in ${layout.dataRoot}: backup ${m.label} needs ${
+        (need / 2 ** 30).toFixed(2)
+      } GiB, ${(avail / 2 ** 30).toFixed(2)} GiB free; grow the volume`,
+    );
+  }
+  for (const b of chain) {
+    const missingKey = await keyProblem(cfg, b);
+    if (missingKey) throw new OperatorError(missingKey, { exitCode: 2 });
+  }
+  const staging = `${layout.dataRoot}/.restore-staging`;
+  data.remove(staging);
+  let resumed = 0;
+  if (chain.length === 1) {
+    data.ensureDir(`${staging}/main`, 0o700);
+    resumed += (await extractOne(ctx, cfg, m, `${staging}/main`, o)).resumed;
+  } else {
+    // PostgreSQL 17+: the full backup and each incremental, then pg_combinebackup into main.
+    const dirs = chain.map((_, i) => `${staging}/chain-${i}`);
+    for (const [i, b] of chain.entries()) {
+      data.ensureDir(dirs[i]!, 0o700);
+      resumed += (await extractOne(ctx, cfg, b, dirs[i]!, o)).resumed;
+    }
+    const owner = ctx.runAs.switchTo;
+    const out = await outputTracked(
+      command(`${cfg.binDir}/pg_combinebackup`, {
+        args: ["-o", `${staging}/main`, ...dirs],
+        stdin: "null",
+        stdout: "null",
+        stderr: "piped",
+        ...(owner ? { uid: owner.uid, gid: owner.gid } : {}),
+      }),
+    );
+    if (!out.success) {
+      const why = new TextDecoder().decode(out.stderr).trim().split("\n").pop();
+      throw new OperatorError(
+        `combining backup ${m.label} with the ${chain.length - 1} it builds on failed: ${
+          why || `pg_combinebackup exited ${out.code}`
+        }`,
+      );
+    }
+    for (const d of dirs) data.remove(d);
+  }
 
   // The data root's layout: WAL in <root>/wal, pg_wal a link to it (as initdb -X makes it).
   const main = `${staging}/main`;
   if (!data.exists(`${main}/PG_VERSION`)) {
     throw new OperatorError(`backup ${m.label} does not contain a data directory (no PG_VERSION)`);
   }
+  data.ensureDir(`${main}/pg_wal`, 0o700); // pg_combinebackup may leave none: recovery fetches WAL
   data.rename(`${main}/pg_wal`, `${staging}/wal`);
   data.symlink(layout.walDir, `${main}/pg_wal`);
   data.ensureDir(`${main}/conf.d`, 0o700);
@@ -253,6 +321,5 @@ export async function fetchBackup(
   data.rename(main, layout.pgdata);
   data.syncDir(layout.dataRoot);
   data.remove(staging);
-  client.close();
-  return { seconds: (performance.now() - t0) / 1000, resumed: stats.resumed + stats.refetched };
+  return { seconds: (performance.now() - t0) / 1000, resumed };
 }

@@ -89,6 +89,7 @@ export async function main(args: string[]): Promise<number> {
     return 2;
   }
   let chosen: BackupManifest;
+  let base: BackupManifest[];
   let chain: ChainResult | undefined;
   let prepared = false;
   try {
@@ -102,6 +103,7 @@ export async function main(args: string[]): Promise<number> {
         ...(parsed.values.get("backup") ? { backup: parsed.values.get("backup")! } : {}),
       });
       chosen = plan.backup;
+      base = plan.backups;
       chain = plan.chain;
       log.info(
         `restore: base backup ${chosen.label} (consistent at ${chosen.stop_lsn}, ${chosen.stop_time}) from ${cfg.target}, following timeline ${plan.lineage.timeline}${
@@ -125,7 +127,7 @@ export async function main(args: string[]): Promise<number> {
       const { seconds, resumed } = await fetchBackup(
         ctx,
         cfg,
-        chosen,
+        base,
         target,
         {
           ...(tty

@@ -64,9 +64,13 @@ async function incrementalBase(
   const lineage = await lineageOf(client, cfg, owner?.timeline ?? 1);
   const parent = chooseParent(await listBackups(cfg), lineage);
   if (typeof parent === "string") throw new OperatorError(parent, { exitCode: 2 });
-  const obj = await client.get(layoutFor(cfg).backup(parent.label, parent.pg_manifest!), 60_000, {
-    maxBytes: PG_MANIFEST_MAX,
-  });
+  const obj = await client.get(
+    layoutFor(cfg).backup(parent.label, parent.pg_manifest!),
+    undefined,
+    {
+      maxBytes: PG_MANIFEST_MAX,
+    },
+  );
   if (!obj) {
     throw new OperatorError(
       `backup ${parent.label} has no ${parent.pg_manifest} to be incremental to; take a full backup`,
@@ -113,7 +117,7 @@ export async function readManifest(
   client: ReturnType<typeof clientFor>,
   key: string,
 ): Promise<BackupManifest | undefined> {
-  const obj = await client.get(key, 30_000);
+  const obj = await client.get(key);
   if (!obj) return undefined;
   return JSON.parse(decoder.decode(obj.body)) as BackupManifest;
 }

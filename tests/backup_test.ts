@@ -238,9 +238,10 @@ Deno.test("client-side encryption: WAL and backups are stored sealed, restore is
     assert.equal(new TextDecoder().decode(walObj.body.subarray(0, 4)), "BPGE");
     assert.equal(walObj.metadata["beyond-key-id"], m.encryption!.key_id);
     const backupHead = await s3.getStream(`db/pg${major}-${sysid}/basebackups/sealed/base.tar.zst`);
-    const first = (await backupHead!.getReader().read()).value!;
+    const reader = backupHead!.getReader();
+    const first = (await reader.read()).value!;
     assert.equal(new TextDecoder().decode(first.subarray(0, 4)), "BPGE");
-    await backupHead!.cancel();
+    await reader.cancel();
     assert.equal((await cli(pg, ["verify"])).code, 0);
 
     // A new key first, the old one after it: old backups and WAL still restore.
@@ -275,6 +276,14 @@ Deno.test("client-side encryption: WAL and backups are stored sealed, restore is
       bad.stderr,
     );
     assert.deepEqual(bad.entries, []);
+    // No key at all: the same line, saying so.
+    const none = await restoreOnce(bucket, pg.password, ["--latest"]);
+    assert.equal(none.code, 2, none.stderr);
+    assert.match(
+      none.stderr,
+      /BEYOND_PG_ARCHIVE_ENCRYPTION_KEY has no key; add the key that made it/,
+    );
+    assert.deepEqual(none.entries, []);
   } finally {
     await cleanup(pg, ...served);
   }

@@ -13,7 +13,9 @@ import {
   cleanup,
   type Instance,
   psql,
+  removeRoot,
   startSupervisor,
+  tempRoot,
 } from "./support/harness.ts";
 import { freshBucket, PROMOTED, READY, s3Env } from "./support/restore.ts";
 
@@ -208,6 +210,92 @@ Deno.test("restore: a store that stalls and resets mid-download is resumed by ra
   } finally {
     proxy.close();
     await cleanup(origin, ...(restored ? [restored] : []));
+  }
+});
+
+Deno.test("restore: a restore killed midway continues from the parts it kept (each checked by SHA-256, a tampered one downloaded again), and is exact", async () => {
+  const bucket = await freshBucket();
+  const origin = await startSupervisor({ env: s3Env(bucket) });
+  const proxy = new FaultProxy(RGW_HTTP);
+  const root = await tempRoot("h4-resume-");
+  const started: Instance[] = [];
+  try {
+    await origin.waitFor(READY, 60_000);
+    await sql(
+      origin,
+      "create table big as select i, md5(i::text) || md5((i * 7)::text) as t from generate_series(1, 1500000) i",
+    );
+    const m = await ok<{ stored_bytes: number; parts: number; part_sha256: string[] }>(
+      origin,
+      "backup",
+      { label: "k" },
+    );
+    assert.ok(m.parts >= 4, `${m.parts} parts`);
+    await waitDrained(origin, 60_000);
+    const digest = "select count(*) || ':' || md5(string_agg(t, ',' order by i)) from big";
+    const want = await sql(origin, digest);
+    const env = {
+      ...s3Env(bucket, { endpoint: `http://127.0.0.1:${proxy.port}` }),
+      BEYOND_PG_S3_IDLE_TIMEOUT: "5",
+    };
+
+    // Slowly, so that it can be killed with a few parts kept.
+    proxy.throttleDown = 4 << 20;
+    const first = await startSupervisor({
+      root,
+      args: ["restore", "--latest", "--serve"],
+      password: origin.password,
+      env,
+    });
+    started.push(first);
+    const parts = `${root}/data/.restore-staging/parts/k`;
+    const kept = () => {
+      try {
+        return [...Deno.readDirSync(parts)].filter((e) => /^\d+$/.test(e.name)).map((e) => e.name);
+      } catch {
+        return [];
+      }
+    };
+    while (kept().length < 2) await new Promise((r) => setTimeout(r, 20));
+    await cleanup(first); // SIGKILL, every process it started
+    const names = kept().sort((a, b) => Number(a) - Number(b));
+    assert.ok(names.length < m.parts, `${names.length} of ${m.parts} kept before the kill`);
+    // A kept part changed while nobody looked: its SHA-256 no longer matches, so it is fetched.
+    const victim = `${parts}/${names[0]}`;
+    const bytes = await Deno.readFile(victim);
+    bytes[100]! ^= 0xff;
+    await Deno.writeFile(victim, bytes);
+
+    proxy.throttleDown = 0;
+    proxy.received = 0;
+    const second = await startSupervisor({
+      root,
+      args: ["restore", "--latest", "--serve"],
+      password: origin.password,
+      env,
+    });
+    started.push(second);
+    const line = await second.waitFor(/restore: [\d.]+ MiB restored in/, 120_000);
+    console.log(`  ${line.replace(/^.*restore: /, "")}`);
+    const got =
+      /; (\d+) part\(s\) \(([\d.]+) MiB\) kept by an interrupted restore reused, each checked by SHA-256/
+        .exec(line);
+    assert.equal(Number(got?.[1]), names.length - 1, line);
+    assert.match(line, /; 1 kept part\(s\) failed their SHA-256 and were downloaded again/);
+    // Only what was not kept (and the tampered part) came over the network again.
+    const reusedBytes = Number(got![2]) * 2 ** 20;
+    assert.ok(
+      proxy.received <= m.stored_bytes - reusedBytes + (1 << 20),
+      `${proxy.received} bytes downloaded, ${m.stored_bytes} stored, ${reusedBytes} reused`,
+    );
+    await second.waitFor(PROMOTED, 120_000);
+    await second.waitFor(READY, 60_000);
+    assert.equal(await sql(second, digest), want, "byte-exact: every row, same content");
+    assert.equal(kept().length, 0, "the kept parts are gone once the restore is done");
+  } finally {
+    proxy.close();
+    await cleanup(origin, ...started);
+    await removeRoot(root);
   }
 });
 

@@ -5,6 +5,8 @@
  * stopped — never the whole object again. When the manifest lists the parts' SHA-256, each range
  * is one part and is checked before it is handed on (a store that serves wrong bytes is caught
  * at that part, and asked once more); the whole object's SHA-256 is still checked at the end.
+ * With a `cache` (part_spool.ts), each checked part is also kept on disk, and a part kept by an
+ * earlier, interrupted restore is used instead of downloading it — once its SHA-256 matches.
  */
 import { S3Error } from "../s3/client.ts";
 import type { S3Client } from "../s3/client.ts";
@@ -46,6 +48,19 @@ export interface DownloadStats {
   resumed: number;
   /** Ranges fetched again whole because their bytes did not match the part's hash. */
   refetched: number;
+  /** Parts taken from the cache (an interrupted restore's), and their bytes. */
+  reused?: number;
+  reusedBytes?: number;
+  /** Parts in the cache whose SHA-256 did not match (downloaded again). */
+  discarded?: number;
+}
+
+/** Where checked parts are kept between attempts at a restore (part_spool.ts). */
+export interface PartCache {
+  /** The bytes kept for part `i`, unchecked (undefined: none). */
+  get(i: number): Promise<Uint8Array | undefined>;
+  /** Keep part `i` (already checked against its SHA-256). */
+  put(i: number, bytes: Uint8Array): Promise<void>;
 }
 
 export interface DownloadOptions {
@@ -62,10 +77,36 @@ export interface DownloadOptions {
   idleMs?: number;
   stats?: DownloadStats;
   signal?: AbortSignal;
+  /** Parts kept across attempts (only parts with a SHA-256 in the manifest). */
+  cache?: PartCache;
 }
 
 /** One range, resumed from where a broken stream stopped. */
 async function fetchRange(
+  client: S3Client,
+  key: string,
+  r: Range,
+  i: number,
+  o: DownloadOptions,
+): Promise<Uint8Array> {
+  const cache = r.sha256 ? o.cache : undefined;
+  const kept = await cache?.get(i);
+  if (kept) {
+    if (kept.length === r.end - r.start && (await sha256Hex(kept)) === r.sha256) {
+      if (o.stats) {
+        o.stats.reused = (o.stats.reused ?? 0) + 1;
+        o.stats.reusedBytes = (o.stats.reusedBytes ?? 0) + kept.length;
+      }
+      return kept;
+    }
+    if (o.stats) o.stats.discarded = (o.stats.discarded ?? 0) + 1;
+  }
+  const buf = await downloadRange(client, key, r, o);
+  await cache?.put(i, buf);
+  return buf;
+}
+
+async function downloadRange(
   client: S3Client,
   key: string,
   r: Range,
@@ -127,7 +168,8 @@ export function downloadRanges(
   let next = 0;
   const fill = () => {
     while (pending.length < parallel && next < ranges.length) {
-      const p = fetchRange(client, key, ranges[next++]!, o);
+      const i = next++;
+      const p = fetchRange(client, key, ranges[i]!, i, o);
       p.catch(() => {}); // read (and thrown) in order by pull
       pending.push(p);
     }

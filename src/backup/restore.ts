@@ -19,8 +19,11 @@ import { outputTracked, spawnTracked } from "../process/registry.ts";
 import { TarGuard, TarRejected } from "./tar_guard.ts";
 import { selfCommand } from "../process/self.ts";
 import { errorMessage, OperatorError } from "../util/errors.ts";
+import { log } from "../util/log.ts";
 import { clientFor, layoutFor } from "../wal/archive.ts";
 import { downloadRanges, type DownloadStats } from "./download.ts";
+import { PartSpool } from "./part_spool.ts";
+import { S3Error } from "../s3/client.ts";
 import { archiveKeys, keyProblem } from "../wal/keys.ts";
 import { EnvelopeError, loadCrypto, openStream } from "../wal/envelope.ts";
 import type { ArchiveConfig } from "../wal/config.ts";
@@ -89,10 +92,42 @@ async function freeBytes(dir: string): Promise<number | undefined> {
   return Number.isFinite(avail) ? avail : undefined;
 }
 
-/** Remove what a failed restore left: the data root ends up as it was (empty). */
-export function wipeRestore(ctx: Context): void {
-  for (const name of ["main", "wal", ".restore-staging", "restore-spool"]) {
-    ctx.trees.data.remove(`${ctx.layout.dataRoot}/${name}`);
+/**
+ * A download cut off for good (the store stayed away past every retry): the parts downloaded
+ * so far are kept (part_spool.ts), and the same restore run again continues from them.
+ */
+export class DownloadInterrupted extends OperatorError {}
+
+/** Where a restore keeps the parts it downloaded (part_spool.ts). */
+export function partsDir(ctx: Context): string {
+  return `${ctx.layout.dataRoot}/.restore-staging/parts`;
+}
+
+/**
+ * Remove what a failed restore left: the data root ends up as it was (empty), but for the
+ * downloaded parts when `keepParts` (an interrupted download: the next attempt continues).
+ */
+export function wipeRestore(ctx: Context, o: { keepParts?: boolean } = {}): void {
+  const data = ctx.trees.data;
+  for (const name of ["main", "wal", "restore-spool"]) {
+    data.remove(`${ctx.layout.dataRoot}/${name}`);
+  }
+  clearStaging(ctx, o.keepParts ? undefined : []);
+}
+
+/** Empty the staging directory, keeping the parts of the backups `keep` names (all: undefined). */
+function clearStaging(ctx: Context, keep: string[] | undefined): void {
+  const data = ctx.trees.data;
+  const staging = `${ctx.layout.dataRoot}/.restore-staging`;
+  if (keep !== undefined && !keep.length) {
+    data.remove(staging);
+    return;
+  }
+  for (const e of data.list(staging)) {
+    if (e.name !== "parts") data.remove(`${staging}/${e.name}`);
+  }
+  for (const e of data.list(partsDir(ctx))) {
+    if (keep && !keep.includes(e.name)) data.remove(`${partsDir(ctx)}/${e.name}`);
   }
 }
 
@@ -105,8 +140,8 @@ async function extractOne(
   cfg: ArchiveConfig,
   m: BackupManifest,
   dir: string,
-  o: { progress?: (line: string) => void; parallel?: number },
-): Promise<{ resumed: number }> {
+  o: { progress?: (line: string) => void; parallel?: number; keepParts?: boolean },
+): Promise<{ resumed: number; reused: number; reusedBytes: number; discarded: number }> {
   const { createHash } = await import("node:crypto"); // not at the top: see basebackup.ts
   const progress = o.progress;
   const { layout } = ctx;
@@ -122,8 +157,23 @@ async function extractOne(
   if (!head) {
     throw new OperatorError(`backup ${m.label} has a manifest but no ${m.object}; choose another`);
   }
+  // Parts kept by an earlier attempt at this restore are used once they pass their SHA-256;
+  // parts downloaded now are kept until the restore is done (part_spool.ts).
+  const spool = o.keepParts && m.part_sha256
+    ? PartSpool.open(
+      ctx.trees.data,
+      `${partsDir(ctx)}/${m.label}`,
+      JSON.stringify({ key, etag: head.etag ?? "", size: head.size }),
+    )
+    : undefined;
   // Ranged GETs, a few at once, each resumed where it stopped (download.ts).
-  const stats: DownloadStats = { resumed: 0, refetched: 0 };
+  const stats: DownloadStats = {
+    resumed: 0,
+    refetched: 0,
+    reused: 0,
+    reusedBytes: 0,
+    discarded: 0,
+  };
   const stream = downloadRanges(client, key, {
     size: head.size,
     ...(head.etag ? { etag: head.etag } : {}),
@@ -132,6 +182,7 @@ async function extractOne(
     parallel: o.parallel ??
       Math.max(1, Math.min(3, Math.floor((256 << 20) / (m.part_size ?? 16 << 20)))),
     stats,
+    ...(spool ? { cache: spool } : {}),
   });
   const zstd = spawnTracked(
     command("zstd", {
@@ -209,6 +260,16 @@ async function extractOne(
   }
   if (dl.status === "rejected") {
     if (dl.reason instanceof EnvelopeError) throw new OperatorError(dl.reason.message);
+    if (spool && dl.reason instanceof S3Error && dl.reason.transient) {
+      const k = spool.kept();
+      throw new DownloadInterrupted(
+        `downloading backup ${m.label} failed: ${
+          errorMessage(dl.reason)
+        }; the ${k.parts} part(s) downloaded (${
+          (k.bytes / 2 ** 20).toFixed(1)
+        } MiB) are kept: run the same restore again to continue from them`,
+      );
+    }
     throw new OperatorError(`downloading backup ${m.label} failed: ${errorMessage(dl.reason)}`);
   }
   const sha = hash.digest("hex");
@@ -235,7 +296,26 @@ async function extractOne(
     throw new OperatorError(`backup ${m.label} unpacked to ${untarred} bytes, expected ${m.bytes}`);
   }
   client.close();
-  return { resumed: stats.resumed + stats.refetched };
+  return {
+    resumed: stats.resumed + stats.refetched,
+    reused: stats.reused ?? 0,
+    reusedBytes: stats.reusedBytes ?? 0,
+    discarded: stats.discarded ?? 0,
+  };
+}
+
+/** What fetchBackup did. */
+export interface FetchResult {
+  seconds: number;
+  /** Ranges resumed after a stall or reset (or fetched again: wrong bytes). */
+  resumed: number;
+  /** Parts an interrupted attempt had kept, used after their SHA-256 matched; and their bytes. */
+  reused: number;
+  reusedBytes: number;
+  /** Kept parts whose SHA-256 did not match (downloaded again). */
+  discarded: number;
+  /** False when there was no room to keep the parts (an interrupted restore starts over). */
+  resumable: boolean;
 }
 
 export async function fetchBackup(
@@ -244,7 +324,7 @@ export async function fetchBackup(
   chain: BackupManifest[],
   target: RestoreTarget,
   o: { progress?: (line: string) => void; timeline?: string; parallel?: number } = {},
-): Promise<{ seconds: number; resumed: number }> {
+): Promise<FetchResult> {
   const t0 = performance.now();
   const { layout } = ctx;
   const data = ctx.trees.data;
@@ -253,7 +333,19 @@ export async function fetchBackup(
   // An incremental chain is unpacked whole, then combined into a copy: twice the space.
   const total = chain.reduce((n, b) => n + b.bytes, 0) + (chain.length > 1 ? m.bytes * 2 : 0);
   const need = Math.ceil(total * 1.05) + (64 << 20);
-  if (avail !== undefined && avail < need) {
+  // Keeping the downloaded parts (a resumable restore) takes the stored size on top; what an
+  // earlier attempt kept is already taken from `avail`.
+  const keptBytes = chain.reduce((n, b) => n + dirBytes(ctx, `${partsDir(ctx)}/${b.label}`), 0);
+  const stored = chain.reduce((n, b) => n + b.stored_bytes, 0);
+  const resumable = avail === undefined || avail + keptBytes >= need + stored;
+  if (!resumable) {
+    log.warn(
+      `restore: not enough space in ${layout.dataRoot} to keep the downloaded parts as well (${
+        (stored / 2 ** 30).toFixed(2)
+      } GiB more): if this restore is interrupted, it starts over`,
+    );
+  }
+  if (avail !== undefined && avail + keptBytes < need) {
     throw new OperatorError(
       `not enough space in ${layout.dataRoot}: backup ${m.label} needs ${
         (need / 2 ** 30).toFixed(2)
@@ -265,18 +357,30 @@ export async function fetchBackup(
     if (missingKey) throw new OperatorError(missingKey, { exitCode: 2 });
   }
   const staging = `${layout.dataRoot}/.restore-staging`;
-  data.remove(staging);
-  let resumed = 0;
+  // What an interrupted attempt unpacked goes; the parts it downloaded stay (for this chain).
+  clearStaging(ctx, resumable ? chain.map((b) => b.label) : []);
+  const r: FetchResult = {
+    seconds: 0,
+    resumed: 0,
+    reused: 0,
+    reusedBytes: 0,
+    discarded: 0,
+    resumable,
+  };
+  const extract = async (b: BackupManifest, dir: string) => {
+    data.ensureDir(dir, 0o700);
+    const one = await extractOne(ctx, cfg, b, dir, { ...o, keepParts: resumable });
+    r.resumed += one.resumed;
+    r.reused += one.reused;
+    r.reusedBytes += one.reusedBytes;
+    r.discarded += one.discarded;
+  };
   if (chain.length === 1) {
-    data.ensureDir(`${staging}/main`, 0o700);
-    resumed += (await extractOne(ctx, cfg, m, `${staging}/main`, o)).resumed;
+    await extract(m, `${staging}/main`);
   } else {
     // PostgreSQL 17+: the full backup and each incremental, then pg_combinebackup into main.
     const dirs = chain.map((_, i) => `${staging}/chain-${i}`);
-    for (const [i, b] of chain.entries()) {
-      data.ensureDir(dirs[i]!, 0o700);
-      resumed += (await extractOne(ctx, cfg, b, dirs[i]!, o)).resumed;
-    }
+    for (const [i, b] of chain.entries()) await extract(b, dirs[i]!);
     const owner = ctx.runAs.switchTo;
     const out = await outputTracked(
       command(`${cfg.binDir}/pg_combinebackup`, {
@@ -321,5 +425,14 @@ export async function fetchBackup(
   data.rename(main, layout.pgdata);
   data.syncDir(layout.dataRoot);
   data.remove(staging);
-  return { seconds: (performance.now() - t0) / 1000, resumed };
+  return { ...r, seconds: (performance.now() - t0) / 1000 };
+}
+
+/** The bytes of the files directly in `dir` (0 when it does not exist). */
+function dirBytes(ctx: Context, dir: string): number {
+  let n = 0;
+  for (const e of ctx.trees.data.list(dir)) {
+    if (e.isFile) n += ctx.trees.data.stat(`${dir}/${e.name}`)?.size ?? 0;
+  }
+  return n;
 }

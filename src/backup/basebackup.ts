@@ -12,6 +12,7 @@ import { partSize, planParts } from "./parts.ts";
 import { archiveKeys } from "../wal/keys.ts";
 import { ALGORITHM, loadCrypto, seal, sealStream } from "../wal/envelope.ts";
 import { OperatorError } from "../util/errors.ts";
+import { log } from "../util/log.ts";
 import {
   ArchiveError,
   checkOwner,
@@ -49,21 +50,19 @@ const PG_MANIFEST_MAX = 512 << 20;
 /**
  * For `backup --incremental`: the parent backup, and its PostgreSQL manifest written where
  * pg_basebackup (run as postgres) reads it: in the data root, as postgres. `cleanup` removes it.
+ * Or why there is none (PostgreSQL before 17, no backup to build on): the backup is then full.
  */
 async function incrementalBase(
   client: ReturnType<typeof clientFor>,
   cfg: ArchiveConfig,
-): Promise<{ parent: BackupManifest; file: string; cleanup: () => void }> {
+): Promise<{ parent: BackupManifest; file: string; cleanup: () => void } | string> {
   if (cfg.major < 17) {
-    throw new OperatorError(
-      `incremental backups need PostgreSQL 17 or later (this is PostgreSQL ${cfg.major}); take a full backup (without --incremental)`,
-      { exitCode: 2 },
-    );
+    return `incremental backups need PostgreSQL 17 or later (this is PostgreSQL ${cfg.major})`;
   }
   const owner = await readOwner(client, cfg.target);
   const lineage = await lineageOf(client, cfg, owner?.timeline ?? 1);
   const parent = chooseParent(await listBackups(cfg), lineage);
-  if (typeof parent === "string") throw new OperatorError(parent, { exitCode: 2 });
+  if (typeof parent === "string") return parent;
   const obj = await client.get(
     layoutFor(cfg).backup(parent.label, parent.pg_manifest!),
     undefined,
@@ -71,11 +70,7 @@ async function incrementalBase(
       maxBytes: PG_MANIFEST_MAX,
     },
   );
-  if (!obj) {
-    throw new OperatorError(
-      `backup ${parent.label} has no ${parent.pg_manifest} to be incremental to; take a full backup`,
-    );
-  }
+  if (!obj) return `backup ${parent.label} has no ${parent.pg_manifest} to be incremental to`;
   const body = (await openWalObject(cfg, `backup ${parent.label}'s manifest`, obj)).body;
   const root = cfg.pgdata.slice(0, cfg.pgdata.lastIndexOf("/")) || "/";
   const tree = new PgTree(root, cfg.runAs);
@@ -176,9 +171,15 @@ export async function runBackup(
   });
   if (typeof plan === "string") throw new OperatorError(`cannot back up: ${plan}`);
 
-  let base: Awaited<ReturnType<typeof incrementalBase>> | undefined;
+  let base: Exclude<Awaited<ReturnType<typeof incrementalBase>>, string> | undefined;
+  let note: string | undefined;
   try {
-    if (o.incremental) base = await incrementalBase(client, cfg);
+    const b = o.incremental ? await incrementalBase(client, cfg) : undefined;
+    if (typeof b === "string") {
+      // Never a failed backup for want of a base: a full one, said once.
+      note = `${b}: a full backup is taken instead`;
+      log.warn(`backup: ${note}`);
+    } else base = b;
   } catch (error) {
     s3Fail(error);
   }
@@ -376,6 +377,7 @@ export async function runBackup(
       ...(base ? { parent: base.parent.label } : {}),
       ...(pgManifest?.found ? { pg_manifest: PG_MANIFEST } : {}),
       ...(encryption ? { encryption } : {}),
+      ...(note ? { note } : {}),
       duration_ms: Math.round(performance.now() - t0),
     };
     await client.put(

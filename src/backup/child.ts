@@ -8,6 +8,7 @@ import { CommandError } from "../rpc/dispatch.ts";
 import { command } from "../process/command.ts";
 import { outputTracked } from "../process/registry.ts";
 import { selfArgv } from "../process/self.ts";
+import { log } from "../util/log.ts";
 import type { BackupManifest } from "./manifest.ts";
 import type { VerifyReport } from "./verify.ts";
 
@@ -26,12 +27,14 @@ export async function runBackupChild(
   label?: string,
   o: { incremental?: boolean } = {},
 ): Promise<BackupManifest> {
-  return await runChild<BackupManifest>(ctx, [
+  const m = await runChild<BackupManifest>(ctx, [
     "backup",
     "--json",
     ...(label ? ["--label", label] : []),
     ...(o.incremental ? ["--incremental"] : []),
   ]);
+  if (m.note) log.warn(`backup: ${m.note}`); // the child's stderr is not the supervisor's log
+  return m;
 }
 
 /**

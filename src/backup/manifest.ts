@@ -36,6 +36,8 @@ export interface BackupManifest {
   pg_manifest?: string;
   /** Client-side encryption (wal/envelope.ts): the object is sealed with this key. */
   encryption?: { algorithm: string; key_id: string };
+  /** Why the backup is not what was asked for (--incremental that had to be full). */
+  note?: string;
   duration_ms: number;
 }
 
@@ -159,7 +161,7 @@ export function backupChain(b: BackupManifest, all: BackupManifest[]): BackupMan
 export function chooseParent(all: BackupManifest[], l: Lineage): BackupManifest | string {
   const fits = sortBackups(all).filter((b) => onLineage(b, l) && b.pg_manifest);
   return fits[0] ??
-    "there is no backup to be incremental to (none taken on PostgreSQL 17 or later on this timeline); take a full backup first";
+    "there is no backup to be incremental to (none taken on PostgreSQL 17 or later on this timeline)";
 }
 
 /** Never break a chain: a backup some kept incremental builds on is kept too. */

@@ -152,7 +152,7 @@ Deno.test("backupChain(): an incremental backup restores from its full backup an
   assert.equal((chooseParent(all, l) as BackupManifest).label, "i2");
   assert.match(
     chooseParent([backup("old", "2026-11-20T00:00:00.000Z", "0/1000000")], l) as string,
-    /take a full backup first/,
+    /there is no backup to be incremental to/,
   );
 });
 

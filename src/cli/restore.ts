@@ -114,7 +114,7 @@ export async function main(args: string[]): Promise<number> {
       log.info(
         `restore: base backup ${chosen.label} (consistent at ${chosen.stop_lsn}, ${chosen.stop_time}) from ${cfg.target}, following timeline ${plan.lineage.timeline}${
           plan.ownerTimeline === plan.lineage.timeline ? " (the primary's)" : ""
-        }`,
+        }${base.length > 1 ? ` (incremental: ${base.map((b) => b.label).join(", ")})` : ""}`,
       );
       if (!plan.chain.ok && target.kind !== "time") {
         if (!acceptGap) {

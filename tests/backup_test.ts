@@ -213,7 +213,7 @@ Deno.test("restore: a store that stalls and resets mid-download is resumed by ra
   }
 });
 
-Deno.test("restore: a restore killed midway continues from the parts it kept (each checked by SHA-256, a tampered one downloaded again), and is exact", async () => {
+Deno.test("restore: a restore killed midway, then cut off by an outage, continues from the parts it kept (each checked by SHA-256, a tampered one downloaded again), and is exact", async () => {
   const bucket = await freshBucket();
   const origin = await startSupervisor({ env: s3Env(bucket) });
   const proxy = new FaultProxy(RGW_HTTP);
@@ -256,10 +256,43 @@ Deno.test("restore: a restore killed midway continues from the parts it kept (ea
         return [];
       }
     };
-    while (kept().length < 2) await new Promise((r) => setTimeout(r, 20));
+    while (kept().length < 1) await new Promise((r) => setTimeout(r, 20));
     await cleanup(first); // SIGKILL, every process it started
+    const afterKill = kept().length;
+    assert.ok(afterKill < m.parts - 1, `${afterKill} of ${m.parts} kept before the kill`);
+
+    // Run again; once one more part is kept the store goes away for good: one line, the parts
+    // stay (and nothing else), the next run continues.
+    const cutOff = await startSupervisor({
+      root,
+      args: ["restore", "--latest", "--serve"],
+      password: origin.password,
+      env: { ...env, BEYOND_PG_S3_ATTEMPTS: "2" },
+    });
+    started.push(cutOff);
+    while (kept().length <= afterKill) await new Promise((r) => setTimeout(r, 20));
+    proxy.down = true;
+    proxy.cut();
+    const status = await cutOff.exited;
+    assert.notEqual(status.code, 0);
+    const said = cutOff.lines.filter((l) => l.startsWith("beyond-pg restore:"));
+    assert.equal(said.length, 1, said.join("\n"));
+    assert.match(
+      said[0]!,
+      /downloading backup k failed: .*; the \d+ part\(s\) downloaded \([\d.]+ MiB\) are kept: run the same restore again to continue from them; \S+ is empty again \(but for the parts kept to continue\)$/,
+    );
+    assert.deepEqual(
+      [...Deno.readDirSync(`${root}/data`)].map((e) => e.name).filter((n) =>
+        n !== ".beyond-pg.lock"
+      ),
+      [".restore-staging"],
+    );
+    assert.deepEqual([...Deno.readDirSync(`${root}/data/.restore-staging`)].map((e) => e.name), [
+      "parts",
+    ]);
+    proxy.down = false;
     const names = kept().sort((a, b) => Number(a) - Number(b));
-    assert.ok(names.length < m.parts, `${names.length} of ${m.parts} kept before the kill`);
+    assert.ok(names.length > afterKill && names.length >= 2, `${names.length} kept`);
     // A kept part changed while nobody looked: its SHA-256 no longer matches, so it is fetched.
     const victim = `${parts}/${names[0]}`;
     const bytes = await Deno.readFile(victim);

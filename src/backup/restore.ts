@@ -255,7 +255,11 @@ async function extractOne(
       `backup ${m.label} refused: ${up.reason.message}; it was not made by beyond-pg backup (restore from another backup)`,
     );
   }
-  if (tStatus.status === "fulfilled" && !tStatus.value.success) {
+  // A download that failed ends the stream: tar's "unexpected EOF" is its consequence, not
+  // the reason (a tar that failed first breaks the pipe, which is not an S3 error).
+  const downloadFailed = dl.status === "rejected" &&
+    (dl.reason instanceof S3Error || dl.reason instanceof EnvelopeError);
+  if (!downloadFailed && tStatus.status === "fulfilled" && !tStatus.value.success) {
     throw new OperatorError(`extracting backup ${m.label} failed: ${tarMessage || "tar failed"}`);
   }
   if (dl.status === "rejected") {

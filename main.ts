@@ -17,7 +17,7 @@ const commands: Record<string, { summary: string; load: () => Promise<Command> }
   },
   control: {
     summary:
-      "talk to the running supervisor: control <health|status|checkpoint|reload|drain|resume|hot-set|backup> [--json]",
+      "talk to the running supervisor: control <health|status|checkpoint|reload|drain|resume|hot-set|backup|verify> [--json]",
     load: () => import("./src/cli/control.ts").then((m) => m.main),
   },
   "restore-wal": {
@@ -33,12 +33,18 @@ const commands: Record<string, { summary: string; load: () => Promise<Command> }
     load: () => import("./src/cli/archive.ts").then((m) => m.main),
   },
   backup: {
-    summary: "base backup to the archive target: backup [--label L] [--json]",
+    summary:
+      "base backup to the archive target: backup [--label L] [--incremental (PostgreSQL 17+)] [--json]",
     load: () => import("./src/cli/backup.ts").then((m) => m.main),
   },
   backups: {
     summary: "backups list [--json] | backups prune (--keep N | --older-than 7d) [--dry-run]",
     load: () => import("./src/cli/backups.ts").then((m) => m.main),
+  },
+  verify: {
+    summary:
+      "prove backups restorable (object SHA-256, WAL continuity and content): verify [--backup L] [--json] [--quick]",
+    load: () => import("./src/cli/verify.ts").then((m) => m.main),
   },
   restore: {
     summary:

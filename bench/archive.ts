@@ -8,7 +8,9 @@
  *   2. the codecs on the same segments: ratio and MB/s for zstd -1, gzip -1, lz4, none;
  *   3. pgbench TPS with archiving on vs off (target ≥ 0.95);
  *   4. `archive` without a target: process wall time (target ≤ 50 ms), vs /bin/true;
- *   5. base backup and restore MB/s vs pg_basebackup to local disk.
+ *   5. base backup and restore MB/s vs pg_basebackup to local disk;
+ *   6. (issue 17) the same drain with client-side encryption on: vs plain (target ≥ 0.9×) and vs
+ *      pgBackRest best (target ≥ 1.2×).
  */
 import { S3Client } from "../src/s3/client.ts";
 import { ok } from "../tests/support/control.ts";
@@ -95,6 +97,7 @@ async function waitDrained(pgdata: string, ms = 600_000): Promise<number> {
 // ---- 1. the backlog ----------------------------------------------------------------------
 const rootA = await tempRoot("bpg-bench-a-");
 const rootB = await tempRoot("bpg-bench-b-");
+const rootC = await tempRoot("bpg-bench-c-");
 let backlog: string[] = [];
 {
   const pg = await startSupervisor({ root: rootA, keepLines: /^\[beyond-pg\]/ });
@@ -123,10 +126,12 @@ let backlog: string[] = [];
   } finally {
     await cleanup(pg);
   }
-  await sh("cp", ["-a", `${rootA}/data`, `${rootB}/data`]);
-  // pg_wal is an absolute link to <root>/wal: point the copy at its own WAL.
-  await Deno.remove(`${rootB}/data/main/pg_wal`);
-  await Deno.symlink(`${rootB}/data/wal`, `${rootB}/data/main/pg_wal`);
+  for (const copy of [rootB, rootC]) {
+    await sh("cp", ["-a", `${rootA}/data`, `${copy}/data`]);
+    // pg_wal is an absolute link to <root>/wal: point the copy at its own WAL.
+    await Deno.remove(`${copy}/data/main/pg_wal`);
+    await Deno.symlink(`${copy}/data/wal`, `${copy}/data/main/pg_wal`);
+  }
 }
 const n = backlog.length;
 const pgdataA = `${rootA}/data/main`;
@@ -296,6 +301,45 @@ console.log(
   }× (target ≥ 1.5: ${ours / seqHttps >= 1.5 ? "PASS" : "FAIL"}); vs sequential PUT over HTTP ${
     (ours / seqHttp).toFixed(2)
   }×`,
+);
+
+// ---- 5b. beyond-pg with client-side encryption (AES-256-GCM), the same backlog ---------------
+let sealed = 0;
+{
+  const bucket = await freshBucket("sealed");
+  cleanupBuckets.push(bucket);
+  setAutoConf(`${rootC}/data/main`, undefined);
+  const key = btoa(String.fromCharCode(...crypto.getRandomValues(new Uint8Array(32))));
+  const pg = await startSupervisor({
+    root: rootC,
+    keepLines: /^\[beyond-pg\]/,
+    env: {
+      ...s3Env(bucket, { endpoint: https }),
+      BEYOND_PG_S3_CA_FILE: caFile,
+      BEYOND_PG_ARCHIVE_ENCRYPTION_KEY: key,
+    },
+  });
+  try {
+    await pg.waitFor(/archiving to s3:/, 60_000);
+    const t0 = performance.now();
+    const t1 = await waitDrained(`${rootC}/data/main`);
+    sealed = n / ((t1 - t0) / 1000);
+    console.log(
+      `beyond-pg encrypted (zstd + AES-256-GCM, 4 parallel, HTTPS): ${n} segments in ${
+        ((t1 - t0) / 1000).toFixed(1)
+      } s = ${sealed.toFixed(1)} seg/s`,
+    );
+  } finally {
+    await cleanup(pg);
+    await removeRoot(rootC);
+  }
+}
+console.log(
+  `→ encrypted vs plain: ${(sealed / ours).toFixed(2)}× (target ≥ 0.9: ${
+    sealed / ours >= 0.9 ? "PASS" : "FAIL"
+  }); encrypted vs pgBackRest best: ${(sealed / pgbr).toFixed(2)}× (target ≥ 1.2: ${
+    sealed / pgbr >= 1.2 ? "PASS" : "FAIL"
+  })`,
 );
 
 // ---- 6. base backup and restore vs pg_basebackup to local disk -----------------------------

@@ -194,7 +194,10 @@ Deno.test("backups prune --keep: removes the oldest backups and the WAL only the
       JSON.parse((await cli(["list", "--json"])).out).map((b: { label: string }) => b.label);
     assert.deepEqual(await labels(), ["three", "two", "one"]);
     const dry = await cli(["prune", "--keep", "2", "--dry-run"]);
-    assert.match(dry.out, /would remove 1 backup\(s\) and [1-9]\d* WAL file\(s\); kept 2/);
+    assert.match(
+      dry.out,
+      /would remove 1 backup\(s\) and [1-9]\d* WAL file\(s\), would abort 0 abandoned upload\(s\); kept 2/,
+    );
     assert.deepEqual(await labels(), ["three", "two", "one"]);
     const real = await cli(["prune", "--keep", "2"]);
     assert.equal(real.code, 0);

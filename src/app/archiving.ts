@@ -14,6 +14,7 @@ import { errorMessage } from "../util/errors.ts";
 import { log } from "../util/log.ts";
 import { ArchiveError } from "../wal/errors.ts";
 import {
+  type ArchiveConfig,
   archiveDir,
   archiveDoneDir,
   type ArchiveState,
@@ -26,6 +27,10 @@ import { archiveConfigFor, clusterTimeline } from "../boot/archive_config.ts";
 import { readPostmasterPid } from "../supervise/postmaster_pid.ts";
 import { type ArchiveMarker, nextMarker, readMarker, writeMarker } from "../wal/marker.ts";
 import { readProcStat } from "../util/proc.ts";
+import type { S3Stats } from "../s3/client.ts";
+import { lastVerified } from "../backup/verified.ts";
+import { abortAbandonedUploads } from "../backup/orphans.ts";
+import { clientFor, layoutFor } from "../wal/archive.ts";
 
 export interface Archiving {
   /** Undefined while the target is missing (nothing is archived). */
@@ -124,6 +129,7 @@ export async function startArchiving(
   }));
   server.listenUnix(run, cfg.socket, { dirMode: 0o755, ...(owner ? { owner } : {}) });
   service.start();
+  const sweeper = sweepAbandonedUploads(cfg);
   log.info(
     `archiving to ${cfg.target} (${cfg.endpoint}, ${cfg.codec}, ${cfg.parallel} in parallel)`,
   );
@@ -131,6 +137,7 @@ export async function startArchiving(
   return {
     service,
     close() {
+      sweeper.stop();
       server.close();
       service.close();
     },
@@ -169,12 +176,74 @@ export async function startArchiving(
         "When the last WAL file was stored (0: never).",
         st.lastArchivedAt / 1000,
       ),
+      ...s3Metrics(service.client.stats),
+      gauge(
+        "beyond_pg_archive_verified_timestamp_seconds",
+        "When `verify` last proved the backups restorable (0: never).",
+        lastVerified(runDir, cfg.target),
+      ),
       counter("beyond_pg_restore_files_total", "WAL files served to restore_command.", [
         { labels: { source: "prefetched" }, value: st.prefetchHitsTotal },
         { labels: { source: "fetched" }, value: st.restoredTotal - st.prefetchHitsTotal },
       ]),
     ],
   };
+}
+
+/**
+ * Once a day (the first an hour after start), abort multipart uploads left behind under the
+ * target's prefix for more than a day (backup/orphans.ts): parts nobody completes are billed
+ * until aborted. Failures are logged and retried the next day.
+ */
+function sweepAbandonedUploads(cfg: ArchiveConfig): { stop(): void } {
+  const run = async () => {
+    const client = clientFor(cfg);
+    try {
+      const r = await abortAbandonedUploads(client, layoutFor(cfg).target.prefix);
+      if (r.aborted) {
+        log.info(`archive: aborted ${r.aborted} multipart upload(s) left behind for over a day`);
+      }
+    } catch (error) {
+      log.warn(`archive: could not look for abandoned uploads: ${errorMessage(error)}`);
+    } finally {
+      client.close();
+    }
+  };
+  let daily: ReturnType<typeof setInterval> | undefined;
+  const first = setTimeout(() => {
+    run();
+    daily = setInterval(run, 86_400_000);
+    Deno.unrefTimer(Number(daily));
+  }, 3_600_000);
+  Deno.unrefTimer(Number(first));
+  return {
+    stop() {
+      clearTimeout(first);
+      clearInterval(daily);
+    },
+  };
+}
+
+/** The archive service's S3 requests and retries (by reason). */
+function s3Metrics(stats: S3Stats | undefined): Family[] {
+  if (!stats) return [];
+  return [
+    counter(
+      "beyond_pg_s3_requests_total",
+      "S3 requests sent by the archive service.",
+      stats.requests,
+    ),
+    counter(
+      "beyond_pg_s3_retries_total",
+      "S3 requests sent again after a retryable failure, by reason.",
+      Object.entries(stats.retries).map(([reason, value]) => ({ labels: { reason }, value })),
+    ),
+    counter(
+      "beyond_pg_s3_failures_total",
+      "S3 operations that failed after their last attempt.",
+      stats.failures,
+    ),
+  ];
 }
 
 /**

@@ -10,7 +10,7 @@
  *
  * One stop latch (latch.ts) ends it all; runnables are closed in reverse, logs flushed last.
  */
-import { runBackupChild } from "../backup/child.ts";
+import { runBackupChild, runVerifyChild } from "../backup/child.ts";
 import type { BootResult } from "../boot/boot.ts";
 import { applyConfig } from "../boot/boot.ts";
 import type { Context } from "../boot/context.ts";
@@ -110,8 +110,28 @@ export async function runDatabase(ctx: Context, o: RootOptions): Promise<number>
                     "backup is not available: no archive target is configured (BEYOND_PG_ARCHIVE_TARGET)",
                   );
                 }
-                return runBackupChild(ctx, typeof a["label"] === "string" ? a["label"] : undefined)
-                  .then((m) => (archiveBackupTaken(ctx), m));
+                return runBackupChild(
+                  ctx,
+                  typeof a["label"] === "string" ? a["label"] : undefined,
+                  { incremental: a["incremental"] === true },
+                ).then((m) => (archiveBackupTaken(ctx), m));
+              },
+            },
+            verify: {
+              summary:
+                "prove the backups restorable: objects against manifests, WAL continuous and readable",
+              timeoutMs: 24 * 3600_000,
+              run: (a) => {
+                if (!archiving?.service) {
+                  throw new CommandError(
+                    "unavailable",
+                    "verify is not available: no archive target is configured (BEYOND_PG_ARCHIVE_TARGET)",
+                  );
+                }
+                return runVerifyChild(
+                  ctx,
+                  typeof a["backup"] === "string" ? a["backup"] : undefined,
+                );
               },
             },
           })),

@@ -7,20 +7,103 @@
 import { S3Error } from "../s3/client.ts";
 import { pump } from "../process/pump.ts";
 import { command } from "../process/command.ts";
-import { spawnTracked } from "../process/registry.ts";
+import { outputTracked, spawnTracked } from "../process/registry.ts";
+import { partSize, planParts } from "./parts.ts";
+import { archiveKeys } from "../wal/keys.ts";
+import { ALGORITHM, loadCrypto, seal, sealStream } from "../wal/envelope.ts";
 import { OperatorError } from "../util/errors.ts";
-import { ArchiveError, checkOwner, clientFor, layoutFor } from "../wal/archive.ts";
+import { log } from "../util/log.ts";
+import {
+  ArchiveError,
+  checkOwner,
+  clientFor,
+  layoutFor,
+  lineageOf,
+  readOwner,
+} from "../wal/archive.ts";
+import { PgTree } from "../fs/tree.ts";
+import { TarMember } from "./tar_member.ts";
+import { openWalObject } from "../wal/keys.ts";
 import type { ArchiveConfig } from "../wal/config.ts";
 import { parseLsn, segmentName, segmentOfLsn } from "../wal/names.ts";
-import { type BackupManifest, newLabel, validLabel } from "./manifest.ts";
+import { type BackupManifest, chooseParent, newLabel, validLabel } from "./manifest.ts";
 
 export interface BackupOptions {
   label?: string;
   /** Print progress (a TTY). */
   progress?: (line: string) => void;
-  /** Parts uploaded at once. */
+  /** Parts uploaded at once (at most; memory bounds it too: parts.ts). */
   parallel?: number;
+  /** The smallest part (default 16 MiB; larger for a large cluster: parts.ts). */
   partBytes?: number;
+  /** The size to plan parts for (default: the databases' size, asked of postgres). */
+  expectedBytes?: number;
+  /** PostgreSQL 17+: only what changed since the newest backup (pg_basebackup --incremental). */
+  incremental?: boolean;
+}
+
+/** PostgreSQL's own manifest, stored beside a backup (17+): the base of a later incremental. */
+export const PG_MANIFEST = "backup_manifest";
+/** The largest PostgreSQL manifest we keep (~200 bytes a file: a million files). */
+const PG_MANIFEST_MAX = 512 << 20;
+
+/**
+ * For `backup --incremental`: the parent backup, and its PostgreSQL manifest written where
+ * pg_basebackup (run as postgres) reads it: in the data root, as postgres. `cleanup` removes it.
+ * Or why there is none (PostgreSQL before 17, no backup to build on): the backup is then full.
+ */
+async function incrementalBase(
+  client: ReturnType<typeof clientFor>,
+  cfg: ArchiveConfig,
+): Promise<{ parent: BackupManifest; file: string; cleanup: () => void } | string> {
+  if (cfg.major < 17) {
+    return `incremental backups need PostgreSQL 17 or later (this is PostgreSQL ${cfg.major})`;
+  }
+  const owner = await readOwner(client, cfg.target);
+  const lineage = await lineageOf(client, cfg, owner?.timeline ?? 1);
+  const parent = chooseParent(await listBackups(cfg), lineage);
+  if (typeof parent === "string") return parent;
+  const obj = await client.get(
+    layoutFor(cfg).backup(parent.label, parent.pg_manifest!),
+    undefined,
+    {
+      maxBytes: PG_MANIFEST_MAX,
+    },
+  );
+  if (!obj) return `backup ${parent.label} has no ${parent.pg_manifest} to be incremental to`;
+  const body = (await openWalObject(cfg, `backup ${parent.label}'s manifest`, obj)).body;
+  const root = cfg.pgdata.slice(0, cfg.pgdata.lastIndexOf("/")) || "/";
+  const tree = new PgTree(root, cfg.runAs);
+  const file = `${root}/.beyond-incremental-base.manifest`;
+  tree.writeAtomic(file, body, 0o600);
+  return { parent, file, cleanup: () => tree.remove(file, false) };
+}
+
+/** The size of every database (what the tar holds, less WAL and overhead); 0 if unknown. */
+async function databasesSize(cfg: ArchiveConfig): Promise<number> {
+  const out = await outputTracked(
+    command(`${cfg.binDir}/psql`, {
+      args: [
+        "-h",
+        cfg.socketDir,
+        "-p",
+        String(cfg.port),
+        "-U",
+        "postgres",
+        "-d",
+        "postgres",
+        "-XAtqc",
+        "select sum(pg_database_size(oid)) from pg_database",
+      ],
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+      env: { PGAPPNAME: "beyond-pg backup", PGCONNECT_TIMEOUT: "30" },
+      ...(cfg.runAs ? { uid: cfg.runAs.uid, gid: cfg.runAs.gid } : {}),
+    }),
+  ).catch(() => undefined);
+  const n = Number(out?.success ? decoder.decode(out.stdout).trim() : NaN);
+  return Number.isFinite(n) ? n : 0;
 }
 
 const decoder = new TextDecoder();
@@ -81,6 +164,28 @@ export async function runBackup(
     s3Fail(error);
   }
 
+  const expected = o.expectedBytes ?? await databasesSize(cfg);
+  const plan = planParts(expected, {
+    parallel: o.parallel ?? cfg.parallel,
+    ...(o.partBytes ? { minPartBytes: o.partBytes } : {}),
+  });
+  if (typeof plan === "string") throw new OperatorError(`cannot back up: ${plan}`);
+
+  let base: Exclude<Awaited<ReturnType<typeof incrementalBase>>, string> | undefined;
+  let note: string | undefined;
+  try {
+    const b = o.incremental ? await incrementalBase(client, cfg) : undefined;
+    if (typeof b === "string") {
+      // Never a failed backup for want of a base: a full one, said once.
+      note = `${b}: a full backup is taken instead`;
+      log.warn(`backup: ${note}`);
+    } else base = b;
+  } catch (error) {
+    s3Fail(error);
+  }
+  // PostgreSQL's own manifest, read from the tar as it streams (17+: a later incremental's base).
+  const pgManifest = cfg.major >= 17 ? new TarMember(PG_MANIFEST, PG_MANIFEST_MAX) : undefined;
+
   const started = new Date();
   const t0 = performance.now();
   const pgbb = spawnTracked(
@@ -103,6 +208,7 @@ export async function runBackup(
         "-v",
         "-l",
         `beyond-pg ${label}`,
+        ...(base ? [`--incremental=${base.file}`] : []),
         ...(o.progress ? ["-P"] : []),
       ],
       stdin: "null",
@@ -147,24 +253,31 @@ export async function runBackup(
   })();
 
   let bytes = 0;
-  const feed = pump(pgbb.stdout, zstd.stdin, (chunk) => (bytes += chunk.length));
+  const feed = pump(pgbb.stdout, zstd.stdin, (chunk) => {
+    bytes += chunk.length;
+    pgManifest?.push(chunk);
+  });
 
-  const partBytes = o.partBytes ?? 16 << 20;
-  const parallel = Math.max(1, o.parallel ?? cfg.parallel);
+  const parallel = plan.parallel;
   const whole = createHash("sha256");
   const etags: string[] = [];
+  const partHashes: string[] = [];
   const inflight = new Set<Promise<void>>();
   let uploadId: string | undefined;
+  let encryption: BackupManifest["encryption"];
+  const keys = await archiveKeys(cfg);
   let stored = 0;
   let uploadError: unknown;
   const upload = async (n: number, body: Uint8Array) => {
     const hash = createHash("sha256").update(body).digest("hex");
+    partHashes[n - 1] = hash;
     etags[n - 1] = await client.uploadPart(key, uploadId!, n, body, hash);
     stored += body.length;
   };
   try {
     uploadId = await client.createMultipart(key, { "beyond-codec": "zstd", "beyond-label": label });
-    let buf = new Uint8Array(partBytes);
+    let size = partSize(1, plan.partBytes)!;
+    let buf = new Uint8Array(size);
     let fill = 0;
     let part = 0;
     const flush = async () => {
@@ -175,20 +288,36 @@ export async function runBackup(
         uploadError ??= e;
       }).finally(() => inflight.delete(p));
       inflight.add(p);
-      buf = new Uint8Array(partBytes);
+      // 0 past part 10,000: only an error if more data comes.
+      size = partSize(n + 1, plan.partBytes) ?? 0;
+      buf = new Uint8Array(size);
       fill = 0;
       while (inflight.size >= parallel) await Promise.race(inflight);
       if (uploadError) throw uploadError;
       o.progress?.(`uploaded ${(stored / 2 ** 20).toFixed(0)} MiB (${n} parts)`);
     };
-    for await (const chunk of zstd.stdout) {
+    // Client-side encryption: the compressed stream is sealed before it is cut into parts.
+    const out = keys.length
+      ? zstd.stdout.pipeThrough(sealStream(await loadCrypto(), keys[0]!))
+      : zstd.stdout;
+    if (keys.length) encryption = { algorithm: ALGORITHM, key_id: keys[0]!.id };
+    for await (const chunk of out) {
       let off = 0;
       while (off < chunk.length) {
-        const n = Math.min(chunk.length - off, partBytes - fill);
+        if (size === 0) {
+          throw new OperatorError(
+            `the backup outgrew S3's 10,000 parts (${
+              (stored / 2 ** 30).toFixed(1)
+            } GiB stored, far more than the ${
+              (expected / 2 ** 30).toFixed(1)
+            } GiB planned for); take it again`,
+          );
+        }
+        const n = Math.min(chunk.length - off, size - fill);
         buf.set(chunk.subarray(off, off + n), fill);
         fill += n;
         off += n;
-        if (fill === partBytes) await flush();
+        if (fill === size) await flush();
       }
     }
     if (fill > 0 || part === 0) await flush();
@@ -208,6 +337,14 @@ export async function runBackup(
     }
     await client.completeMultipart(key, uploadId, etags);
     uploadId = undefined;
+    base?.cleanup();
+    if (pgManifest?.found) {
+      const c = await loadCrypto();
+      const body = keys.length ? seal(c, keys[0]!, pgManifest.found) : pgManifest.found;
+      await client.put(layout.backup(label, PG_MANIFEST), body, {
+        ...(keys.length ? { metadata: { "beyond-key-id": keys[0]!.id } } : {}),
+      });
+    }
     const head = await client.head(key);
     if (!head || head.size !== stored) {
       throw new OperatorError(
@@ -234,6 +371,13 @@ export async function runBackup(
       codec: "zstd",
       object,
       parts: etags.length,
+      part_size: plan.partBytes,
+      part_sha256: partHashes,
+      ...(cfg.major >= 17 ? { kind: base ? "incremental" as const : "full" as const } : {}),
+      ...(base ? { parent: base.parent.label } : {}),
+      ...(pgManifest?.found ? { pg_manifest: PG_MANIFEST } : {}),
+      ...(encryption ? { encryption } : {}),
+      ...(note ? { note } : {}),
       duration_ms: Math.round(performance.now() - t0),
     };
     await client.put(
@@ -249,6 +393,7 @@ export async function runBackup(
       } catch { /* exited */ }
     }
     await Promise.allSettled([pgbb.status, zstd.status, feed, stderrDone, ...inflight]);
+    base?.cleanup();
     if (uploadId) await client.abortMultipart(key, uploadId).catch(() => {});
     if (error instanceof OperatorError) throw error;
     if (errors.length) {

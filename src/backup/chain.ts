@@ -122,3 +122,20 @@ export function checkChain(i: ChainInput): ChainResult {
     segments: Number(last - first + 1n),
   };
 }
+
+/**
+ * The files recovery reads along a continuous chain (checkChain ok): the history file of every
+ * timeline it switches to, then each segment from the backup's start to `last`, in order.
+ * `verify` reads each of them.
+ */
+export function chainFiles(i: ChainInput, last: string): string[] {
+  const seg = i.segmentBytes ?? SEGMENT_BYTES;
+  const l = i.lineage;
+  const out: string[] = [];
+  for (const t of [...l.ancestors.map((a) => a.timeline), l.timeline]) {
+    if (t > i.start.timeline && t !== 1) out.push(historyName(t));
+  }
+  const end = parseSegment(last, seg)!.number;
+  for (let n = i.start.lsn / BigInt(seg); n <= end; n++) out.push(need(l, n, seg));
+  return out;
+}

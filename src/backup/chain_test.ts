@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { checkChain } from "./chain.ts";
+import { chainFiles, checkChain } from "./chain.ts";
 import type { Lineage } from "../wal/lineage.ts";
 
 const SEG = 16n << 20n;
@@ -83,4 +83,23 @@ Deno.test("checkChain(): a backup after its timeline branched off is not on the 
   });
   assert.equal(r.ok, false);
   assert.match((r as { problem: string }).problem, /after timeline 2 branched off/);
+});
+
+Deno.test("chainFiles(): the history files recovery switches through, then every segment in order", () => {
+  const lineage = {
+    timeline: 2,
+    ancestors: [{ timeline: 1, end: 4n * 16n * 1024n * 1024n + 100n }],
+  };
+  const i = {
+    archived: new Set<string>(),
+    lineage,
+    start: { lsn: 2n * 16n * 1024n * 1024n, timeline: 1 },
+  };
+  assert.deepEqual(chainFiles(i, "000000020000000000000005"), [
+    "00000002.history",
+    "000000010000000000000002",
+    "000000010000000000000003",
+    "000000020000000000000004",
+    "000000020000000000000005",
+  ]);
 });

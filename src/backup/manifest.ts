@@ -26,6 +26,18 @@ export interface BackupManifest {
   codec: "zstd" | "none";
   object: string;
   parts: number;
+  /** The planned part size (backup/parts.ts partSize gives each part's) and each part's SHA-256: restore checks each range as it arrives. Absent in older manifests. */
+  part_size?: number;
+  part_sha256?: string[];
+  /** PostgreSQL 17+: `incremental` holds only what changed since `parent` (pg_combinebackup). */
+  kind?: "full" | "incremental";
+  parent?: string;
+  /** pg_basebackup's own manifest, stored beside (PostgreSQL 17+): a later incremental's base. */
+  pg_manifest?: string;
+  /** Client-side encryption (wal/envelope.ts): the object is sealed with this key. */
+  encryption?: { algorithm: string; key_id: string };
+  /** Why the backup is not what was asked for (--incremental that had to be full). */
+  note?: string;
   duration_ms: number;
 }
 
@@ -108,7 +120,8 @@ export function chooseBackup(
 /**
  * Which backups a prune removes. The policy applies to each lineage on its own (the primary's,
  * and each branch a restore made); the newest backup of each is always kept, so a backup taken
- * on a test restore can never push the primary's last restore point out.
+ * on a test restore can never push the primary's last restore point out; and a backup a kept
+ * incremental one builds on is kept, however old.
  */
 export function pruneSelection(
   list: BackupManifest[],
@@ -118,7 +131,53 @@ export function pruneSelection(
 ): BackupManifest[] {
   const groups = new Map<string, BackupManifest[]>();
   for (const b of list) groups.set(lineageOf(b), [...(groups.get(lineageOf(b)) ?? []), b]);
-  return [...groups.values()].flatMap((g) => pruneGroup(g, policy, now));
+  return keepChains(list, [...groups.values()].flatMap((g) => pruneGroup(g, policy, now)));
+}
+
+/**
+ * The backups a restore from `b` needs, oldest first: the full backup and each incremental on
+ * top of it up to `b` (just `[b]` for a full one), or a one-line reason one is missing.
+ */
+export function backupChain(b: BackupManifest, all: BackupManifest[]): BackupManifest[] | string {
+  const byLabel = new Map(all.map((x) => [x.label, x]));
+  const chain = [b];
+  for (let cur = b; cur.kind === "incremental";) {
+    const parent = cur.parent === undefined ? undefined : byLabel.get(cur.parent);
+    if (!parent || chain.includes(parent)) {
+      return `backup ${b.label} is incremental to ${
+        cur.parent ?? "an unnamed backup"
+      }, which is not in the archive; restore from another backup`;
+    }
+    chain.unshift(parent);
+    cur = parent;
+  }
+  return chain;
+}
+
+/**
+ * The backup an incremental one builds on: the newest on this lineage whose PostgreSQL manifest
+ * is stored, or a one-line reason there is none.
+ */
+export function chooseParent(all: BackupManifest[], l: Lineage): BackupManifest | string {
+  const fits = sortBackups(all).filter((b) => onLineage(b, l) && b.pg_manifest);
+  return fits[0] ??
+    "there is no backup to be incremental to (none taken on PostgreSQL 17 or later on this timeline)";
+}
+
+/** Never break a chain: a backup some kept incremental builds on is kept too. */
+function keepChains(all: BackupManifest[], doomed: BackupManifest[]): BackupManifest[] {
+  const byLabel = new Map(all.map((b) => [b.label, b]));
+  const needed = new Set<string>();
+  for (const b of all) {
+    if (doomed.includes(b)) continue;
+    for (let cur = b; cur.kind === "incremental" && cur.parent !== undefined;) {
+      const parent = byLabel.get(cur.parent);
+      if (!parent || needed.has(parent.label)) break;
+      needed.add(parent.label);
+      cur = parent;
+    }
+  }
+  return doomed.filter((b) => !needed.has(b.label));
 }
 
 function pruneGroup(

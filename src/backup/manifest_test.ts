@@ -1,7 +1,9 @@
 import assert from "node:assert/strict";
 import {
+  backupChain,
   type BackupManifest,
   chooseBackup,
+  chooseParent,
   newLabel,
   parseDuration,
   parseTargetTime,
@@ -114,4 +116,70 @@ Deno.test("recoveryConf() follows the timeline it is given, by number", () => {
   const latest = recoveryConf({ kind: "latest" }, cmd);
   assert.match(latest, /^recovery_target_timeline = 'latest'$/m);
   assert.doesNotMatch(latest, /recovery_target_(time|lsn|action) =/);
+});
+
+Deno.test("backupChain(): an incremental backup restores from its full backup and every incremental between", () => {
+  const full = {
+    ...backup("full", "2026-11-20T00:00:00.000Z", "0/1000000"),
+    kind: "full" as const,
+    pg_manifest: "backup_manifest",
+  };
+  const i1 = {
+    ...backup("i1", "2026-11-21T00:00:00.000Z", "0/5000000"),
+    kind: "incremental" as const,
+    parent: "full",
+    pg_manifest: "backup_manifest",
+  };
+  const i2 = {
+    ...backup("i2", "2026-11-22T00:00:00.000Z", "1/0"),
+    kind: "incremental" as const,
+    parent: "i1",
+    pg_manifest: "backup_manifest",
+  };
+  const all = [i2, full, i1];
+  assert.deepEqual((backupChain(i2, all) as BackupManifest[]).map((b) => b.label), [
+    "full",
+    "i1",
+    "i2",
+  ]);
+  assert.deepEqual((backupChain(full, all) as BackupManifest[]).map((b) => b.label), ["full"]);
+  assert.equal(
+    backupChain(i2, [i2, full]),
+    "backup i2 is incremental to i1, which is not in the archive; restore from another backup",
+  );
+  // The parent of the next incremental: the newest with PostgreSQL's manifest stored.
+  const l = { timeline: 1, ancestors: [] };
+  assert.equal((chooseParent(all, l) as BackupManifest).label, "i2");
+  assert.match(
+    chooseParent([backup("old", "2026-11-20T00:00:00.000Z", "0/1000000")], l) as string,
+    /there is no backup to be incremental to/,
+  );
+});
+
+Deno.test("pruneSelection() never breaks a chain: what a kept incremental builds on stays", () => {
+  const full = {
+    ...backup("full", "2026-11-20T00:00:00.000Z", "0/1000000"),
+    kind: "full" as const,
+  };
+  const i1 = {
+    ...backup("i1", "2026-11-21T00:00:00.000Z", "0/5000000"),
+    kind: "incremental" as const,
+    parent: "full",
+  };
+  const i2 = {
+    ...backup("i2", "2026-11-22T00:00:00.000Z", "1/0"),
+    kind: "incremental" as const,
+    parent: "i1",
+  };
+  const other = backup("older", "2026-11-19T00:00:00.000Z", "0/800000");
+  const now = new Date("2026-11-23T00:00:00.000Z");
+  assert.deepEqual(pruneSelection([full, i1, i2, other], { keep: 1 }, now).map((b) => b.label), [
+    "older",
+  ]);
+  // Once a newer full backup is kept alone, the old chain may go.
+  const full2 = { ...backup("full2", "2026-11-22T12:00:00.000Z", "1/100"), kind: "full" as const };
+  assert.deepEqual(
+    pruneSelection([full, i1, i2, full2], { keep: 1 }, now).map((b) => b.label).sort(),
+    ["full", "i1", "i2"],
+  );
 });

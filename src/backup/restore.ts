@@ -19,7 +19,13 @@ import { outputTracked, spawnTracked } from "../process/registry.ts";
 import { TarGuard, TarRejected } from "./tar_guard.ts";
 import { selfCommand } from "../process/self.ts";
 import { errorMessage, OperatorError } from "../util/errors.ts";
+import { log } from "../util/log.ts";
 import { clientFor, layoutFor } from "../wal/archive.ts";
+import { downloadRanges, type DownloadStats } from "./download.ts";
+import { PartSpool } from "./part_spool.ts";
+import { S3Error } from "../s3/client.ts";
+import { archiveKeys, keyProblem } from "../wal/keys.ts";
+import { EnvelopeError, loadCrypto, openStream } from "../wal/envelope.ts";
 import type { ArchiveConfig } from "../wal/config.ts";
 import { formatLsn } from "../wal/names.ts";
 import type { BackupManifest, RestoreTarget } from "./manifest.ts";
@@ -86,49 +92,98 @@ async function freeBytes(dir: string): Promise<number | undefined> {
   return Number.isFinite(avail) ? avail : undefined;
 }
 
-/** Remove what a failed restore left: the data root ends up as it was (empty). */
-export function wipeRestore(ctx: Context): void {
-  for (const name of ["main", "wal", ".restore-staging", "restore-spool"]) {
-    ctx.trees.data.remove(`${ctx.layout.dataRoot}/${name}`);
+/**
+ * A download cut off for good (the store stayed away past every retry): the parts downloaded
+ * so far are kept (part_spool.ts), and the same restore run again continues from them.
+ */
+export class DownloadInterrupted extends OperatorError {}
+
+/** Where a restore keeps the parts it downloaded (part_spool.ts). */
+export function partsDir(ctx: Context): string {
+  return `${ctx.layout.dataRoot}/.restore-staging/parts`;
+}
+
+/**
+ * Remove what a failed restore left: the data root ends up as it was (empty), but for the
+ * downloaded parts when `keepParts` (an interrupted download: the next attempt continues).
+ */
+export function wipeRestore(ctx: Context, o: { keepParts?: boolean } = {}): void {
+  const data = ctx.trees.data;
+  for (const name of ["main", "wal", "restore-spool"]) {
+    data.remove(`${ctx.layout.dataRoot}/${name}`);
+  }
+  clearStaging(ctx, o.keepParts ? undefined : []);
+}
+
+/** Empty the staging directory, keeping the parts of the backups `keep` names (all: undefined). */
+function clearStaging(ctx: Context, keep: string[] | undefined): void {
+  const data = ctx.trees.data;
+  const staging = `${ctx.layout.dataRoot}/.restore-staging`;
+  if (keep !== undefined && !keep.length) {
+    data.remove(staging);
+    return;
+  }
+  for (const e of data.list(staging)) {
+    if (e.name !== "parts") data.remove(`${staging}/${e.name}`);
+  }
+  for (const e of data.list(partsDir(ctx))) {
+    if (keep && !keep.includes(e.name)) data.remove(`${partsDir(ctx)}/${e.name}`);
   }
 }
 
-export async function fetchBackup(
+/**
+ * Stream one backup into `dir` (S3 ranges → open if sealed → zstd → tar gate → tar as postgres),
+ * checking size and SHA-256 of what was stored and the size of what was unpacked.
+ */
+async function extractOne(
   ctx: Context,
   cfg: ArchiveConfig,
   m: BackupManifest,
-  target: RestoreTarget,
-  o: { progress?: (line: string) => void; timeline?: string } = {},
-): Promise<{ seconds: number }> {
+  dir: string,
+  o: { progress?: (line: string) => void; parallel?: number; keepParts?: boolean },
+): Promise<{ resumed: number; reused: number; reusedBytes: number; discarded: number }> {
   const { createHash } = await import("node:crypto"); // not at the top: see basebackup.ts
   const progress = o.progress;
-  const t0 = performance.now();
   const { layout } = ctx;
-  const data = ctx.trees.data;
   const owner = ctx.runAs.switchTo;
-  const avail = await freeBytes(layout.dataRoot);
-  const need = Math.ceil(m.bytes * 1.05) + (64 << 20);
-  if (avail !== undefined && avail < need) {
-    throw new OperatorError(
-      `not enough space in ${layout.dataRoot}: backup ${m.label} needs ${
-        (need / 2 ** 30).toFixed(2)
-      } GiB, ${(avail / 2 ** 30).toFixed(2)} GiB free; grow the volume`,
-    );
-  }
-  const staging = `${layout.dataRoot}/.restore-staging`;
-  data.remove(staging);
-  data.ensureDir(`${staging}/main`, 0o700);
-
   const client = clientFor(cfg);
-  let stream: ReadableStream<Uint8Array> | undefined;
+  const key = layoutFor(cfg).backup(m.label, m.object);
+  let head;
   try {
-    stream = await client.getStream(layoutFor(cfg).backup(m.label, m.object));
+    head = await client.head(key);
   } catch (error) {
     throw new OperatorError(errorMessage(error), { cause: error });
   }
-  if (!stream) {
+  if (!head) {
     throw new OperatorError(`backup ${m.label} has a manifest but no ${m.object}; choose another`);
   }
+  // Parts kept by an earlier attempt at this restore are used once they pass their SHA-256;
+  // parts downloaded now are kept until the restore is done (part_spool.ts).
+  const spool = o.keepParts && m.part_sha256
+    ? PartSpool.open(
+      ctx.trees.data,
+      `${partsDir(ctx)}/${m.label}`,
+      JSON.stringify({ key, etag: head.etag ?? "", size: head.size }),
+    )
+    : undefined;
+  // Ranged GETs, a few at once, each resumed where it stopped (download.ts).
+  const stats: DownloadStats = {
+    resumed: 0,
+    refetched: 0,
+    reused: 0,
+    reusedBytes: 0,
+    discarded: 0,
+  };
+  const stream = downloadRanges(client, key, {
+    size: head.size,
+    ...(head.etag ? { etag: head.etag } : {}),
+    ...(m.part_size && m.part_sha256 ? { partSize: m.part_size, partSha256: m.part_sha256 } : {}),
+    // Ranges wait in memory: at most ~256 MiB of them (large clusters have large parts).
+    parallel: o.parallel ??
+      Math.max(1, Math.min(3, Math.floor((256 << 20) / (m.part_size ?? 16 << 20)))),
+    stats,
+    ...(spool ? { cache: spool } : {}),
+  });
   const zstd = spawnTracked(
     command("zstd", {
       args: ["-d", "-q", "-c"],
@@ -140,7 +195,7 @@ export async function fetchBackup(
   const tar = spawnTracked(
     command("tar", {
       // As postgres, never keeping ownership or modes from the archive beyond the usual.
-      args: ["-x", "-f", "-", "-C", `${staging}/main`, "--no-same-owner", "--no-same-permissions"],
+      args: ["-x", "-f", "-", "-C", dir, "--no-same-owner", "--no-same-permissions"],
       stdin: "piped",
       stdout: "null",
       stderr: "piped",
@@ -151,9 +206,21 @@ export async function fetchBackup(
   let got = 0;
   let untarred = 0;
   let lastReport = 0;
-  const download = pump(stream, zstd.stdin, (chunk) => {
-    hash.update(chunk);
-    got += chunk.length;
+  // The stored bytes are hashed as they arrive; sealed ones are opened after that.
+  const tapped = stream.pipeThrough(
+    new TransformStream<Uint8Array, Uint8Array>({
+      transform(chunk, ctl) {
+        hash.update(chunk);
+        got += chunk.length;
+        ctl.enqueue(chunk);
+      },
+    }),
+  );
+  const keys = m.encryption ? await archiveKeys(cfg) : [];
+  const source = m.encryption
+    ? tapped.pipeThrough(openStream(await loadCrypto(), keys, `backup ${m.label}`))
+    : tapped;
+  const download = pump(source, zstd.stdin, () => {
     if (progress && performance.now() - lastReport > 500) {
       lastReport = performance.now();
       progress(
@@ -188,10 +255,25 @@ export async function fetchBackup(
       `backup ${m.label} refused: ${up.reason.message}; it was not made by beyond-pg backup (restore from another backup)`,
     );
   }
-  if (tStatus.status === "fulfilled" && !tStatus.value.success) {
+  // A download that failed ends the stream: tar's "unexpected EOF" is its consequence, not
+  // the reason (a tar that failed first breaks the pipe, which is not an S3 error).
+  const downloadFailed = dl.status === "rejected" &&
+    (dl.reason instanceof S3Error || dl.reason instanceof EnvelopeError);
+  if (!downloadFailed && tStatus.status === "fulfilled" && !tStatus.value.success) {
     throw new OperatorError(`extracting backup ${m.label} failed: ${tarMessage || "tar failed"}`);
   }
   if (dl.status === "rejected") {
+    if (dl.reason instanceof EnvelopeError) throw new OperatorError(dl.reason.message);
+    if (spool && dl.reason instanceof S3Error && dl.reason.transient) {
+      const k = spool.kept();
+      throw new DownloadInterrupted(
+        `downloading backup ${m.label} failed: ${
+          errorMessage(dl.reason)
+        }; the ${k.parts} part(s) downloaded (${
+          (k.bytes / 2 ** 20).toFixed(1)
+        } MiB) are kept: run the same restore again to continue from them`,
+      );
+    }
     throw new OperatorError(`downloading backup ${m.label} failed: ${errorMessage(dl.reason)}`);
   }
   const sha = hash.digest("hex");
@@ -217,12 +299,119 @@ export async function fetchBackup(
   if (untarred !== m.bytes) {
     throw new OperatorError(`backup ${m.label} unpacked to ${untarred} bytes, expected ${m.bytes}`);
   }
+  client.close();
+  return {
+    resumed: stats.resumed + stats.refetched,
+    reused: stats.reused ?? 0,
+    reusedBytes: stats.reusedBytes ?? 0,
+    discarded: stats.discarded ?? 0,
+  };
+}
+
+/** What fetchBackup did. */
+export interface FetchResult {
+  seconds: number;
+  /** Ranges resumed after a stall or reset (or fetched again: wrong bytes). */
+  resumed: number;
+  /** Parts an interrupted attempt had kept, used after their SHA-256 matched; and their bytes. */
+  reused: number;
+  reusedBytes: number;
+  /** Kept parts whose SHA-256 did not match (downloaded again). */
+  discarded: number;
+  /** False when there was no room to keep the parts (an interrupted restore starts over). */
+  resumable: boolean;
+}
+
+export async function fetchBackup(
+  ctx: Context,
+  cfg: ArchiveConfig,
+  chain: BackupManifest[],
+  target: RestoreTarget,
+  o: { progress?: (line: string) => void; timeline?: string; parallel?: number } = {},
+): Promise<FetchResult> {
+  const t0 = performance.now();
+  const { layout } = ctx;
+  const data = ctx.trees.data;
+  const m = chain.at(-1)!;
+  const avail = await freeBytes(layout.dataRoot);
+  // An incremental chain is unpacked whole, then combined into a copy: twice the space.
+  const total = chain.reduce((n, b) => n + b.bytes, 0) + (chain.length > 1 ? m.bytes * 2 : 0);
+  const need = Math.ceil(total * 1.05) + (64 << 20);
+  // Keeping the downloaded parts (a resumable restore) takes the stored size on top; what an
+  // earlier attempt kept is already taken from `avail`.
+  const keptBytes = chain.reduce((n, b) => n + dirBytes(ctx, `${partsDir(ctx)}/${b.label}`), 0);
+  const stored = chain.reduce((n, b) => n + b.stored_bytes, 0);
+  const resumable = avail === undefined || avail + keptBytes >= need + stored;
+  if (!resumable) {
+    log.warn(
+      `restore: not enough space in ${layout.dataRoot} to keep the downloaded parts as well (${
+        (stored / 2 ** 30).toFixed(2)
+      } GiB more): if this restore is interrupted, it starts over`,
+    );
+  }
+  if (avail !== undefined && avail + keptBytes < need) {
+    throw new OperatorError(
+      `not enough space in ${layout.dataRoot}: backup ${m.label} needs ${
+        (need / 2 ** 30).toFixed(2)
+      } GiB, ${(avail / 2 ** 30).toFixed(2)} GiB free; grow the volume`,
+    );
+  }
+  for (const b of chain) {
+    const missingKey = await keyProblem(cfg, b);
+    if (missingKey) throw new OperatorError(missingKey, { exitCode: 2 });
+  }
+  const staging = `${layout.dataRoot}/.restore-staging`;
+  // What an interrupted attempt unpacked goes; the parts it downloaded stay (for this chain).
+  clearStaging(ctx, resumable ? chain.map((b) => b.label) : []);
+  const r: FetchResult = {
+    seconds: 0,
+    resumed: 0,
+    reused: 0,
+    reusedBytes: 0,
+    discarded: 0,
+    resumable,
+  };
+  const extract = async (b: BackupManifest, dir: string) => {
+    data.ensureDir(dir, 0o700);
+    const one = await extractOne(ctx, cfg, b, dir, { ...o, keepParts: resumable });
+    r.resumed += one.resumed;
+    r.reused += one.reused;
+    r.reusedBytes += one.reusedBytes;
+    r.discarded += one.discarded;
+  };
+  if (chain.length === 1) {
+    await extract(m, `${staging}/main`);
+  } else {
+    // PostgreSQL 17+: the full backup and each incremental, then pg_combinebackup into main.
+    const dirs = chain.map((_, i) => `${staging}/chain-${i}`);
+    for (const [i, b] of chain.entries()) await extract(b, dirs[i]!);
+    const owner = ctx.runAs.switchTo;
+    const out = await outputTracked(
+      command(`${cfg.binDir}/pg_combinebackup`, {
+        args: ["-o", `${staging}/main`, ...dirs],
+        stdin: "null",
+        stdout: "null",
+        stderr: "piped",
+        ...(owner ? { uid: owner.uid, gid: owner.gid } : {}),
+      }),
+    );
+    if (!out.success) {
+      const why = new TextDecoder().decode(out.stderr).trim().split("\n").pop();
+      throw new OperatorError(
+        `combining backup ${m.label} with the ${chain.length - 1} it builds on failed: ${
+          why || `pg_combinebackup exited ${out.code}`
+        }`,
+      );
+    }
+    for (const d of dirs) data.remove(d);
+  }
 
   // The data root's layout: WAL in <root>/wal, pg_wal a link to it (as initdb -X makes it).
   const main = `${staging}/main`;
   if (!data.exists(`${main}/PG_VERSION`)) {
     throw new OperatorError(`backup ${m.label} does not contain a data directory (no PG_VERSION)`);
   }
+  data.ensureDir(`${main}/pg_wal`, 0o700); // pg_combinebackup may leave none: recovery fetches WAL
   data.rename(`${main}/pg_wal`, `${staging}/wal`);
   data.symlink(layout.walDir, `${main}/pg_wal`);
   data.ensureDir(`${main}/conf.d`, 0o700);
@@ -240,5 +429,14 @@ export async function fetchBackup(
   data.rename(main, layout.pgdata);
   data.syncDir(layout.dataRoot);
   data.remove(staging);
-  return { seconds: (performance.now() - t0) / 1000 };
+  return { ...r, seconds: (performance.now() - t0) / 1000 };
+}
+
+/** The bytes of the files directly in `dir` (0 when it does not exist). */
+function dirBytes(ctx: Context, dir: string): number {
+  let n = 0;
+  for (const e of ctx.trees.data.list(dir)) {
+    if (e.isFile) n += ctx.trees.data.stat(`${dir}/${e.name}`)?.size ?? 0;
+  }
+  return n;
 }

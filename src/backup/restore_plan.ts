@@ -6,7 +6,13 @@
  */
 import { type ChainResult, checkChain } from "./chain.ts";
 import { listBackups } from "./basebackup.ts";
-import { type BackupManifest, chooseBackupOn, onLineage, type RestoreTarget } from "./manifest.ts";
+import {
+  backupChain,
+  type BackupManifest,
+  chooseBackupOn,
+  onLineage,
+  type RestoreTarget,
+} from "./manifest.ts";
 import { clientFor, layoutFor, lineageOf, readOwner } from "../wal/archive.ts";
 import type { ArchiveConfig } from "../wal/config.ts";
 import type { Lineage } from "../wal/lineage.ts";
@@ -15,6 +21,8 @@ import { OperatorError } from "../util/errors.ts";
 
 export interface RestorePlan {
   backup: BackupManifest;
+  /** The backups a restore unpacks, oldest first: `[backup]`, or (17+) its full backup and every incremental up to it. */
+  backups: BackupManifest[];
   lineage: Lineage;
   /** The timeline the owner record names (the primary's). */
   ownerTimeline: number;
@@ -80,11 +88,13 @@ export async function planRestore(
       : b;
   } else backup = chooseBackupOn(backups, target, lineage);
   if (typeof backup === "string") throw new OperatorError(backup, { exitCode: 2 });
+  const base = backupChain(backup, backups);
+  if (typeof base === "string") throw new OperatorError(base, { exitCode: 2 });
   const chain = checkChain({
     archived,
     lineage,
     start: { lsn: parseLsn(backup.start_lsn) ?? 0n, timeline: backup.timeline },
     ...(target.kind === "lsn" ? { until: target.lsn } : {}),
   });
-  return { backup, lineage, ownerTimeline, chain, archived };
+  return { backup, backups: base, lineage, ownerTimeline, chain, archived };
 }

@@ -4,6 +4,9 @@
  * app/archiving.ts).
  */
 import type { Context } from "./context.ts";
+import type { S3Settings } from "../settings/settings.ts";
+import type { SseSetting } from "../settings/parsers.ts";
+import type { Sse } from "../s3/sse.ts";
 import { OperatorError } from "../util/errors.ts";
 import { type ArchiveConfig, controlTimeline, systemIdentifierOf } from "../wal/config.ts";
 
@@ -15,8 +18,14 @@ export function archiveConfigFor(ctx: Context, sysid?: string): ArchiveConfig | 
     target: ctx.settings.archiveTarget.url,
     endpoint: s3.endpoint,
     region: s3.region,
-    accessKeyId: s3.accessKeyId,
-    secretAccessKey: s3.secretAccessKey.reveal(),
+    ...credentialsOf(s3),
+    attempts: s3.attempts,
+    urlStyle: s3.urlStyle,
+    ...(s3.sse ? { sse: sseOf(s3.sse) } : {}),
+    ...(s3.storageClass ? { storageClass: s3.storageClass } : {}),
+    ...(s3.encryptionKeys.length
+      ? { encryptionKeys: s3.encryptionKeys.map((k) => k.reveal()) }
+      : {}),
     // Read and checked with the settings, before anything was written.
     caCerts: s3.caPem ? [s3.caPem] : [],
     codec: s3.codec,
@@ -33,6 +42,40 @@ export function archiveConfigFor(ctx: Context, sysid?: string): ArchiveConfig | 
     port: ctx.settings.directPort,
     ...(ctx.runAs.switchTo ? { runAs: ctx.runAs.switchTo } : {}),
   };
+}
+
+/** The credentials as the private config carries them (root only: wal/config.ts). */
+function credentialsOf(s3: S3Settings): Pick<
+  ArchiveConfig,
+  | "accessKeyId"
+  | "secretAccessKey"
+  | "sessionToken"
+  | "credentialsFile"
+  | "credentialsUrl"
+  | "credentialsToken"
+> {
+  const c = s3.credentials;
+  switch (c.kind) {
+    case "keys":
+      return {
+        accessKeyId: c.accessKeyId,
+        secretAccessKey: c.secretAccessKey.reveal(),
+        ...(c.sessionToken ? { sessionToken: c.sessionToken.reveal() } : {}),
+      };
+    case "file":
+      return { accessKeyId: "", secretAccessKey: "", credentialsFile: c.path };
+    case "url":
+      return {
+        accessKeyId: "",
+        secretAccessKey: "",
+        credentialsUrl: c.url,
+        ...(c.token ? { credentialsToken: c.token.reveal() } : {}),
+      };
+  }
+}
+
+function sseOf(s: SseSetting): Sse {
+  return s.kind === "c" ? { kind: "c", key: s.key.reveal() } : s;
 }
 
 /** The system identifier of the cluster in PGDATA (pg_control, read as postgres). */

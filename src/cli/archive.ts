@@ -53,12 +53,18 @@ export async function main(args: string[]): Promise<number> {
       return 1;
     }
     // By hand, as root: upload from here.
-    const { archivePrepared, checkOwner, clientFor } = await import("../wal/archive.ts");
+    const { archivePrepared, checkOwner, clientFor, WAL_ATTEMPTS } = await import(
+      "../wal/archive.ts"
+    );
     const { prepareInline, readWalFile } = await import("../wal/prepare.ts");
-    const client = clientFor(cfg);
+    const client = clientFor(cfg, { attempts: WAL_ATTEMPTS });
     const owner = await checkOwner(client, cfg);
     const read = () => readWalFile(path, name, { major: cfg.major, sysid: cfg.sysid }, undefined);
-    const prepared = await prepareInline(path, name, await read(), cfg.codec);
+    const { sealPrepared } = await import("../wal/keys.ts");
+    const prepared = await sealPrepared(
+      cfg,
+      await prepareInline(path, name, await read(), cfg.codec),
+    );
     const r = await archivePrepared(client, cfg, prepared, read, owner);
     if (!r.stored) console.error(`beyond-pg archive: ${name} was already archived (same content)`);
     return 0;

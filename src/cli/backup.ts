@@ -1,6 +1,7 @@
 /**
- * `beyond-pg backup [--label L] [--json]`: a base backup of the running cluster, streamed to
- * the archive target (see backup/basebackup.ts). Progress on a TTY; the manifest at the end
+ * `beyond-pg backup [--label L] [--incremental] [--json]`: a base backup of the running cluster,
+ * streamed to the archive target (see backup/basebackup.ts); `--incremental` (PostgreSQL 17+)
+ * stores only what changed since the newest backup. Progress on a TTY; the manifest at the end
  * (JSON with --json). Exit 0 once the manifest is stored.
  */
 import { describeBackup, runBackup } from "../backup/basebackup.ts";
@@ -10,9 +11,11 @@ import { runDirFrom } from "../settings/defaults.ts";
 import { parseArgs } from "./args.ts";
 
 export async function main(args: string[]): Promise<number> {
-  const parsed = parseArgs(args, { values: ["label"], flags: ["json"] });
+  const parsed = parseArgs(args, { values: ["label"], flags: ["json", "incremental"] });
   if (typeof parsed === "string") {
-    console.error(`beyond-pg backup: ${parsed}; usage: backup [--label L] [--json]`);
+    console.error(
+      `beyond-pg backup: ${parsed}; usage: backup [--label L] [--incremental] [--json]`,
+    );
     return 2;
   }
   const runDir = runDirFrom();
@@ -40,6 +43,7 @@ export async function main(args: string[]): Promise<number> {
   try {
     const m = await runBackup(cfg, {
       ...(parsed.values.has("label") ? { label: parsed.values.get("label")! } : {}),
+      incremental: parsed.flags.has("incremental"),
       ...(tty
         ? { progress: (line: string) => Deno.stderr.writeSync(enc.encode(`\r\x1b[K${line}`)) }
         : {}),
@@ -56,6 +60,6 @@ export async function main(args: string[]): Promise<number> {
   } catch (error) {
     if (tty) Deno.stderr.writeSync(enc.encode("\r\x1b[K"));
     console.error(`beyond-pg backup: ${errorMessage(error)}`);
-    return 1;
+    return (error as { exitCode?: number }).exitCode ?? 1;
   }
 }

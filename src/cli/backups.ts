@@ -3,7 +3,9 @@
  * `beyond-pg backups prune (--keep N | --older-than 7d) [--dry-run]`: the base backups in the
  * archive. Prune applies its policy to each lineage (the primary's and each restore branch's)
  * and never removes the newest backup of one; it also removes the WAL that no kept backup's
- * recovery reads (history files are kept), and interrupted uploads older than a day.
+ * recovery reads (history files are kept), interrupted uploads older than a day, and multipart
+ * uploads left behind under the prefix (`--abandoned-after`, default 1d). Deletes go 1,000 keys
+ * per request.
  */
 import { describeBackup, listBackups } from "../backup/basebackup.ts";
 import {
@@ -16,16 +18,20 @@ import {
 } from "../backup/manifest.ts";
 import type { Lineage } from "../wal/lineage.ts";
 import { resolveArchive } from "../backup/resolve.ts";
+import { ABANDONED_AFTER_MS, abortAbandonedUploads } from "../backup/orphans.ts";
 import { errorMessage } from "../util/errors.ts";
 import { clientFor, layoutFor, lineageOf, readOwner } from "../wal/archive.ts";
 import { parseSegment, walKind } from "../wal/names.ts";
 import { parseArgs } from "./args.ts";
 
 const USAGE =
-  "usage: backups list [--json] | backups prune (--keep N | --older-than 7d) [--dry-run]";
+  "usage: backups list [--json] | backups prune (--keep N | --older-than 7d) [--dry-run] [--abandoned-after 1d]";
 
 export async function main(args: string[]): Promise<number> {
-  const parsed = parseArgs(args, { values: ["keep", "older-than"], flags: ["json", "dry-run"] });
+  const parsed = parseArgs(args, {
+    values: ["keep", "older-than", "abandoned-after"],
+    flags: ["json", "dry-run"],
+  });
   if (typeof parsed === "string") {
     console.error(`beyond-pg backups: ${parsed}; ${USAGE}`);
     return 2;
@@ -47,6 +53,18 @@ export async function main(args: string[]): Promise<number> {
     const keepText = parsed.values.get("keep");
     const olderText = parsed.values.get("older-than");
     const keep = keepText === undefined ? undefined : Number(keepText);
+    const abandonedText = parsed.values.get("abandoned-after");
+    const abandonedMs = abandonedText === undefined
+      ? ABANDONED_AFTER_MS
+      : parseDuration(abandonedText);
+    if (abandonedMs === undefined) {
+      console.error(
+        `beyond-pg backups prune: --abandoned-after ${
+          JSON.stringify(abandonedText)
+        } is not a duration (e.g. 1d, 12h)`,
+      );
+      return 2;
+    }
     const olderThanMs = olderText === undefined ? undefined : parseDuration(olderText);
     if (
       (keep === undefined && olderThanMs === undefined) ||
@@ -136,13 +154,25 @@ export async function main(args: string[]): Promise<number> {
         } timeline ${t}: ${w.count} WAL file(s) up to ${w.below}, which no kept backup reads`,
       );
     }
-    if (!dry) {
-      for (const key of keys) await client.delete(key);
+    if (!dry) await client.deleteMany(keys);
+    const orphans = await abortAbandonedUploads(client, layout.target.prefix, {
+      maxAgeMs: abandonedMs,
+      now,
+      dryRun: dry,
+    });
+    for (const u of orphans.uploads) {
+      console.log(
+        `${
+          dry ? "would abort" : "aborted"
+        } an upload left behind: ${u.key} (started ${u.initiated.toISOString()})`,
+      );
     }
     console.log(
       `${
         dry ? "would remove" : "removed"
-      } ${doomed.length} backup(s) and ${walRemoved} WAL file(s); kept ${kept.length}`,
+      } ${doomed.length} backup(s) and ${walRemoved} WAL file(s), ${
+        dry ? "would abort" : "aborted"
+      } ${orphans.uploads.length} abandoned upload(s); kept ${kept.length}`,
     );
     return 0;
   } catch (error) {

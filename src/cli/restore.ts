@@ -10,7 +10,13 @@ import { type BackupManifest, parseTargetTime, type RestoreTarget } from "../bac
 import type { ChainResult } from "../backup/chain.ts";
 import { planRestore } from "../backup/restore_plan.ts";
 import { ownerSysid, requireTarget } from "../backup/resolve.ts";
-import { checkEmpty, fetchBackup, RECOVERY_CONF, wipeRestore } from "../backup/restore.ts";
+import {
+  checkEmpty,
+  DownloadInterrupted,
+  fetchBackup,
+  RECOVERY_CONF,
+  wipeRestore,
+} from "../backup/restore.ts";
 import { lockDataRoot } from "../boot/lock.ts";
 import { makeTrees } from "../boot/trees.ts";
 import { buildContext } from "../boot/context.ts";
@@ -89,6 +95,7 @@ export async function main(args: string[]): Promise<number> {
     return 2;
   }
   let chosen: BackupManifest;
+  let base: BackupManifest[];
   let chain: ChainResult | undefined;
   let prepared = false;
   try {
@@ -102,11 +109,12 @@ export async function main(args: string[]): Promise<number> {
         ...(parsed.values.get("backup") ? { backup: parsed.values.get("backup")! } : {}),
       });
       chosen = plan.backup;
+      base = plan.backups;
       chain = plan.chain;
       log.info(
         `restore: base backup ${chosen.label} (consistent at ${chosen.stop_lsn}, ${chosen.stop_time}) from ${cfg.target}, following timeline ${plan.lineage.timeline}${
           plan.ownerTimeline === plan.lineage.timeline ? " (the primary's)" : ""
-        }`,
+        }${base.length > 1 ? ` (incremental: ${base.map((b) => b.label).join(", ")})` : ""}`,
       );
       if (!plan.chain.ok && target.kind !== "time") {
         if (!acceptGap) {
@@ -122,10 +130,10 @@ export async function main(args: string[]): Promise<number> {
       const tty = Deno.stderr.isTerminal();
       const enc = new TextEncoder();
       prepared = true;
-      const { seconds } = await fetchBackup(
+      const { seconds, resumed, reused, reusedBytes, discarded } = await fetchBackup(
         ctx,
         cfg,
-        chosen,
+        base,
         target,
         {
           ...(tty
@@ -138,7 +146,17 @@ export async function main(args: string[]): Promise<number> {
       log.info(
         `restore: ${(chosen.bytes / 2 ** 20).toFixed(1)} MiB restored in ${seconds.toFixed(1)} s (${
           (chosen.bytes / 2 ** 20 / seconds).toFixed(1)
-        } MiB/s); recovering${
+        } MiB/s${resumed ? `; ${resumed} range(s) resumed after a stall or reset` : ""}${
+          reused
+            ? `; ${reused} part(s) (${
+              (reusedBytes / 2 ** 20).toFixed(1)
+            } MiB) kept by an interrupted restore reused, each checked by SHA-256`
+            : ""
+        }${
+          discarded
+            ? `; ${discarded} kept part(s) failed their SHA-256 and were downloaded again`
+            : ""
+        }); recovering${
           target.kind === "latest"
             ? " to the end of the archived WAL"
             : target.kind === "time"
@@ -229,7 +247,7 @@ export async function main(args: string[]): Promise<number> {
   } catch (error) {
     if (prepared) {
       try {
-        wipeRestore(ctx);
+        wipeRestore(ctx, { keepParts: error instanceof DownloadInterrupted });
       } catch (wipe) {
         console.error(
           `beyond-pg restore: could not clean up ${ctx.layout.dataRoot}: ${errorMessage(wipe)}`,
@@ -238,7 +256,11 @@ export async function main(args: string[]): Promise<number> {
     }
     console.error(
       `beyond-pg restore: ${explainRecoveryFailure(errorMessage(error), chain)}${
-        prepared ? `; ${ctx.layout.dataRoot} is empty again` : ""
+        prepared
+          ? `; ${ctx.layout.dataRoot} is empty again${
+            error instanceof DownloadInterrupted ? " (but for the parts kept to continue)" : ""
+          }`
+          : ""
       }`,
     );
     return error instanceof OperatorError && error.exitCode ? error.exitCode : 1;

@@ -83,9 +83,9 @@ export async function main(args: string[]): Promise<number> {
     return 126;
   }
   // By hand, as root, with retries for transient failures.
-  const { clientFor } = await import("../wal/archive.ts");
+  const { clientFor, WAL_ATTEMPTS } = await import("../wal/archive.ts");
   const { fetchWal } = await import("../wal/restore.ts");
-  const client = clientFor(cfg);
+  const client = clientFor(cfg, { attempts: WAL_ATTEMPTS });
   const ATTEMPTS = backoff();
   let last = "";
   for (let attempt = 0; attempt <= ATTEMPTS.length; attempt++) {

@@ -15,6 +15,8 @@ export interface BeyondConfInput {
   walCompression: string;
   /** archive_timeout in seconds (set only with an archive target; 0: off). */
   archiveTimeoutS?: number;
+  /** summarize_wal (PostgreSQL 17+ with an archive target: incremental backups need it). */
+  summarizeWal?: boolean;
 }
 
 export function beyondEntries(i: BeyondConfInput): ConfEntry[] {
@@ -59,6 +61,13 @@ export function beyondEntries(i: BeyondConfInput): ConfEntry[] {
         name: "archive_timeout",
         value: i.archiveTimeoutS,
         why: "an idle database's last commits reach the archive (RPO)",
+      }]
+      : []),
+    ...(i.summarizeWal
+      ? [{
+        name: "summarize_wal",
+        value: true,
+        why: "incremental base backups (backup --incremental) read the WAL summaries",
       }]
       : []),
     // WAL and checkpoints: fewer, larger flushes that ride the storage flush window.

@@ -80,6 +80,8 @@ export function planConfig(input: PlanInput): ConfigPlan {
       extensionSettings,
       walCompression: caps.lz4 ? "lz4" : "pglz",
       ...(settings.archiveTarget ? { archiveTimeoutS: settings.archiveTimeoutS } : {}),
+      // Incremental backups (backup --incremental) read WAL summaries: PostgreSQL 17 and later.
+      summarizeWal: !!settings.archiveTarget && caps.major >= 17,
     }),
     caps,
     "00-beyond.conf",

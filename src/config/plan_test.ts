@@ -172,6 +172,17 @@ Deno.test("planConfig() sets archive_timeout only with an archive target", () =>
   });
   const withTarget = settingsOf(file(planConfig(planInputFixture({ settings })), "00-beyond.conf"));
   assert.equal(withTarget.get("archive_timeout"), "60");
+  // WAL summaries for incremental backups: only where the server has them (17+), no warning on 15.
+  assert.equal(withTarget.has("summarize_wal"), false);
+  const caps = capsFixture({
+    major: 17,
+    knownSettings: new Set([...allSettings15, "summarize_wal"]),
+  });
+  const plan17 = planConfig(planInputFixture({ settings, caps }));
+  assert.equal(settingsOf(file(plan17, "00-beyond.conf")).get("summarize_wal"), "on");
+  assert.equal(plan17.warnings.some((w) => /summarize_wal/.test(w)), false);
+  const none17 = planConfig(planInputFixture({ caps }));
+  assert.equal(settingsOf(file(none17, "00-beyond.conf")).has("summarize_wal"), false);
 });
 
 Deno.test("planConfig() creates 99-user.conf only once and never rewrites it", () => {

@@ -5,6 +5,7 @@ import type { Supervisor } from "../supervise/supervisor.ts";
 
 export interface ExtraCommands {
   backup?: CommandSpec;
+  verify?: CommandSpec;
 }
 
 export function controlCommands(
@@ -43,6 +44,16 @@ export function controlCommands(
       summary: "files a fork should prefetch (pg_control, catalogs, recent WAL)",
       timeoutMs: 30_000,
       run: () => ops.hotSet(),
+    },
+    verify: extra.verify ?? {
+      summary: "verify the archive's backups and WAL",
+      timeoutMs: 1000,
+      run: () => {
+        throw new CommandError(
+          "unavailable",
+          "verify is not available: no archive target is configured (BEYOND_PG_ARCHIVE_TARGET)",
+        );
+      },
     },
     backup: extra.backup ?? {
       summary: "base backup to the archive target",

@@ -4,6 +4,7 @@
  * use, with failures on demand.
  */
 import type { ListedObject } from "./xml.ts";
+import type { S3Stats } from "./client.ts";
 
 export interface StoredObject {
   body: Uint8Array;
@@ -35,6 +36,8 @@ export interface ObjectStore {
   ): Promise<StoredObject | undefined>;
   list(prefix: string): Promise<ListedObject[]>;
   delete(key: string): Promise<void>;
+  /** Requests, retries by reason and give-ups (the S3 client's; a fake may have none). */
+  readonly stats?: S3Stats;
   /** Let go of kept connections (the owner is done with the store). */
   close?(): void;
 }

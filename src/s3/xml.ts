@@ -34,3 +34,35 @@ export function parseList(xml: string): { objects: ListedObject[]; next: string 
   const truncated = tag(xml, "IsTruncated") === "true";
   return { objects, next: truncated ? tag(xml, "NextContinuationToken") : undefined };
 }
+
+export interface ListedUpload {
+  key: string;
+  uploadId: string;
+  initiated: Date;
+}
+
+/** ListMultipartUploads: the uploads, and the markers of the next page when truncated. */
+export function parseUploads(
+  xml: string,
+): { uploads: ListedUpload[]; next: { key: string; id: string } | undefined } {
+  const uploads = blocks(xml, "Upload").map((u) => ({
+    key: tag(u, "Key") ?? "",
+    uploadId: tag(u, "UploadId") ?? "",
+    initiated: new Date(tag(u, "Initiated") ?? 0),
+  }));
+  const truncated = tag(xml, "IsTruncated") === "true";
+  const key = tag(xml, "NextKeyMarker");
+  const id = tag(xml, "NextUploadIdMarker");
+  return { uploads, next: truncated && key ? { key, id: id ?? "" } : undefined };
+}
+
+/** DeleteObjects (quiet): the keys it did not delete, with the store's code. */
+export function parseDeleteResult(
+  xml: string,
+): { key: string; code: string; message: string | undefined }[] {
+  return blocks(xml, "Error").map((e) => ({
+    key: tag(e, "Key") ?? "",
+    code: tag(e, "Code") ?? "",
+    message: tag(e, "Message"),
+  }));
+}

@@ -41,6 +41,11 @@ export const profiles: Record<string, Profile> = {
     keep: ["read", "write", "net", "env", "run", "sys"],
     why: "runs pg_basebackup, uploads to S3; no ffi",
   },
+  verify: {
+    keep: ALL,
+    why:
+      "reads backups and WAL back from S3, records the time in the run dir; settings as the supervisor reads them (/proc)",
+  },
   backups: {
     keep: ALL,
     why:

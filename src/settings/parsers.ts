@@ -255,3 +255,74 @@ export function codec(value: string): "zstd" | "gzip" | "none" {
     `BEYOND_PG_ARCHIVE_CODEC=${JSON.stringify(value)} is not zstd, gzip or none; use one of them`,
   );
 }
+
+/** Server-side encryption as configured (the S3 client's `Sse`; an SSE-C key read now). */
+export type SseSetting =
+  | { kind: "aes256" }
+  | { kind: "kms"; keyId: string }
+  | { kind: "c"; keyFile: string; key: Secret };
+
+/** A 256-bit key as base64 or hex text (`openssl rand -base64 32`) → base64. */
+export function key256(text: string): string | undefined {
+  const t = text.trim();
+  if (/^[0-9a-fA-F]{64}$/.test(t)) {
+    return btoa(String.fromCharCode(...t.match(/../g)!.map((h) => parseInt(h, 16))));
+  }
+  if (/^[A-Za-z0-9+/]{43}=$/.test(t)) return t;
+  return undefined;
+}
+
+/** `aes256`, `kms:<key id>` or `c:<key file>` (BEYOND_PG_S3_SSE). */
+export function sse(value: string, c: SettingContext): SseSetting {
+  const v = value.trim();
+  if (v.toLowerCase() === "aes256") return { kind: "aes256" };
+  if (v.startsWith("kms:") && v.length > 4) return { kind: "kms", keyId: v.slice(4) };
+  if (v.startsWith("c:") && v.length > 2) {
+    const keyFile = v.slice(2);
+    let text: string;
+    try {
+      text = c.readFile(keyFile);
+    } catch (error) {
+      throw new SettingsError(
+        `${shown(c.name, value)}: the key file cannot be read; point it at a readable file`,
+        error,
+      );
+    }
+    const key = key256(text);
+    if (!key) {
+      throw new SettingsError(
+        `${
+          shown(c.name, value)
+        }: the key file does not hold a 256-bit key as base64 or hex; make one with \`openssl rand -base64 32\``,
+      );
+    }
+    return { kind: "c", keyFile, key: new Secret(key) };
+  }
+  throw new SettingsError(
+    `${shown(c.name, value)} is not aes256, kms:<key id> or c:<key file>; use one of them`,
+  );
+}
+
+/** An S3 storage class (STANDARD, STANDARD_IA, …): capitals, digits and underscores. */
+export function storageClass(value: string, c: SettingContext): string {
+  const v = value.trim().toUpperCase();
+  if (/^[A-Z][A-Z0-9_]{0,63}$/.test(v)) return v;
+  throw new SettingsError(
+    `${shown(c.name, value)} is not a storage class name; use one like STANDARD or STANDARD_IA`,
+  );
+}
+
+/** One or more 256-bit keys (base64 or hex), separated by commas, spaces or newlines. */
+export function keyList(value: string, c: SettingContext): Secret[] {
+  const words = value.split(/[\s,]+/).filter(Boolean);
+  const keys = words.map(key256);
+  const bad = keys.findIndex((k) => k === undefined);
+  if (!words.length || bad !== -1) {
+    throw new SettingsError(
+      `${c.name}: ${
+        words.length ? `key ${bad + 1} of ${words.length}` : "the value"
+      } is not a 256-bit key as base64 or hex; make one with \`openssl rand -base64 32\``,
+    );
+  }
+  return keys.map((k) => new Secret(k!));
+}

@@ -8,7 +8,7 @@
  */
 import type { ArchiveTarget } from "./archive_target.ts";
 import { controlSocketIn, s3EndpointFor } from "./defaults.ts";
-import { type ParseContext, SettingsError } from "./parsers.ts";
+import { type ParseContext, SettingsError, type SseSetting } from "./parsers.ts";
 import type { Secret } from "./secret.ts";
 import { freeTextNames, type ParsedName, settingsTable, type ValueOf } from "./table.ts";
 
@@ -67,11 +67,23 @@ export interface Settings {
   hookTimeoutMs: number;
 }
 
+/** Where the S3 credentials come from. */
+export type S3CredentialSettings =
+  | { kind: "keys"; accessKeyId: string; secretAccessKey: Secret; sessionToken?: Secret }
+  | { kind: "file"; path: string }
+  | { kind: "url"; url: string; token?: Secret };
+
 export interface S3Settings {
   endpoint: string;
   region: string;
-  accessKeyId: string;
-  secretAccessKey: Secret;
+  credentials: S3CredentialSettings;
+  /** Attempts per request (BEYOND_PG_S3_ATTEMPTS). */
+  attempts: number;
+  urlStyle: "auto" | "path" | "virtual";
+  sse: SseSetting | undefined;
+  storageClass: string | undefined;
+  /** Client-side encryption keys (the first encrypts); empty: not encrypted. */
+  encryptionKeys: Secret[];
   /** BEYOND_PG_S3_CA_FILE (for messages) and the PEM read from it at parse time. */
   caFile: string | undefined;
   caPem: string | undefined;
@@ -151,21 +163,60 @@ function rejectControlCharacters(raw: Record<string, string | undefined>): void 
   }
 }
 
-function parseS3(get: ReturnType<typeof reader>): S3Settings {
-  const region = get("BEYOND_PG_S3_REGION");
+/** One source of credentials: the key pair (and token), a file, or an endpoint. */
+function s3Credentials(get: ReturnType<typeof reader>): S3CredentialSettings {
   const accessKeyId = get("BEYOND_PG_S3_ACCESS_KEY");
   const secretAccessKey = get("BEYOND_PG_S3_SECRET_KEY");
-  if (!accessKeyId || !secretAccessKey) {
+  const sessionToken = get("BEYOND_PG_S3_SESSION_TOKEN");
+  const file = get("BEYOND_PG_S3_CREDENTIALS_FILE");
+  const url = get("BEYOND_PG_S3_CREDENTIALS_URL");
+  const token = get("BEYOND_PG_S3_CREDENTIALS_TOKEN");
+  const keys = accessKeyId !== undefined || secretAccessKey !== undefined;
+  const given = [
+    keys && "BEYOND_PG_S3_ACCESS_KEY",
+    file && "BEYOND_PG_S3_CREDENTIALS_FILE",
+    url &&
+    "BEYOND_PG_S3_CREDENTIALS_URL",
+  ].filter(Boolean);
+  if (given.length > 1) {
     throw new SettingsError(
-      "BEYOND_PG_ARCHIVE_TARGET is set but S3 credentials are not; set BEYOND_PG_S3_ACCESS_KEY and BEYOND_PG_S3_SECRET_KEY (or their _FILE forms)",
+      `S3 credentials are set in more than one way (${given.join(", ")}); set only one of them`,
     );
   }
-  const ca = get("BEYOND_PG_S3_CA_FILE");
+  if (file) return { kind: "file", path: file };
+  if (url) return { kind: "url", url, ...(token ? { token } : {}) };
+  if (!accessKeyId || !secretAccessKey) {
+    throw new SettingsError(
+      "BEYOND_PG_ARCHIVE_TARGET is set but S3 credentials are not; set BEYOND_PG_S3_ACCESS_KEY and BEYOND_PG_S3_SECRET_KEY (or their _FILE forms), BEYOND_PG_S3_CREDENTIALS_FILE or BEYOND_PG_S3_CREDENTIALS_URL",
+    );
+  }
   return {
-    endpoint: get("BEYOND_PG_S3_ENDPOINT") ?? s3EndpointFor(region),
-    region,
+    kind: "keys",
     accessKeyId,
     secretAccessKey,
+    ...(sessionToken ? { sessionToken } : {}),
+  };
+}
+
+function parseS3(get: ReturnType<typeof reader>): S3Settings {
+  const region = get("BEYOND_PG_S3_REGION");
+  const ca = get("BEYOND_PG_S3_CA_FILE");
+  const endpoint = get("BEYOND_PG_S3_ENDPOINT") ?? s3EndpointFor(region);
+  const sse = get("BEYOND_PG_S3_SSE");
+  if (sse?.kind === "c" && !endpoint.startsWith("https:")) {
+    throw new SettingsError(
+      `BEYOND_PG_S3_SSE=c:… sends the encryption key with every request, and ${endpoint} is not HTTPS; use an https:// BEYOND_PG_S3_ENDPOINT`,
+    );
+  }
+  return {
+    endpoint,
+    region,
+    credentials: s3Credentials(get),
+    attempts: get("BEYOND_PG_S3_ATTEMPTS"),
+    urlStyle: get("BEYOND_PG_S3_URL_STYLE"),
+    sse,
+    storageClass: get("BEYOND_PG_S3_STORAGE_CLASS"),
+    encryptionKeys: get("BEYOND_PG_ARCHIVE_ENCRYPTION_KEY") ?? [],
     caFile: ca?.path,
     caPem: ca?.pem,
     codec: get("BEYOND_PG_ARCHIVE_CODEC"),

@@ -113,7 +113,8 @@ Deno.test("parseSettings() accepts the usual spellings of booleans and an s3 tar
   });
   assert.equal(s.s3?.endpoint, "http://127.0.0.1:7480");
   assert.equal(s.s3?.codec, "zstd");
-  assert.equal(`${s.s3?.secretAccessKey}`, "[redacted]");
+  const creds = s.s3?.credentials;
+  assert.equal(creds?.kind === "keys" && `${creds.secretAccessKey}`, "[redacted]");
   assert.equal(s.ephemeral, true);
   assert.deepEqual(s.archiveTarget, {
     url: "s3://my-bucket/pg/prod",
@@ -158,6 +159,8 @@ Deno.test("parseSettings() refuses control characters (a newline would add pgbou
 const pem = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
 const files: Record<string, string> = {
   "/ca.pem": pem,
+  "/sse.key": "5Gf0Yx6b8gR3QZbq1W0mYQ3X1k0VmTn4V4mJp2yqZ9w=\n",
+  "/sse.hex": "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n",
   "/not-pem": "hello\n",
   "/ak": "from-file-ak\n",
   "/sk": "from-file-sk\n",
@@ -278,8 +281,13 @@ Deno.test("parseSettings() reads S3 credentials from AWS_* names and _FILE forms
     AWS_SECRET_ACCESS_KEY: "s",
     AWS_REGION: "eu-west-3",
   }, fsCtx);
-  assert.equal(aws.s3?.accessKeyId, "a");
-  assert.equal(aws.s3?.secretAccessKey.reveal(), "s");
+  const keys = (x: typeof aws) => {
+    const c = x.s3?.credentials;
+    return c?.kind === "keys"
+      ? [c.accessKeyId, c.secretAccessKey.reveal(), c.sessionToken?.reveal()]
+      : [];
+  };
+  assert.deepEqual(keys(aws), ["a", "s", undefined]);
   assert.equal(aws.s3?.region, "eu-west-3");
   assert.equal(aws.s3?.endpoint, "https://s3.eu-west-3.amazonaws.com");
   const files = parseSettings({
@@ -288,8 +296,14 @@ Deno.test("parseSettings() reads S3 credentials from AWS_* names and _FILE forms
     AWS_SECRET_ACCESS_KEY_FILE: "/sk",
     AWS_ACCESS_KEY_ID: "ignored: the BEYOND_ name comes first",
   }, fsCtx);
-  assert.equal(files.s3?.accessKeyId, "from-file-ak");
-  assert.equal(files.s3?.secretAccessKey.reveal(), "from-file-sk");
+  assert.deepEqual(keys(files), ["from-file-ak", "from-file-sk", undefined]);
+  const temporary = parseSettings({
+    ...target,
+    AWS_ACCESS_KEY_ID: "a",
+    AWS_SECRET_ACCESS_KEY: "s",
+    AWS_SESSION_TOKEN: "tok",
+  }, fsCtx);
+  assert.deepEqual(keys(temporary), ["a", "s", "tok"]);
   assert.throws(
     () =>
       parseSettings({
@@ -309,4 +323,67 @@ Deno.test("parseSettings() reads S3 credentials from AWS_* names and _FILE forms
       }, fsCtx),
     /BEYOND_PG_S3_SECRET_KEY_FILE="\/empty" is empty; put a non-empty secret in it/,
   );
+});
+
+Deno.test("parseSettings() takes S3 credentials from a file or an endpoint, one way only", () => {
+  const target = { POSTGRES_PASSWORD: "pw", BEYOND_PG_ARCHIVE_TARGET: "s3://bkt/p" };
+  assert.deepEqual(
+    parseSettings({ ...target, BEYOND_PG_S3_CREDENTIALS_FILE: "/run/creds.json" }, fsCtx).s3
+      ?.credentials,
+    { kind: "file", path: "/run/creds.json" },
+  );
+  const url = parseSettings({
+    ...target,
+    AWS_CONTAINER_CREDENTIALS_FULL_URI: "http://127.0.0.1:9/creds",
+    AWS_CONTAINER_AUTHORIZATION_TOKEN: "t0k",
+  }, fsCtx).s3?.credentials;
+  assert.equal(url?.kind, "url");
+  assert.equal(url?.kind === "url" && url.token?.reveal(), "t0k");
+  assert.throws(
+    () =>
+      parseSettings({
+        ...target,
+        BEYOND_PG_S3_ACCESS_KEY: "a",
+        BEYOND_PG_S3_SECRET_KEY: "s",
+        BEYOND_PG_S3_CREDENTIALS_FILE: "/c.json",
+      }, fsCtx),
+    /S3 credentials are set in more than one way \(BEYOND_PG_S3_ACCESS_KEY, BEYOND_PG_S3_CREDENTIALS_FILE\); set only one of them/,
+  );
+  assert.throws(
+    () => parseSettings({ ...target }, fsCtx),
+    /S3 credentials are not; set BEYOND_PG_S3_ACCESS_KEY and BEYOND_PG_S3_SECRET_KEY .*BEYOND_PG_S3_CREDENTIALS_FILE or BEYOND_PG_S3_CREDENTIALS_URL/,
+  );
+});
+
+Deno.test("parseSettings() reads BEYOND_PG_S3_SSE, the storage class, the URL style and attempts", () => {
+  const https = { ...s3Base, BEYOND_PG_S3_ENDPOINT: "https://s3.example" };
+  const p = (raw: Record<string, string>) => parseSettings({ ...https, ...raw }, fsCtx).s3!;
+  assert.deepEqual(p({ BEYOND_PG_S3_SSE: "aes256" }).sse, { kind: "aes256" });
+  assert.deepEqual(p({ BEYOND_PG_S3_SSE: "kms:alias/pg" }).sse, { kind: "kms", keyId: "alias/pg" });
+  const c = p({ BEYOND_PG_S3_SSE: "c:/sse.key" }).sse;
+  assert.equal(c?.kind === "c" && c.key.reveal(), "5Gf0Yx6b8gR3QZbq1W0mYQ3X1k0VmTn4V4mJp2yqZ9w=");
+  const hex = p({ BEYOND_PG_S3_SSE: "c:/sse.hex" }).sse;
+  assert.equal(hex?.kind === "c" && atob(hex.key.reveal()).length, 32);
+  assert.throws(
+    () => p({ BEYOND_PG_S3_SSE: "c:/ak" }),
+    /does not hold a 256-bit key as base64 or hex; make one with `openssl rand -base64 32`/,
+  );
+  assert.throws(
+    () => p({ BEYOND_PG_S3_SSE: "des" }),
+    /is not aes256, kms:<key id> or c:<key file>/,
+  );
+  assert.throws(
+    () =>
+      parseSettings({
+        ...s3Base,
+        BEYOND_PG_S3_ENDPOINT: "http://x",
+        BEYOND_PG_S3_SSE: "c:/sse.key",
+      }, fsCtx),
+    /sends the encryption key with every request, and http:\/\/x is not HTTPS/,
+  );
+  assert.equal(p({ BEYOND_PG_S3_STORAGE_CLASS: "standard_ia" }).storageClass, "STANDARD_IA");
+  assert.equal(p({}).urlStyle, "auto");
+  assert.equal(p({ BEYOND_PG_S3_URL_STYLE: "virtual" }).urlStyle, "virtual");
+  assert.equal(p({}).attempts, 8);
+  assert.throws(() => p({ BEYOND_PG_S3_ATTEMPTS: "0" }), /out of range/);
 });

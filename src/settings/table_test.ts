@@ -65,11 +65,25 @@ Deno.test("rows come in display groups, each doc is one line a markdown table ca
   }
 });
 
-Deno.test("secrets are marked: the password and the S3 secret key", () => {
+Deno.test("secrets are marked: the password, the S3 secret key, tokens and encryption keys", () => {
   const secrets = settingRows().filter((r) => r.secret).map((r) => r.name);
-  assert.deepEqual(secrets, ["POSTGRES_PASSWORD", "BEYOND_PG_S3_SECRET_KEY"]);
+  assert.deepEqual(secrets, [
+    "POSTGRES_PASSWORD",
+    "BEYOND_PG_S3_SECRET_KEY",
+    "BEYOND_PG_S3_SESSION_TOKEN",
+    "BEYOND_PG_S3_CREDENTIALS_TOKEN",
+    "BEYOND_PG_ARCHIVE_ENCRYPTION_KEY",
+  ]);
   const names = knownNames();
-  for (const n of ["POSTGRES_PASSWORD_FILE", "AWS_SECRET_ACCESS_KEY", "AWS_ACCESS_KEY_ID_FILE"]) {
+  for (
+    const n of [
+      "POSTGRES_PASSWORD_FILE",
+      "AWS_SECRET_ACCESS_KEY",
+      "AWS_ACCESS_KEY_ID_FILE",
+      "AWS_SESSION_TOKEN",
+      "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
+    ]
+  ) {
     assert.ok(names.has(n), n);
   }
 });

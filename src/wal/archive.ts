@@ -20,23 +20,63 @@ import { decompress } from "./codec.ts";
 import { walKind } from "./names.ts";
 import { historyName, type Lineage, parseHistory } from "./lineage.ts";
 import { Layout, parseTarget } from "./target.ts";
+import { credentialSourceFor } from "./credentials.ts";
+import { openWalObject } from "./keys.ts";
 
 export { ArchiveError };
 
-export function clientFor(cfg: ArchiveConfig): S3Client {
-  const endpoint = new URL(cfg.endpoint);
+/**
+ * PURE: path-style addressing or not. `auto`: virtual-hosted on AWS (its newer regions refuse
+ * path style) unless the bucket name has a dot (`a.b.s3.amazonaws.com` does not match AWS's
+ * wildcard certificate), path style elsewhere (self-hosted stores rarely have per-bucket DNS).
+ */
+export function usePathStyle(
+  style: "auto" | "path" | "virtual" | undefined,
+  endpoint: string,
+  bucket: string,
+): boolean {
+  if (style === "path") return true;
+  if (style === "virtual") return false;
+  return !new URL(endpoint).hostname.endsWith("amazonaws.com") || bucket.includes(".");
+}
+
+/** Which settings give the credentials of `cfg` (for the client's messages). */
+function credentialsHint(cfg: ArchiveConfig): string {
+  if (cfg.credentialsFile) return `BEYOND_PG_S3_CREDENTIALS_FILE (${cfg.credentialsFile})`;
+  if (cfg.credentialsUrl) return "BEYOND_PG_S3_CREDENTIALS_URL and its token";
+  return `BEYOND_PG_S3_ACCESS_KEY and BEYOND_PG_S3_SECRET_KEY${
+    cfg.sessionToken ? " (and BEYOND_PG_S3_SESSION_TOKEN)" : ""
+  }`;
+}
+
+/**
+ * Attempts per request for WAL (the archive service, `archive`, restore-wal): one retry absorbs
+ * a lone 503 or reset; beyond that the service's own retry loop and postgres's take over, and a
+ * hung or absent store shows as a failure (status, metrics) within about twice the idle timeout
+ * instead of after the whole backoff. Backups, prune, verify and restore use the full budget.
+ */
+export const WAL_ATTEMPTS = 2;
+
+export function clientFor(cfg: ArchiveConfig, o: { attempts?: number } = {}): S3Client {
+  const bucket = parseTarget(cfg.target).bucket;
+  const attempts = o.attempts === undefined
+    ? cfg.attempts
+    : Math.min(o.attempts, cfg.attempts ?? o.attempts);
   return new S3Client({
     endpoint: cfg.endpoint,
     region: cfg.region,
-    bucket: parseTarget(cfg.target).bucket,
-    pathStyle: !endpoint.hostname.endsWith("amazonaws.com"),
-    credentials: { accessKeyId: cfg.accessKeyId, secretAccessKey: cfg.secretAccessKey },
+    bucket,
+    pathStyle: usePathStyle(cfg.urlStyle, cfg.endpoint, bucket),
+    credentials: credentialSourceFor(cfg),
     caCerts: cfg.caCerts,
     ...(cfg.idleMs ? { idleMs: cfg.idleMs } : {}),
+    ...(attempts ? { retry: { attempts } } : {}),
+    ...(cfg.sse ? { sse: cfg.sse } : {}),
+    ...(cfg.storageClass ? { storageClass: cfg.storageClass } : {}),
     hints: {
       endpoint: "BEYOND_PG_S3_ENDPOINT",
       bucket: "BEYOND_PG_ARCHIVE_TARGET",
-      credentials: "BEYOND_PG_S3_ACCESS_KEY and BEYOND_PG_S3_SECRET_KEY",
+      credentials: credentialsHint(cfg),
     },
   });
 }
@@ -106,9 +146,10 @@ export async function lineageOf(
       false,
     );
   }
-  // Stored like every WAL file: compressed with the codec its metadata names.
+  // Stored like every WAL file: compressed with the codec its metadata names (and sealed).
+  const opened = await openWalObject(cfg, historyName(timeline), obj);
   const text = new TextDecoder().decode(
-    await decompress(obj.metadata["beyond-codec"] ?? "none", obj.body),
+    await decompress(opened.metadata["beyond-codec"] ?? "none", opened.body),
   );
   return { timeline, ancestors: parseHistory(text) };
 }
@@ -208,8 +249,11 @@ export async function archivePrepared(
     if (!head) return false;
     const storedSize = Number(head.metadata["beyond-size"] ?? NaN);
     if (storedSize !== p.size) throw different(`${storedSize} bytes stored, ${p.size} here`);
-    const obj = await client.get(key, undefined, { maxBytes: layoutFor(cfg).walObjectMaxBytes });
-    if (!obj) return false;
+    const got = await client.get(key, undefined, { maxBytes: layoutFor(cfg).walObjectMaxBytes });
+    if (!got) return false;
+    const obj = await openWalObject(cfg, name, got).catch(() => {
+      throw different("the stored copy does not decrypt with our keys");
+    });
     let stored: Uint8Array;
     try {
       stored = await decompress(obj.metadata["beyond-codec"] ?? "none", obj.body);
@@ -230,6 +274,7 @@ export async function archivePrepared(
       metadata: {
         "beyond-codec": p.codec,
         "beyond-size": String(p.size),
+        ...(p.keyId ? { "beyond-key-id": p.keyId } : {}),
       },
     });
     if (put === "exists") {

@@ -11,14 +11,29 @@
  * postgres reaches S3 only through that socket: a superuser's `pg_read_file` finds no key.
  */
 import type { Codec } from "./codec.ts";
+import type { Sse } from "../s3/sse.ts";
 import { selfCommand, shellQuote } from "../process/self.ts";
 
 export interface ArchiveConfig {
   target: string;
   endpoint: string;
   region: string;
+  /** The key pair ("" when a file or an endpoint gives the credentials). */
   accessKeyId: string;
   secretAccessKey: string;
+  sessionToken?: string;
+  /** Credentials re-read from this root-owned file (wal/credentials.ts). */
+  credentialsFile?: string;
+  /** …or from this endpoint, with this Authorization header. */
+  credentialsUrl?: string;
+  credentialsToken?: string;
+  /** Attempts per S3 request (default the client's, 8). */
+  attempts?: number;
+  urlStyle?: "auto" | "path" | "virtual";
+  sse?: Sse;
+  storageClass?: string;
+  /** Client-side encryption keys, base64 (envelope.ts): the first encrypts, all decrypt. */
+  encryptionKeys?: string[];
   caCerts: string[];
   codec: Codec;
   parallel: number;

@@ -28,6 +28,8 @@ export interface Prepared {
   codec: Codec;
   body: Uint8Array;
   bodySha256: string;
+  /** The key that sealed the body (client-side encryption: keys.ts sealPrepared). */
+  keyId?: string;
 }
 
 /**

@@ -12,6 +12,7 @@ import { decompress } from "./codec.ts";
 import type { ArchiveConfig } from "./config.ts";
 import { walKind } from "./names.ts";
 import { errorMessage } from "../util/errors.ts";
+import { openWalObject } from "./keys.ts";
 
 export type WalObject = StoredObject;
 
@@ -23,7 +24,11 @@ export async function getWalObject(
 ): Promise<WalObject | undefined> {
   try {
     const layout = layoutFor(cfg);
-    return await client.get(layout.wal(name), undefined, { maxBytes: layout.walObjectMaxBytes });
+    const obj = await client.get(layout.wal(name), undefined, {
+      maxBytes: layout.walObjectMaxBytes,
+    });
+    // Sealed (client-side encryption): opened here, so what follows sees what was compressed.
+    return obj && await openWalObject(cfg, name, obj);
   } catch (error) {
     if (error instanceof S3Error) throw new ArchiveError(error.message, error.transient, error);
     throw error;

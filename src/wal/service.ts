@@ -20,6 +20,7 @@ import {
   lineageOf,
   type OwnerCheck,
   readOwner,
+  WAL_ATTEMPTS,
   writeOwner,
 } from "./archive.ts";
 import { historyName } from "./lineage.ts";
@@ -30,6 +31,7 @@ import type { PgTree, RootTree } from "../fs/tree.ts";
 import { externalToolsAvailable, prepareExternal, prepareInline, readWalFile } from "./prepare.ts";
 import { walKind } from "./names.ts";
 import { RestoreSpool } from "./spool.ts";
+import { sealPrepared } from "./keys.ts";
 import { S3Error } from "../s3/client.ts";
 import type { ObjectStore } from "../s3/store.ts";
 import { errorMessage } from "../util/errors.ts";
@@ -134,7 +136,7 @@ export class ArchiveService {
 
   constructor(o: ServiceOptions) {
     this.cfg = o.cfg;
-    this.client = o.store ?? clientFor(o.cfg);
+    this.client = o.store ?? clientFor(o.cfg, { attempts: WAL_ATTEMPTS });
     this.#o = {
       backlogWarn: 64,
       scanMs: 1000,
@@ -317,9 +319,12 @@ export class ArchiveService {
         const read = () =>
           readWalFile(path, name, { major: this.cfg.major, sysid: this.cfg.sysid }, this.#o.owner);
         const data = await read();
-        const prepared = await externalToolsAvailable()
-          ? await prepareExternal(path, name, data, this.cfg.codec)
-          : await prepareInline(path, name, data, this.cfg.codec);
+        const prepared = await sealPrepared(
+          this.cfg,
+          await externalToolsAvailable()
+            ? await prepareExternal(path, name, data, this.cfg.codec)
+            : await prepareInline(path, name, data, this.cfg.codec),
+        );
         const result = await archivePrepared(this.client, this.cfg, prepared, read, owner);
         this.#stored.set(name, Date.now());
         this.#waiting.delete(name);

@@ -3,7 +3,12 @@
  * (a store that is unreachable), `throttle` slows uploads so a process can be killed mid-way,
  * `holdResponses` swallows the store's answers (killed after the upload, before the reply),
  * `stall` stops moving bytes either way on every connection (a store stopped with SIGSTOP).
+ * `inject` answers the next new connections itself, one fault each, once their request head is
+ * in: an S3 error (503 SlowDown, 500) or a reset; `dateOffsetMs` shifts the store's `Date`.
  */
+
+/** One injected fault: an S3 error answer, or a connection reset before any answer. */
+export type Fault = "reset" | { status: number; code: string };
 export class FaultProxy {
   readonly port: number;
   down = false;
@@ -15,6 +20,10 @@ export class FaultProxy {
   holdResponses = false;
   /** Move no byte in either direction (connections are still accepted). */
   stall = false;
+  /** Faults for the next new connections, first first (each taken once). */
+  inject: Fault[] = [];
+  /** Faults injected so far. */
+  injected = 0;
   /** Client connections accepted (keep-alive reuse shows as few of them). */
   accepted = 0;
   /** Client → store bytes seen, and store → client responses seen, since the last reset. */
@@ -36,6 +45,15 @@ export class FaultProxy {
     this.accepted++;
     if (this.down) {
       client.close();
+      return;
+    }
+    const fault = this.inject.shift();
+    if (fault) {
+      this.injected++;
+      await this.#fault(client, fault).catch(() => {});
+      try {
+        client.close();
+      } catch { /* closed */ }
       return;
     }
     let upstream: Deno.Conn;
@@ -92,6 +110,26 @@ export class FaultProxy {
     await Promise.race([up, down]).catch(() => {});
     await Promise.allSettled([up, down]);
     closeBoth();
+  }
+
+  /** Read the request head, then answer with the fault (the body, if any, is not read). */
+  async #fault(client: Deno.Conn, fault: Fault): Promise<void> {
+    const buf = new Uint8Array(64 * 1024);
+    let head = "";
+    while (!head.includes("\r\n\r\n")) {
+      const n = await client.read(buf);
+      if (n === null) return;
+      head += new TextDecoder().decode(buf.subarray(0, n));
+    }
+    if (fault === "reset") return;
+    const body =
+      `<?xml version="1.0"?><Error><Code>${fault.code}</Code><Message>injected</Message></Error>`;
+    const answer =
+      `HTTP/1.1 ${fault.status} ${fault.code}\r\ncontent-type: application/xml\r\ncontent-length: ${body.length}\r\ndate: ${
+        new Date().toUTCString()
+      }\r\nconnection: close\r\n\r\n${body}`;
+    const bytes = new TextEncoder().encode(answer);
+    for (let off = 0; off < bytes.length;) off += await client.write(bytes.subarray(off));
   }
 
   /** Wait while `stall` is set and the connection is not cut. */

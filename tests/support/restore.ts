@@ -34,7 +34,12 @@ export async function restoreServed(
 }
 
 /** `beyond-pg restore ...` to its end; what it said, and what it left in the data root. */
-export async function restoreOnce(bucket: string, password: string, args: string[]) {
+export async function restoreOnce(
+  bucket: string,
+  password: string,
+  args: string[],
+  extraEnv: Record<string, string> = {},
+) {
   const root = await tempRoot();
   const env = instanceEnv(root, {
     port: freePort(),
@@ -45,7 +50,7 @@ export async function restoreOnce(bucket: string, password: string, args: string
   const c = beyondPgCommand(["restore", ...args]);
   const out = await new Deno.Command(c.cmd, {
     args: c.args,
-    env: { ...env, ...s3Env(bucket) },
+    env: { ...env, ...s3Env(bucket), ...extraEnv },
     clearEnv: true,
     stdout: "piped",
     stderr: "piped",

@@ -1,0 +1,411 @@
+/**
+ * Backups users can trust (issue 17), against real postgres and radosgw: `verify` proves the
+ * archive restorable and names the first problem (a deleted segment, a corrupted backup, a
+ * corrupted WAL object); prune aborts multipart uploads left behind.
+ */
+import assert from "node:assert/strict";
+import { ok } from "./support/control.ts";
+import { RGW_HTTP, s3Client } from "./support/s3.ts";
+import { FaultProxy } from "./support/proxy.ts";
+import { waitDrained } from "./support/wal.ts";
+import {
+  beyondPgCommand,
+  cleanup,
+  type Instance,
+  psql,
+  removeRoot,
+  startSupervisor,
+  tempRoot,
+} from "./support/harness.ts";
+import { freshBucket, PROMOTED, READY, s3Env } from "./support/restore.ts";
+
+async function sql(pg: Instance, text: string): Promise<string> {
+  return await psql(pg.directPort, text, { password: pg.password });
+}
+
+async function cli(pg: Instance, args: string[]) {
+  const c = beyondPgCommand(args);
+  const out = await new Deno.Command(c.cmd, {
+    args: c.args,
+    env: pg.env,
+    clearEnv: true,
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  return {
+    code: out.code,
+    stdout: new TextDecoder().decode(out.stdout),
+    stderr: new TextDecoder().decode(out.stderr),
+  };
+}
+
+/** `n` rows, then a segment switch: the segment the switch completed. */
+async function addRows(pg: Instance, n: number): Promise<string> {
+  await sql(pg, `insert into t select g from generate_series(1, ${n}) g`);
+  return await sql(pg, "select pg_walfile_name(pg_switch_wal())");
+}
+
+Deno.test("verify: a sound archive verifies (CLI, RPC, metric); a deleted segment, a corrupt WAL object and a corrupt backup are each named, exit 1", async () => {
+  const bucket = await freshBucket();
+  const pg = await startSupervisor({ env: s3Env(bucket) });
+  try {
+    await pg.waitFor(READY, 60_000);
+    await sql(pg, "create table t (i int)");
+    const first = await ok<{ label: string }>(pg, "backup", { label: "first" });
+    await addRows(pg, 100);
+    const hole = await addRows(pg, 100);
+    const bad = await addRows(pg, 100);
+    await addRows(pg, 100);
+    await ok(pg, "backup", { label: "second" });
+    await addRows(pg, 100);
+    await waitDrained(pg, 60_000);
+
+    const good = await cli(pg, ["verify", "--json"]);
+    assert.equal(good.code, 0, good.stderr);
+    const report = JSON.parse(good.stdout);
+    assert.equal(report.ok, true);
+    assert.deepEqual(report.backups.map((b: { label: string }) => b.label), ["second", "first"]);
+    assert.ok(report.walFilesChecked >= 6, String(report.walFilesChecked));
+    const rpc = await ok<{ ok: boolean; backups: unknown[] }>(pg, "verify", {});
+    assert.equal(rpc.ok, true);
+    const metrics = await (await fetch(`http://127.0.0.1:${pg.httpPort}/metrics`)).text();
+    const at = Number(metrics.match(/^beyond_pg_archive_verified_timestamp_seconds (\S+)$/m)?.[1]);
+    assert.ok(Math.abs(at - Date.now() / 1000) < 300, `verified at ${at}`);
+    console.log(
+      `  sound archive: ${report.walFilesChecked} WAL files, ${report.seconds.toFixed(1)} s`,
+    );
+
+    const sysid = await sql(pg, "select system_identifier from pg_control_system()");
+    const s3 = s3Client(bucket);
+    const major = await sql(pg, "select current_setting('server_version_num')::int / 10000");
+    const wal = (n: string) => `db/pg${major}-${sysid}/wal/${n}`;
+
+    // A WAL object whose content is not what was stored: read back, it fails its checksum.
+    const kept = (await s3.get(wal(bad), undefined, { maxBytes: 17 << 20 }))!;
+    await s3.put(wal(bad), new Uint8Array(kept.body.length).fill(1), { metadata: kept.metadata });
+    const corruptWal = await cli(pg, ["verify", "--backup", "first"]);
+    assert.equal(corruptWal.code, 1);
+    assert.match(corruptWal.stderr, new RegExp(`backup first: ${bad} in the archive is corrupt`));
+    assert.match(corruptWal.stdout, /^FAILED {2}first/m);
+    // The newer backup starts after it: still fine.
+    assert.equal((await cli(pg, ["verify", "--backup", "second"])).code, 0);
+    await s3.put(wal(bad), kept.body, { metadata: kept.metadata });
+
+    // A deleted segment: a hole, named, with what is still reachable.
+    await s3.delete(wal(hole));
+    const gap = await cli(pg, ["verify"]);
+    assert.equal(gap.code, 1);
+    assert.match(
+      gap.stderr,
+      new RegExp(
+        `^beyond-pg verify: backup first: ${hole} is missing from the archive \\(\\d+ later segment\\(s\\) are there: a hole\\)`,
+      ),
+    );
+    assert.equal(gap.stderr.trim().split("\n").length, 1, gap.stderr);
+
+    // A corrupted backup object: its SHA-256 is not the manifest's.
+    const key = `db/pg${major}-${sysid}/basebackups/second/base.tar.zst`;
+    const size = (await s3.head(key))!.size;
+    await s3.put(key, new Uint8Array(size).fill(7));
+    const corrupt = await cli(pg, ["verify", "--backup", "second", "--json"]);
+    assert.equal(corrupt.code, 1);
+    const r2 = JSON.parse(corrupt.stdout);
+    assert.equal(r2.backups[0].object.ok, false);
+    assert.match(
+      r2.problem,
+      /^backup second is corrupt: base\.tar\.zst is \d+ bytes with sha256 [0-9a-f]{16}…, its manifest says \d+ bytes/,
+    );
+    const viaRpc = await ok<{ ok: boolean; problem: string }>(pg, "verify", { backup: "second" });
+    assert.equal(viaRpc.ok, false);
+    assert.match(viaRpc.problem, /backup second is corrupt/);
+    assert.equal(first.label, "first");
+  } finally {
+    await cleanup(pg);
+  }
+});
+
+Deno.test("backups prune aborts multipart uploads left behind (batched deletes)", async () => {
+  const bucket = await freshBucket();
+  const pg = await startSupervisor({ env: s3Env(bucket) });
+  try {
+    await pg.waitFor(READY, 60_000);
+    for (const label of ["one", "two"]) {
+      await ok(pg, "backup", { label });
+      await waitDrained(pg, 60_000);
+    }
+    const s3 = s3Client(bucket);
+    const sysid = await sql(pg, "select system_identifier from pg_control_system()");
+    const major = await sql(pg, "select current_setting('server_version_num')::int / 10000");
+    const key = `db/pg${major}-${sysid}/basebackups/killed/base.tar.zst`;
+    const id = await s3.createMultipart(key);
+    await s3.uploadPart(key, id, 1, new Uint8Array(1000));
+    // Younger than a day: a backup may still be running; kept.
+    const young = await cli(pg, ["backups", "prune", "--keep", "1", "--dry-run"]);
+    assert.match(young.stdout, /would abort 0 abandoned upload\(s\)/);
+    const r = await cli(pg, ["backups", "prune", "--keep", "1", "--abandoned-after", "0s"]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, new RegExp(`aborted an upload left behind: ${key} \\(started `));
+    assert.match(
+      r.stdout,
+      /removed 1 backup\(s\) and \d+ WAL file\(s\), aborted 1 abandoned upload\(s\); kept 1/,
+    );
+    assert.deepEqual(await s3.listMultipartUploads("db/"), []);
+    assert.deepEqual(
+      JSON.parse((await cli(pg, ["backups", "list", "--json"])).stdout).map((
+        b: { label: string },
+      ) => b.label),
+      ["two"],
+    );
+  } finally {
+    await cleanup(pg);
+  }
+});
+
+Deno.test("restore: a store that stalls and resets mid-download is resumed by range, and the restore is exact", async () => {
+  const bucket = await freshBucket();
+  const origin = await startSupervisor({ env: s3Env(bucket) });
+  const proxy = new FaultProxy(RGW_HTTP);
+  let restored: Instance | undefined;
+  try {
+    await origin.waitFor(READY, 60_000);
+    await sql(
+      origin,
+      "create table big as select i, md5(i::text) || md5((i * 7)::text) as t from generate_series(1, 600000) i",
+    );
+    const m = await ok<{ stored_bytes: number; parts: number; part_sha256: string[] }>(
+      origin,
+      "backup",
+      { label: "b" },
+    );
+    assert.equal(m.part_sha256.length, m.parts);
+    await sql(origin, "insert into big select i, 'after' from generate_series(600001, 600100) i");
+    await waitDrained(origin, 60_000);
+    const digest = "select count(*) || ':' || md5(string_agg(t, ',' order by i)) from big";
+    const want = await sql(origin, digest);
+
+    // 4 MB/s down; once 30% is through, no byte moves for 5 s (idle timeout 2 s), then a reset.
+    proxy.throttleDown = 4 << 20;
+    restored = await startSupervisor({
+      args: ["restore", "--latest", "--serve"],
+      password: origin.password,
+      env: {
+        ...s3Env(bucket, { endpoint: `http://127.0.0.1:${proxy.port}` }),
+        BEYOND_PG_S3_IDLE_TIMEOUT: "2",
+      },
+    });
+    proxy.received = 0;
+    while (proxy.received < m.stored_bytes * 0.3) await new Promise((r) => setTimeout(r, 20));
+    proxy.stall = true;
+    await new Promise((r) => setTimeout(r, 5000));
+    proxy.stall = false;
+    while (proxy.received < m.stored_bytes * 0.6) await new Promise((r) => setTimeout(r, 20));
+    proxy.cut();
+    proxy.throttleDown = 0;
+    const line = await restored.waitFor(/restore: [\d.]+ MiB restored in/, 120_000);
+    console.log(`  ${line.replace(/^.*restore: /, "")}`);
+    assert.match(line, /\d+ range\(s\) resumed after a stall or reset/);
+    await restored.waitFor(PROMOTED, 120_000);
+    await restored.waitFor(READY, 60_000);
+    assert.equal(await sql(restored, digest), want, "byte-exact: every row, same content");
+  } finally {
+    proxy.close();
+    await cleanup(origin, ...(restored ? [restored] : []));
+  }
+});
+
+Deno.test("restore: a restore killed midway, then cut off by an outage, continues from the parts it kept (each checked by SHA-256, a tampered one downloaded again), and is exact", async () => {
+  const bucket = await freshBucket();
+  const origin = await startSupervisor({ env: s3Env(bucket) });
+  const proxy = new FaultProxy(RGW_HTTP);
+  const root = await tempRoot("h4-resume-");
+  const started: Instance[] = [];
+  try {
+    await origin.waitFor(READY, 60_000);
+    await sql(
+      origin,
+      "create table big as select i, md5(i::text) || md5((i * 7)::text) as t from generate_series(1, 1500000) i",
+    );
+    const m = await ok<{ stored_bytes: number; parts: number; part_sha256: string[] }>(
+      origin,
+      "backup",
+      { label: "k" },
+    );
+    assert.ok(m.parts >= 4, `${m.parts} parts`);
+    await waitDrained(origin, 60_000);
+    const digest = "select count(*) || ':' || md5(string_agg(t, ',' order by i)) from big";
+    const want = await sql(origin, digest);
+    const env = {
+      ...s3Env(bucket, { endpoint: `http://127.0.0.1:${proxy.port}` }),
+      BEYOND_PG_S3_IDLE_TIMEOUT: "5",
+    };
+
+    // Slowly, so that it can be killed with a few parts kept.
+    proxy.throttleDown = 4 << 20;
+    const first = await startSupervisor({
+      root,
+      args: ["restore", "--latest", "--serve"],
+      password: origin.password,
+      env,
+    });
+    started.push(first);
+    const parts = `${root}/data/.restore-staging/parts/k`;
+    const kept = () => {
+      try {
+        return [...Deno.readDirSync(parts)].filter((e) => /^\d+$/.test(e.name)).map((e) => e.name);
+      } catch {
+        return [];
+      }
+    };
+    while (kept().length < 1) await new Promise((r) => setTimeout(r, 20));
+    await cleanup(first); // SIGKILL, every process it started
+    const afterKill = kept().length;
+    assert.ok(afterKill < m.parts - 1, `${afterKill} of ${m.parts} kept before the kill`);
+
+    // Run again; once one more part is kept the store goes away for good: one line, the parts
+    // stay (and nothing else), the next run continues.
+    const cutOff = await startSupervisor({
+      root,
+      args: ["restore", "--latest", "--serve"],
+      password: origin.password,
+      env: { ...env, BEYOND_PG_S3_ATTEMPTS: "2" },
+    });
+    started.push(cutOff);
+    while (kept().length <= afterKill) await new Promise((r) => setTimeout(r, 20));
+    proxy.down = true;
+    proxy.cut();
+    const status = await cutOff.exited;
+    assert.notEqual(status.code, 0);
+    const said = cutOff.lines.filter((l) => l.startsWith("beyond-pg restore:"));
+    assert.equal(said.length, 1, said.join("\n"));
+    assert.match(
+      said[0]!,
+      /downloading backup k failed: .*; the \d+ part\(s\) downloaded \([\d.]+ MiB\) are kept: run the same restore again to continue from them; \S+ is empty again \(but for the parts kept to continue\)$/,
+    );
+    assert.deepEqual(
+      [...Deno.readDirSync(`${root}/data`)].map((e) => e.name).filter((n) =>
+        n !== ".beyond-pg.lock"
+      ),
+      [".restore-staging"],
+    );
+    assert.deepEqual([...Deno.readDirSync(`${root}/data/.restore-staging`)].map((e) => e.name), [
+      "parts",
+    ]);
+    proxy.down = false;
+    const names = kept().sort((a, b) => Number(a) - Number(b));
+    assert.ok(names.length > afterKill && names.length >= 2, `${names.length} kept`);
+    // A kept part changed while nobody looked: its SHA-256 no longer matches, so it is fetched.
+    const victim = `${parts}/${names[0]}`;
+    const bytes = await Deno.readFile(victim);
+    bytes[100]! ^= 0xff;
+    await Deno.writeFile(victim, bytes);
+
+    proxy.throttleDown = 0;
+    proxy.received = 0;
+    const second = await startSupervisor({
+      root,
+      args: ["restore", "--latest", "--serve"],
+      password: origin.password,
+      env,
+    });
+    started.push(second);
+    const line = await second.waitFor(/restore: [\d.]+ MiB restored in/, 120_000);
+    console.log(`  ${line.replace(/^.*restore: /, "")}`);
+    const got =
+      /; (\d+) part\(s\) \(([\d.]+) MiB\) kept by an interrupted restore reused, each checked by SHA-256/
+        .exec(line);
+    assert.equal(Number(got?.[1]), names.length - 1, line);
+    assert.match(line, /; 1 kept part\(s\) failed their SHA-256 and were downloaded again/);
+    // Only what was not kept (and the tampered part) came over the network again.
+    const reusedBytes = Number(got![2]) * 2 ** 20;
+    assert.ok(
+      proxy.received <= m.stored_bytes - reusedBytes + (1 << 20),
+      `${proxy.received} bytes downloaded, ${m.stored_bytes} stored, ${reusedBytes} reused`,
+    );
+    await second.waitFor(PROMOTED, 120_000);
+    await second.waitFor(READY, 60_000);
+    assert.equal(await sql(second, digest), want, "byte-exact: every row, same content");
+    assert.equal(kept().length, 0, "the kept parts are gone once the restore is done");
+  } finally {
+    proxy.close();
+    await cleanup(origin, ...started);
+    await removeRoot(root);
+  }
+});
+
+Deno.test("client-side encryption: WAL and backups are stored sealed, restore is exact with the key (rotated), the wrong key is one line", async () => {
+  const bucket = await freshBucket();
+  const key1 = btoa(String.fromCharCode(...crypto.getRandomValues(new Uint8Array(32))));
+  const key2 = btoa(String.fromCharCode(...crypto.getRandomValues(new Uint8Array(32))));
+  const wrong = btoa(String.fromCharCode(...crypto.getRandomValues(new Uint8Array(32))));
+  const pg = await startSupervisor({
+    env: { ...s3Env(bucket), BEYOND_PG_ARCHIVE_ENCRYPTION_KEY: key1 },
+  });
+  const served: Instance[] = [];
+  try {
+    await pg.waitFor(READY, 60_000);
+    await sql(pg, "create table t (i int)");
+    const m = await ok<{ encryption?: { key_id: string } }>(pg, "backup", { label: "sealed" });
+    assert.match(m.encryption?.key_id ?? "", /^[0-9a-f]{16}$/);
+    const seg = await addRows(pg, 1000);
+    await waitDrained(pg, 60_000);
+    const want = await sql(pg, "select count(*) || ':' || sum(i) from t");
+
+    // What the store holds is ciphertext: the envelope's header, no zstd frame.
+    const sysid = await sql(pg, "select system_identifier from pg_control_system()");
+    const major = await sql(pg, "select current_setting('server_version_num')::int / 10000");
+    const s3 = s3Client(bucket);
+    const walObj =
+      (await s3.get(`db/pg${major}-${sysid}/wal/${seg}`, undefined, { maxBytes: 17 << 20 }))!;
+    assert.equal(new TextDecoder().decode(walObj.body.subarray(0, 4)), "BPGE");
+    assert.equal(walObj.metadata["beyond-key-id"], m.encryption!.key_id);
+    const backupHead = await s3.getStream(`db/pg${major}-${sysid}/basebackups/sealed/base.tar.zst`);
+    const reader = backupHead!.getReader();
+    const first = (await reader.read()).value!;
+    assert.equal(new TextDecoder().decode(first.subarray(0, 4)), "BPGE");
+    await reader.cancel();
+    assert.equal((await cli(pg, ["verify"])).code, 0);
+
+    // A new key first, the old one after it: old backups and WAL still restore.
+    const restored = await startSupervisor({
+      args: ["restore", "--latest", "--serve"],
+      password: pg.password,
+      env: { ...s3Env(bucket), BEYOND_PG_ARCHIVE_ENCRYPTION_KEY: `${key2},${key1}` },
+    });
+    served.push(restored);
+    await restored.waitFor(PROMOTED, 120_000);
+    await restored.waitFor(READY, 60_000);
+    assert.equal(await sql(restored, "select count(*) || ':' || sum(i) from t"), want);
+    await restored.stop();
+
+    // The wrong key: one line naming the key id, nothing restored.
+    const { restoreOnce } = await import("./support/restore.ts");
+    const bad = await restoreOnce(bucket, pg.password, ["--latest"], {
+      BEYOND_PG_ARCHIVE_ENCRYPTION_KEY: wrong,
+    });
+    assert.equal(bad.code, 2, bad.stderr);
+    assert.match(
+      bad.stderr,
+      new RegExp(
+        `backup sealed was encrypted with key id ${
+          m.encryption!.key_id
+        }, and BEYOND_PG_ARCHIVE_ENCRYPTION_KEY has only [0-9a-f]{16}; add the key that made it`,
+      ),
+    );
+    assert.equal(
+      bad.stderr.trim().split("\n").filter((l) => l.startsWith("beyond-pg")).length,
+      1,
+      bad.stderr,
+    );
+    assert.deepEqual(bad.entries, []);
+    // No key at all: the same line, saying so.
+    const none = await restoreOnce(bucket, pg.password, ["--latest"]);
+    assert.equal(none.code, 2, none.stderr);
+    assert.match(
+      none.stderr,
+      /BEYOND_PG_ARCHIVE_ENCRYPTION_KEY has no key; add the key that made it/,
+    );
+    assert.deepEqual(none.entries, []);
+  } finally {
+    await cleanup(pg, ...served);
+  }
+});

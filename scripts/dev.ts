@@ -1,12 +1,15 @@
 /**
  * `deno task dev`: the supervisor on a git-ignored data directory in the repository, with a
  * password generated once and kept in .dev/password (unless POSTGRES_PASSWORD is given).
- * Prints both DSNs when the database is ready.
+ * Prints both DSNs when the database is ready. In a test lane (scripts/lane.sh run pg18 -- …)
+ * the data lives in .dev/<lane>/ instead, so the host's major and the lane's never share one.
  */
 import { runSupervisor } from "../src/cli/supervisor.ts";
 
 const repo = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
-const dev = `${repo}/.dev`;
+const lane = Deno.env.get("BEYOND_TEST_LANE");
+const dev = lane ? `${repo}/.dev/${lane}` : `${repo}/.dev`;
+const shown = lane ? `.dev/${lane}` : ".dev";
 Deno.mkdirSync(dev, { recursive: true, mode: 0o755 });
 
 const defaults: Record<string, string> = {
@@ -48,9 +51,9 @@ Deno.exit(
           "beyond-pg dev database is ready:",
           `  apps (PgBouncer, transaction pooling): postgres://postgres:${pw}@localhost:${port}/${db}`,
           `  direct (migrations, LISTEN/NOTIFY):    postgres://postgres:${pw}@localhost:${direct}/${db}`,
-          `  password: ${password}   (kept in .dev/password; set POSTGRES_PASSWORD to choose one)`,
+          `  password: ${password}   (kept in ${shown}/password; set POSTGRES_PASSWORD to choose one)`,
           `  psql "postgres://postgres:${pw}@localhost:${port}/${db}"`,
-          "Ctrl-C stops it cleanly; data stays in .dev/data.",
+          `Ctrl-C stops it cleanly; data stays in ${shown}/data.`,
           "",
         ].join("\n"),
       );

@@ -67,6 +67,9 @@ if [ ! -f "$OUT/base.$key.done" ]; then
   chroot_mounts "$OUT/base"
   trap 'chroot_umounts "$OUT/base"' EXIT
   stage "$OUT/base"
+  # A mirror may serve testing's Release past its Valid-Until (a snapshot): the local build
+  # accepts that while it installs, and the image does not keep the exception.
+  echo 'Acquire::Check-Valid-Until "false";' > "$OUT/base/etc/apt/apt.conf.d/00beyond-build"
   for s in 01-base-packages.sh 02-postgres-install.sh 03-pgdg-extensions.sh 04-beyond-extensions.sh \
     05-pgbouncer-install.sh 07-config.sh 08-mmds.sh; do
     run_script "$OUT/base" "$s"
@@ -80,6 +83,7 @@ if [ ! -f "$OUT/base.$key.done" ]; then
   cp "$OUT/base/tmp/initrd-min.img" "$OUT/initrd.img"
   cp "$OUT/base/boot/vmlinuz-$K" "$OUT/vmlinuz"
   rm -rf "$OUT/base/tmp/build"
+  rm -f "$OUT/base/etc/apt/apt.conf.d/00beyond-build"
   chroot_umounts "$OUT/base"
   trap - EXIT
   touch "$OUT/base.$key.done"

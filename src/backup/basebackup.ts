@@ -21,7 +21,6 @@ import {
   lineageOf,
   readOwner,
 } from "../wal/archive.ts";
-import { PgTree } from "../fs/tree.ts";
 import { TarMember } from "./tar_member.ts";
 import { openWalObject } from "../wal/keys.ts";
 import type { ArchiveConfig } from "../wal/config.ts";
@@ -48,14 +47,15 @@ export const PG_MANIFEST = "backup_manifest";
 const PG_MANIFEST_MAX = 512 << 20;
 
 /**
- * For `backup --incremental`: the parent backup, and its PostgreSQL manifest written where
- * pg_basebackup (run as postgres) reads it: in the data root, as postgres. `cleanup` removes it.
- * Or why there is none (PostgreSQL before 17, no backup to build on): the backup is then full.
+ * For `backup --incremental`: the parent backup and its PostgreSQL manifest, which
+ * pg_basebackup (run as postgres) reads from a pipe on its stdin: no file is written, so
+ * nothing lands in a directory postgres can write. Or why there is none (PostgreSQL before 17,
+ * no backup to build on): the backup is then full.
  */
 async function incrementalBase(
   client: ReturnType<typeof clientFor>,
   cfg: ArchiveConfig,
-): Promise<{ parent: BackupManifest; file: string; cleanup: () => void } | string> {
+): Promise<{ parent: BackupManifest; manifest: Uint8Array } | string> {
   if (cfg.major < 17) {
     return `incremental backups need PostgreSQL 17 or later (this is PostgreSQL ${cfg.major})`;
   }
@@ -71,12 +71,8 @@ async function incrementalBase(
     },
   );
   if (!obj) return `backup ${parent.label} has no ${parent.pg_manifest} to be incremental to`;
-  const body = (await openWalObject(cfg, `backup ${parent.label}'s manifest`, obj)).body;
-  const root = cfg.pgdata.slice(0, cfg.pgdata.lastIndexOf("/")) || "/";
-  const tree = new PgTree(root, cfg.runAs);
-  const file = `${root}/.beyond-incremental-base.manifest`;
-  tree.writeAtomic(file, body, 0o600);
-  return { parent, file, cleanup: () => tree.remove(file, false) };
+  const manifest = (await openWalObject(cfg, `backup ${parent.label}'s manifest`, obj)).body;
+  return { parent, manifest };
 }
 
 /** The size of every database (what the tar holds, less WAL and overhead); 0 if unknown. */
@@ -208,10 +204,10 @@ export async function runBackup(
         "-v",
         "-l",
         `beyond-pg ${label}`,
-        ...(base ? [`--incremental=${base.file}`] : []),
+        ...(base ? ["--incremental=/dev/stdin"] : []),
         ...(o.progress ? ["-P"] : []),
       ],
-      stdin: "null",
+      stdin: base ? "piped" : "null",
       stdout: "piped",
       stderr: "piped",
       env: { PGAPPNAME: "beyond-pg backup", PGCONNECT_TIMEOUT: "30" },
@@ -226,6 +222,17 @@ export async function runBackup(
       stderr: "piped",
     }),
   );
+
+  // The parent's manifest on pg_basebackup's stdin (it reads it whole before the backup).
+  const sentManifest = base
+    ? (async () => {
+      const w = pgbb.stdin.getWriter();
+      try {
+        await w.write(base.manifest);
+        await w.close();
+      } catch { /* pg_basebackup exited early: its stderr says why */ }
+    })()
+    : Promise.resolve();
 
   // pg_basebackup's stderr: LSNs, errors, and (on a TTY) progress.
   let startLsn = "";
@@ -337,7 +344,6 @@ export async function runBackup(
     }
     await client.completeMultipart(key, uploadId, etags);
     uploadId = undefined;
-    base?.cleanup();
     if (pgManifest?.found) {
       const c = await loadCrypto();
       const body = keys.length ? seal(c, keys[0]!, pgManifest.found) : pgManifest.found;
@@ -392,8 +398,14 @@ export async function runBackup(
         p.kill("SIGTERM");
       } catch { /* exited */ }
     }
-    await Promise.allSettled([pgbb.status, zstd.status, feed, stderrDone, ...inflight]);
-    base?.cleanup();
+    await Promise.allSettled([
+      pgbb.status,
+      zstd.status,
+      feed,
+      stderrDone,
+      sentManifest,
+      ...inflight,
+    ]);
     if (uploadId) await client.abortMultipart(key, uploadId).catch(() => {});
     if (error instanceof OperatorError) throw error;
     if (errors.length) {

@@ -21,6 +21,8 @@ import {
   lineageOf,
   readOwner,
 } from "../wal/archive.ts";
+import { RootTree } from "../fs/tree.ts";
+import { runDirFrom } from "../settings/defaults.ts";
 import { TarMember } from "./tar_member.ts";
 import { openWalObject } from "../wal/keys.ts";
 import type { ArchiveConfig } from "../wal/config.ts";
@@ -47,15 +49,17 @@ export const PG_MANIFEST = "backup_manifest";
 const PG_MANIFEST_MAX = 512 << 20;
 
 /**
- * For `backup --incremental`: the parent backup and its PostgreSQL manifest, which
- * pg_basebackup (run as postgres) reads from a pipe on its stdin: no file is written, so
- * nothing lands in a directory postgres can write. Or why there is none (PostgreSQL before 17,
- * no backup to build on): the backup is then full.
+ * For `backup --incremental`: the parent backup, and its PostgreSQL manifest where
+ * pg_basebackup (run as postgres) reads it: written by root in a root-owned directory of the
+ * run dir (`<run>/backup/`, 0755), the file root's with postgres's group (0640), so nothing is
+ * written where postgres can write (a pipe will not do: postgres cannot reopen root's pipe).
+ * `cleanup` removes it. Or why there is none (PostgreSQL before 17, no backup to build on):
+ * the backup is then full.
  */
 async function incrementalBase(
   client: ReturnType<typeof clientFor>,
   cfg: ArchiveConfig,
-): Promise<{ parent: BackupManifest; manifest: Uint8Array } | string> {
+): Promise<{ parent: BackupManifest; file: string; cleanup: () => void } | string> {
   if (cfg.major < 17) {
     return `incremental backups need PostgreSQL 17 or later (this is PostgreSQL ${cfg.major})`;
   }
@@ -71,8 +75,13 @@ async function incrementalBase(
     },
   );
   if (!obj) return `backup ${parent.label} has no ${parent.pg_manifest} to be incremental to`;
-  const manifest = (await openWalObject(cfg, `backup ${parent.label}'s manifest`, obj)).body;
-  return { parent, manifest };
+  const body = (await openWalObject(cfg, `backup ${parent.label}'s manifest`, obj)).body;
+  const dir = RootTree.check(`${runDirFrom()}/backup`, "BEYOND_PG_RUN_DIR");
+  dir.create(0o755);
+  const file = `${dir.base}/incremental-base.manifest`;
+  dir.writeAtomic(file, body, 0o640);
+  dir.give(file, cfg.runAs ? { uid: 0, gid: cfg.runAs.gid } : undefined, 0o640);
+  return { parent, file, cleanup: () => dir.remove(file, false) };
 }
 
 /** The size of every database (what the tar holds, less WAL and overhead); 0 if unknown. */
@@ -204,10 +213,10 @@ export async function runBackup(
         "-v",
         "-l",
         `beyond-pg ${label}`,
-        ...(base ? ["--incremental=/dev/stdin"] : []),
+        ...(base ? [`--incremental=${base.file}`] : []),
         ...(o.progress ? ["-P"] : []),
       ],
-      stdin: base ? "piped" : "null",
+      stdin: "null",
       stdout: "piped",
       stderr: "piped",
       env: { PGAPPNAME: "beyond-pg backup", PGCONNECT_TIMEOUT: "30" },
@@ -222,17 +231,6 @@ export async function runBackup(
       stderr: "piped",
     }),
   );
-
-  // The parent's manifest on pg_basebackup's stdin (it reads it whole before the backup).
-  const sentManifest = base
-    ? (async () => {
-      const w = pgbb.stdin.getWriter();
-      try {
-        await w.write(base.manifest);
-        await w.close();
-      } catch { /* pg_basebackup exited early: its stderr says why */ }
-    })()
-    : Promise.resolve();
 
   // pg_basebackup's stderr: LSNs, errors, and (on a TTY) progress.
   let startLsn = "";
@@ -344,6 +342,7 @@ export async function runBackup(
     }
     await client.completeMultipart(key, uploadId, etags);
     uploadId = undefined;
+    base?.cleanup();
     if (pgManifest?.found) {
       const c = await loadCrypto();
       const body = keys.length ? seal(c, keys[0]!, pgManifest.found) : pgManifest.found;
@@ -403,9 +402,9 @@ export async function runBackup(
       zstd.status,
       feed,
       stderrDone,
-      sentManifest,
       ...inflight,
     ]);
+    base?.cleanup();
     if (uploadId) await client.abortMultipart(key, uploadId).catch(() => {});
     if (error instanceof OperatorError) throw error;
     if (errors.length) {

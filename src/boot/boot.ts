@@ -19,6 +19,9 @@ import { clearMarkers, firstBoot } from "./initdb.ts";
 import { findSeed } from "./seed.ts";
 import { resolveTls, type TlsMaterial, type TlsOptions } from "../tls/material.ts";
 import type { RunAs } from "./users.ts";
+import { installPassfile, type ReplicationNow, replicationPlanInput } from "./replication.ts";
+import { cloneInto, prepareStandby, type ReplicaBootHooks } from "./replica.ts";
+import { REPLICATION_ROLE } from "../config/replication_conf.ts";
 
 export interface BootContext {
   /** Who may write where: every file we write goes through one of these. */
@@ -35,6 +38,8 @@ export interface BootContext {
   archiveCommand: string;
   /** Non-secret environment for hooks and children. */
   hookEnv: Record<string, string>;
+  /** What this node is in replication now (boot/replication.ts); RPCs change it. */
+  replication: ReplicationNow;
 }
 
 export interface BootResult {
@@ -130,6 +135,7 @@ export function planFor(ctx: BootContext, tls: TlsMaterial | undefined): ConfigP
     pgbouncerVersion: ctx.bins.pgbouncerVersion,
     archiveCommand: ctx.archiveCommand,
     identUsers: [ctx.runAs.self, ctx.runAs.user.name],
+    replication: replicationPlanInput(ctx),
   });
 }
 
@@ -147,20 +153,33 @@ export function tlsOptions(ctx: BootContext): TlsOptions {
 }
 
 /** Everything postgres needs on disk, except for running hooks. */
-export async function prepareData(ctx: BootContext): Promise<Omit<BootResult, "hooksMs">> {
+export async function prepareData(
+  ctx: BootContext,
+  hooks: ReplicaBootHooks = {},
+): Promise<Omit<BootResult, "hooksMs">> {
   const { layout, runAs, trees } = ctx;
   makeTrees(trees);
+  installPassfile(trees, layout, {
+    user: REPLICATION_ROLE,
+    password: ctx.settings.replication.password?.reveal(),
+    owner: runAs.switchTo,
+  });
 
   checkMajor(trees, layout, ctx.bins.major);
   const t0 = performance.now();
   const fresh = !trees.data.exists(`${layout.pgdata}/PG_VERSION`);
+  const replica = ctx.replication.role === "replica";
   if (fresh) {
-    const seed = findSeed(ctx.settings.seedDir, ctx.bins, ctx.manifest, ctx.caps);
-    log.info(
-      `first boot: initializing ${layout.pgdata} (PostgreSQL ${ctx.bins.version}) from ${
-        seed ? `the seed in ${seed.dir}` : "initdb"
-      }`,
-    );
+    const seed = replica
+      ? undefined
+      : findSeed(ctx.settings.seedDir, ctx.bins, ctx.manifest, ctx.caps);
+    if (!replica) {
+      log.info(
+        `first boot: initializing ${layout.pgdata} (PostgreSQL ${ctx.bins.version}) from ${
+          seed ? `the seed in ${seed.dir}` : "initdb"
+        }`,
+      );
+    }
     await firstBoot({
       data: trees.data,
       layout,
@@ -168,7 +187,10 @@ export async function prepareData(ctx: BootContext): Promise<Omit<BootResult, "h
       runAs,
       password: ctx.settings.password,
       seed,
+      ...(replica ? { clone: cloneInto(ctx, hooks) } : {}),
     });
+  } else if (replica) {
+    await prepareStandby(ctx, hooks);
   }
   clearMarkers(trees.data, layout);
   const t1 = performance.now();
@@ -212,8 +234,8 @@ export async function runPreStart(ctx: BootContext): Promise<number> {
   return Math.round(performance.now() - t);
 }
 
-export async function boot(ctx: BootContext): Promise<BootResult> {
-  const prepared = await prepareData(ctx);
+export async function boot(ctx: BootContext, hooks: ReplicaBootHooks = {}): Promise<BootResult> {
+  const prepared = await prepareData(ctx, hooks);
   const hooksMs = await runPreStart(ctx);
   return { ...prepared, hooksMs };
 }

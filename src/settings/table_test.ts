@@ -65,9 +65,14 @@ Deno.test("rows come in display groups, each doc is one line a markdown table ca
   }
 });
 
-Deno.test("secrets are marked: the password and the S3 secret key", () => {
+Deno.test("secrets are marked: the passwords, the S3 secret key, the sink token", () => {
   const secrets = settingRows().filter((r) => r.secret).map((r) => r.name);
-  assert.deepEqual(secrets, ["POSTGRES_PASSWORD", "BEYOND_PG_S3_SECRET_KEY"]);
+  assert.deepEqual(secrets, [
+    "POSTGRES_PASSWORD",
+    "BEYOND_PG_S3_SECRET_KEY",
+    "BEYOND_PG_REPLICATION_PASSWORD",
+    "BEYOND_PG_WAL_SINK_TOKEN",
+  ]);
   const names = knownNames();
   for (const n of ["POSTGRES_PASSWORD_FILE", "AWS_SECRET_ACCESS_KEY", "AWS_ACCESS_KEY_ID_FILE"]) {
     assert.ok(names.has(n), n);

@@ -20,6 +20,8 @@ export interface HttpHandlers {
   live(): boolean;
   ready(): Promise<{ ready: boolean; reason: string }>;
   metrics(): Promise<string>;
+  /** More GET paths answered with JSON (e.g. /v1/pg/replication/lag). */
+  json?: Record<string, () => Promise<unknown>>;
 }
 
 export interface HttpLimits {
@@ -83,6 +85,15 @@ async function route(path: string, h: HttpHandlers): Promise<HttpResponse> {
         status: body ? 200 : 503,
         body,
         headers: { "content-type": "text/plain; version=0.0.4; charset=utf-8" },
+      };
+    }
+    const json = h.json && Object.hasOwn(h.json, path) ? h.json[path] : undefined;
+    if (json) {
+      const body = await deadline(json().then((v) => JSON.stringify(v, null, 2) + "\n"), 4000, "");
+      return {
+        status: body ? 200 : 503,
+        body: body || "timed out\n",
+        headers: { "content-type": "application/json" },
       };
     }
     return { status: 404, body: "not found: try /healthz, /readyz, /metrics\n" };

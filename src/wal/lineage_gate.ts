@@ -32,7 +32,7 @@ const REFRESH_MS = 60_000;
 
 export class LineageGate {
   readonly #ports: LineagePorts;
-  readonly #promote: boolean;
+  #promote: boolean;
   #lineage: Lineage | undefined;
   #loadedAt = 0;
   #loading: Promise<Lineage> | undefined;
@@ -114,6 +114,11 @@ export class LineageGate {
       }
     }
     return d;
+  }
+
+  /** From now on this cluster may take the prefix's lineage over (the `promote` command). */
+  allowPromote(): void {
+    this.#promote = true;
   }
 
   /** Forget the cached lineage (a promotion happened here). */

@@ -54,8 +54,11 @@ export async function connect(
     timeoutMs: 10_000,
   });
   // Nothing this session runs is worth logging, and the role change must not be.
+  // Our own writes (roles, databases, extensions) never wait for a synchronous standby: a
+  // primary configured with standbys that are not there yet must still finish booting.
   await conn.query(`SELECT set_config('log_statement', 'none', false),
-                           set_config('log_min_duration_statement', '-1', false)`);
+                           set_config('log_min_duration_statement', '-1', false),
+                           set_config('synchronous_commit', 'local', false)`);
   return conn;
 }
 

@@ -90,6 +90,15 @@ export async function runDatabase(ctx: Context, o: RootOptions): Promise<number>
             : { source: "off", ...(booted?.tlsProblem ? { problem: booted.tlsProblem } : {}) }),
         archive: archiving?.status() ?? { target: null },
         replication: replicationStatus(ctx, monitor),
+        ...(ctx.settings.replication.sinks.length
+          ? {
+            walSinks: {
+              sinks: ctx.settings.replication.sinks.map((x) => x.name),
+              quorum: ctx.settings.replication.sinkQuorum,
+              ...(booted?.gap ? { gapFetch: booted.gap } : {}),
+            },
+          }
+          : {}),
       }),
     });
     o.latch.onStop((why) => sup.requestStop(why));

@@ -22,6 +22,7 @@ import type { RunAs } from "./users.ts";
 import { installPassfile, type ReplicationNow, replicationPlanInput } from "./replication.ts";
 import { cloneInto, prepareStandby, type ReplicaBootHooks } from "./replica.ts";
 import { REPLICATION_ROLE } from "../config/replication_conf.ts";
+import { fetchGap, type GapResult } from "./gap_fetch.ts";
 
 export interface BootContext {
   /** Who may write where: every file we write goes through one of these. */
@@ -52,6 +53,8 @@ export interface BootResult {
   plan: ConfigPlan;
   /** Paths rewritten this boot (unchanged files are not touched). */
   changed: string[];
+  /** The gap fetch from the WAL sinks (step 4a), when sinks are configured. */
+  gap?: GapResult;
 }
 
 export function checkMajor(trees: Trees, layout: Layout, major: number): void {
@@ -193,6 +196,14 @@ export async function prepareData(
     await prepareStandby(ctx, hooks);
   }
   clearMarkers(trees.data, layout);
+  const initdbMs = Math.round(performance.now() - t0);
+  let gap: GapResult | undefined;
+  if (!fresh && !replica && ctx.settings.replication.sinks.length) {
+    gap = await fetchGap(ctx, {
+      ...(hooks.stop ? { stop: hooks.stop } : {}),
+      report: (problem) => hooks.report?.({ problem }),
+    });
+  }
   const t1 = performance.now();
 
   trees.data.ensureDir(layout.confDir, 0o700);
@@ -208,11 +219,12 @@ export async function prepareData(
   return {
     tls: tls.material,
     tlsProblem: tls.problem,
-    initdbMs: Math.round(t1 - t0),
+    initdbMs,
     configMs: Math.round(performance.now() - t1),
     firstBoot: fresh,
     plan,
     changed,
+    ...(gap ? { gap } : {}),
   };
 }
 

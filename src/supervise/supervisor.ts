@@ -268,6 +268,7 @@ export class Supervisor {
       });
       this.#facts.problem = undefined;
       this.#phases["initdb_ms"] = booted.initdbMs;
+      if (booted.gap) this.#phases["gap_fetch_ms"] = booted.gap.ms;
       this.#phases["config_ms"] = booted.configMs;
       this.#phases["pre_start_hooks_ms"] = booted.hooksMs;
       this.#preload = booted.plan.preload;

@@ -22,6 +22,8 @@ export interface HttpHandlers {
   metrics(): Promise<string>;
   /** More GET paths answered with JSON (e.g. /v1/pg/replication/lag). */
   json?: Record<string, () => Promise<unknown>>;
+  /** Anything else (the WAL sink's API): a response, or undefined for 404. */
+  other?: (req: { path: string; authorization?: string }) => Promise<HttpResponse | undefined>;
 }
 
 export interface HttpLimits {
@@ -64,7 +66,11 @@ export function parseHostPort(text: string): { hostname: string; port: number } 
 }
 
 /** The endpoints. */
-async function route(path: string, h: HttpHandlers): Promise<HttpResponse> {
+async function route(
+  req: { path: string; authorization?: string },
+  h: HttpHandlers,
+): Promise<HttpResponse> {
+  const path = req.path;
   try {
     if (path === "/healthz") {
       return h.live() ? { status: 200, body: "ok\n" } : { status: 503, body: "failed\n" };
@@ -96,6 +102,8 @@ async function route(path: string, h: HttpHandlers): Promise<HttpResponse> {
         headers: { "content-type": "application/json" },
       };
     }
+    const other = await h.other?.(req);
+    if (other) return other;
     return { status: 404, body: "not found: try /healthz, /readyz, /metrics\n" };
   } catch (error) {
     log.warn(`http ${path}: ${errorMessage(error)}`);
@@ -144,9 +152,12 @@ export function serveHttp(
   addr: { hostname: string; port: number },
   h: HttpHandlers,
   limits: Partial<HttpLimits> = {},
+  tls?: { cert: string; key: string },
 ): HttpServer {
   const l: HttpLimits = { ...defaultHttpLimits, ...limits };
-  const listener = Deno.listen({ ...addr, transport: "tcp" });
+  const listener: Deno.Listener = tls
+    ? Deno.listenTls({ ...addr, transport: "tcp", cert: tls.cert, key: tls.key })
+    : Deno.listen({ ...addr, transport: "tcp" });
   const where = `http ${addr.hostname}:${(listener.addr as Deno.NetAddr).port}`;
   const slots = new Set<Slot>(); // insertion order: the first is the oldest
   const stats = { accepted: 0, refused: 0, evicted: 0, timedOut: 0 };
@@ -188,7 +199,7 @@ export function serveHttp(
             body: head.body,
             ...(head.headers ? { headers: head.headers } : {}),
           }
-          : await route(head.path, h);
+          : await route(head, h);
         await writeAll(
           conn,
           renderResponse(res, { head: head.kind === "request" && head.method === "HEAD" }),

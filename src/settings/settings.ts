@@ -52,6 +52,8 @@ export interface SinkSettings {
   tlsDir: string | undefined;
   keepMb: number;
   binDir: string | undefined;
+  /** Runtime files (the passfile), root's. */
+  runDir: string;
 }
 
 export interface Settings {
@@ -321,6 +323,7 @@ export function parseSinkSettings(
     tlsDir: get("BEYOND_PG_SINK_TLS_DIR"),
     keepMb: get("BEYOND_PG_SINK_KEEP_MB"),
     binDir: get("BEYOND_PG_BIN_DIR"),
+    runDir: get("BEYOND_PG_RUN_DIR"),
   };
 }
 

@@ -29,7 +29,7 @@ export async function readManifest(
   client: ReturnType<typeof clientFor>,
   key: string,
 ): Promise<BackupManifest | undefined> {
-  const obj = await client.get(key, 30_000);
+  const obj = await client.get(key);
   if (!obj) return undefined;
   return JSON.parse(decoder.decode(obj.body)) as BackupManifest;
 }

@@ -65,7 +65,7 @@ export async function readOwner(
   target: string,
 ): Promise<OwnerRecord | undefined> {
   const layout = new Layout(parseTarget(target), 0, "");
-  const obj = await client.get(layout.marker, 30_000);
+  const obj = await client.get(layout.marker);
   if (!obj) return undefined;
   const doc = JSON.parse(new TextDecoder().decode(obj.body));
   return {
@@ -160,7 +160,7 @@ export async function checkOwner(
     await writeOwner(client, cfg.target, record);
   }
   // Same bytes as stored: harmless even on a store that ignores the condition.
-  const now = await client.get(layout.marker, 30_000);
+  const now = await client.get(layout.marker);
   const probe = await client.put(layout.marker, now!.body, {
     ifAbsent: true,
     contentType: "application/json",

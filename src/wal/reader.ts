@@ -150,13 +150,15 @@ class Reader {
 
   /**
    * `len` bytes of a record starting at `pos` (not a page start), across pages; `rem` is the
-   * record's length still to come at `pos` (continuation pages must say so). Returns the
-   * bytes and the position after them, or a stop reason.
+   * record's length still to come at `pos` (continuation pages must say so), or undefined while
+   * it is not known yet (a record header split across pages: its length is in its first bytes,
+   * and the whole record is read again with it). Returns the bytes and the position after
+   * them, or a stop reason.
    */
   read(
     pos: bigint,
     len: number,
-    rem: number,
+    rem: number | undefined,
   ): { bytes: Uint8Array; next: bigint } | StopReason {
     const out = new Uint8Array(len);
     let got = 0;
@@ -167,9 +169,12 @@ class Reader {
         const h = this.page(p);
         if (h === "no-data") return "no-data";
         if (!h) return this.problem === "end" ? "end" : "bad-page";
-        if (!(h.info & XLP_FIRST_IS_CONTRECORD) || h.remLen !== rem - got) {
+        if (
+          !(h.info & XLP_FIRST_IS_CONTRECORD) ||
+          (rem === undefined ? h.remLen < len - got : h.remLen !== rem - got)
+        ) {
           this.problem = `page ${hex(p)}: continuation says ${h.remLen} bytes, ${
-            rem - got
+            rem === undefined ? `at least ${len - got}` : rem - got
           } expected`;
           return "bad-record";
         }
@@ -242,7 +247,7 @@ export function walk(src: WalBytes, start: bigint, o: WalkOptions): WalkResult {
       pos += BigInt(r.headerSize(pos));
     }
     // The header first (it may be split across pages), then the whole record.
-    const head = r.read(pos, RECORD_HEADER, RECORD_HEADER);
+    const head = r.read(pos, RECORD_HEADER, undefined);
     if (typeof head === "string") return done(head);
     const hv = new DataView(head.bytes.buffer);
     const total = hv.getUint32(0, true);

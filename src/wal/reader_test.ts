@@ -89,6 +89,16 @@ Deno.test("walk(): records across pages and segments, to the zeros after the las
   assert.equal(r.stop, "end");
 });
 
+Deno.test("walk(): a record header split across pages (8 bytes left on the page)", () => {
+  // 40 (long header) + 24 + 8120 = 8184: the second record starts 8 bytes before the page ends.
+  const w = build([8120, 100, 50]);
+  assert.equal(w.starts[1]! % BigInt(PAGE_BYTES), BigInt(PAGE_BYTES - 8));
+  const r = walk(segmentBytes(w.segs, SEG), w.starts[0]!, opts);
+  assert.equal(r.records, 3);
+  assert.equal(r.end, w.end);
+  assert.equal(r.stop, "end");
+});
+
 Deno.test("walk(): a flipped byte ends the WAL at that record (CRC), a missing segment at its start", () => {
   const w = build([100, 200, 300, 400]);
   const bad = new Map([...w.segs].map(([k, v]) => [k, v.slice()]));

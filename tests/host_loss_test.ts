@@ -224,7 +224,7 @@ Deno.test("a WAL sink on a full disk says so in one line, and the primary's comm
       "private",
       "sh",
       "-c",
-      'mkdir -p "$0" && mount -t tmpfs -o size=20m tmpfs "$0" && exec "$@"',
+      'mkdir -p "$0" && mount -t tmpfs -o size=20m,mode=0755 tmpfs "$0" && exec "$@"',
       `${root}/tiny`,
     ],
     env: { BEYOND_PG_SINK_DIR: `${root}/tiny/wal` },

@@ -61,6 +61,7 @@ export async function runSink(s: SinkSettings, latch: StopLatch): Promise<number
     name: s.name,
     primary: s.primary,
     passfile: passfilePath({ runDir: s.runDir }),
+    beforeStart: () => void store.dropTornPartials(),
   }, latch.signal);
   const started = Date.now();
   let primaryLsn: bigint | undefined;

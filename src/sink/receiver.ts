@@ -19,6 +19,8 @@ export interface ReceiverOptions {
   name: string;
   primary: { host: string; port: number };
   passfile: string;
+  /** Before each start of pg_receivewal (the store removes a torn `.partial`). */
+  beforeStart?: () => void;
 }
 
 export interface ReceiverState {
@@ -46,6 +48,9 @@ export function explain(line: string, dir: string): string {
   return text;
 }
 
+/** A run that stays up this long clears the last error. */
+const CLEAR_AFTER_MS = 5000;
+
 export class Receiver {
   readonly state: ReceiverState = {
     up: false,
@@ -57,6 +62,8 @@ export class Receiver {
   readonly #loop: ChildLoop;
   readonly #stop: AbortSignal;
   #ups = 0;
+  /** This run's first telling error (a later "disconnected" does not replace it). */
+  #runError: string | undefined;
 
   constructor(o: ReceiverOptions, stop: AbortSignal) {
     this.#stop = stop;
@@ -70,10 +77,13 @@ export class Receiver {
       pump: (_source, stream, tap) =>
         pipeLines(stream, (line) => {
           tap?.(line);
-          if (/error|fatal|could not/i.test(line)) {
-            this.state.lastError = explain(line, o.dir);
-            this.state.diskFull = /No space left/i.test(line);
-            log.warn(`wal-sink: ${this.state.lastError}`);
+          if (/error|fatal|could not|should be 0 or/i.test(line)) {
+            const text = explain(line, o.dir);
+            log.warn(`wal-sink: ${text}`);
+            const generic = /^(error: )?disconnected$/i.test(text.trim());
+            if (!generic || this.#runError === undefined) this.#runError = text;
+            this.state.lastError = this.#runError;
+            if (/No space left/i.test(line)) this.state.diskFull = true;
           } else log.info(`pg_receivewal: ${line}`);
         }),
     };
@@ -82,6 +92,12 @@ export class Receiver {
       {
         launch: () => {
           this.state.starts++;
+          this.#runError = undefined;
+          try {
+            o.beforeStart?.();
+          } catch (error) {
+            log.warn(`wal-sink: before starting pg_receivewal: ${String(error)}`);
+          }
           return new Child({
             name: "pg_receivewal",
             cmd: o.bin,
@@ -117,8 +133,16 @@ export class Receiver {
         up: () => {
           this.state.reconnects = Math.max(0, ++this.#ups - 1);
           this.state.up = true;
-          this.state.lastError = undefined;
-          this.state.diskFull = false;
+          // A start that fails right away (a full disk) must not wipe the reason: it is
+          // cleared once this run has stayed up for a while.
+          const run = this.state.starts;
+          const t = setTimeout(() => {
+            if (this.state.up && this.state.starts === run) {
+              this.state.lastError = undefined;
+              this.state.diskFull = false;
+            }
+          }, CLEAR_AFTER_MS);
+          Deno.unrefTimer(t);
         },
         down: () => (this.state.up = false),
         exited: () => (this.state.up = false),

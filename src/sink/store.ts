@@ -147,6 +147,35 @@ export class SinkStore {
     return this.#read(name, 0).subarray(0, Number(st.end - segStart));
   }
 
+  /**
+   * A `.partial` that is neither empty nor a whole segment is what pg_receivewal leaves when
+   * padding a new file failed (a full disk): zeros only, no WAL. It refuses to start on such a
+   * file ("has N bytes, should be 0 or 16777216"), so the sink would stay down after the space
+   * is freed; remove it. One with any non-zero byte is kept (and reported by pg_receivewal).
+   */
+  dropTornPartials(): string[] {
+    const dropped: string[] = [];
+    for (const f of this.#files().filter((x) => x.partial)) {
+      const path = `${this.#dir}/${f.name}.partial`;
+      const size = this.#tree.stat(path)?.size ?? 0;
+      if (size === 0 || size === SEGMENT_BYTES) continue;
+      const bytes = this.#read(`${f.name}.partial`, 0);
+      if (!allZero(bytes)) {
+        log.warn(
+          `wal-sink: ${f.name}.partial has ${size} bytes with WAL in them; move it away if pg_receivewal refuses it`,
+        );
+        continue;
+      }
+      this.#tree.remove(path, false);
+      if (this.#partial?.name === f.name) this.#partial = undefined;
+      dropped.push(`${f.name}.partial`);
+      log.warn(
+        `wal-sink: removed ${f.name}.partial (${size} bytes of zeros: a new segment that could not be padded, e.g. on a full disk)`,
+      );
+    }
+    return dropped;
+  }
+
   /** Remove complete segments beyond `keepMb`, oldest first; the newest two always stay. */
   prune(keepMb: number): string[] {
     const complete = this.#files().filter((f) => !f.partial);
@@ -158,4 +187,12 @@ export class SinkStore {
     }
     return drop.map((f) => f.name);
   }
+}
+
+function allZero(b: Uint8Array): boolean {
+  const whole = b.byteOffset % 8 === 0 ? Math.floor(b.length / 8) : 0;
+  const w = new BigUint64Array(b.buffer, b.byteOffset, whole);
+  for (let i = 0; i < w.length; i++) if (w[i] !== 0n) return false;
+  for (let i = whole * 8; i < b.length; i++) if (b[i] !== 0) return false;
+  return true;
 }

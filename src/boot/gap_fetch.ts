@@ -64,11 +64,15 @@ export function localWal(ctx: BootContext): (LocalWal & { segment?: Uint8Array }
         : 0
     );
   for (const s of segs) {
-    const bytes = trees.data.readBytes(`${layout.walDir}/${s.name}`);
-    if (!bytes || bytes.length !== SEGMENT_BYTES) continue;
-    const h = readPageHeader(bytes.subarray(0, 40));
+    const path = `${layout.walDir}/${s.name}`;
+    // The first page header first: recycled segments (an old address) are skipped unread.
+    const head = readHead(trees.data, path, 40);
+    if (!head) continue;
+    const h = readPageHeader(head);
     const start = s.id.number * BigInt(SEGMENT_BYTES);
     if (h.magic !== magic || h.pageaddr !== start || h.sysid?.toString() !== sysid) continue;
+    const bytes = trees.data.readBytes(path);
+    if (!bytes || bytes.length !== SEGMENT_BYTES) continue;
     const src = segmentBytes(new Map([[s.id.number, bytes]]), SEGMENT_BYTES);
     const o = { format, timeline: s.id.timeline, sysid: BigInt(sysid) };
     const first = firstRecord(src, start, o);
@@ -76,6 +80,25 @@ export function localWal(ctx: BootContext): (LocalWal & { segment?: Uint8Array }
     return { sysid, timeline: s.id.timeline, end, segment: bytes };
   }
   return undefined;
+}
+
+function readHead(tree: BootContext["trees"]["data"], path: string, n: number) {
+  let f: Deno.FsFile | undefined;
+  try {
+    f = tree.open(path, { read: true });
+    const b = new Uint8Array(n);
+    let got = 0;
+    while (got < n) {
+      const k = f.readSync(b.subarray(got));
+      if (k === null || k === 0) return undefined;
+      got += k;
+    }
+    return b;
+  } catch {
+    return undefined;
+  } finally {
+    f?.close();
+  }
 }
 
 interface SinkClient {

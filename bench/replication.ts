@@ -2,7 +2,8 @@
  * Issue 15 benchmark (Tier 2), side by side in one run on loopback:
  *   1. pgbench TPS (TPC-B, 4 clients, on the direct port): the primary alone vs with one async
  *      replica vs `ANY 1 (r1, r2)` at `remote_write` and at `on`; replica replay lag (bytes)
- *      p50/p99 sampled every 100 ms under the async load;
+ *      p50/p99 sampled every 100 ms under the async load; the replica's clone (boot) vs a bare
+ *      `pg_basebackup` of the same primary;
  *   2. the failover drill (tests/support/drill.ts) N times: kill -9 of the primary's tree →
  *      first write accepted on the promoted replica; median vs the goal of 5 s, with the
  *      promote RPC's own share and the time until the synchronous quorum is met again.
@@ -13,7 +14,13 @@ import postgres from "postgres";
 import { ok } from "../tests/support/control.ts";
 import { cleanup, type Instance } from "../tests/support/harness.ts";
 import { runDrill } from "../tests/support/drill.ts";
-import { READY, startPrimary, startReplica, streaming } from "../tests/support/replication.ts";
+import {
+  READY,
+  REPL_PASSWORD,
+  startPrimary,
+  startReplica,
+  streaming,
+} from "../tests/support/replication.ts";
 import { median, runsFromArgs, sh } from "./lib.ts";
 
 const runs = runsFromArgs(5);
@@ -59,6 +66,25 @@ if (only !== "failover") {
     nodes.push(r1);
     await r1.waitFor(READY, 120_000);
     await streaming(p0, "r1");
+    // The clone (boot's initdb phase on a replica) vs a bare pg_basebackup of the same primary.
+    const st = await ok<{ phases: Record<string, number> }>(r1, "status");
+    const cloneMs = st.phases["initdb_ms"] ?? NaN;
+    const bare = await Deno.makeTempDir({ prefix: "bpg-basebackup-" });
+    const tb = performance.now();
+    await sh(`${binDir}/pg_basebackup`, [
+      "-d",
+      `host=127.0.0.1 port=${p0.directPort} user=beyond_replicator sslmode=require`,
+      "-D",
+      `${bare}/d`,
+      "-X",
+      "stream",
+      "-c",
+      "fast",
+      "-w",
+    ], { env: { PGPASSWORD: REPL_PASSWORD } });
+    const bareMs = performance.now() - tb;
+    const mb = Number((await sh("du", ["-sm", `${bare}/d`])).split("\t")[0]);
+    await Deno.remove(bare, { recursive: true });
     const db = postgres({
       host: "127.0.0.1",
       port: p0.directPort,
@@ -96,6 +122,13 @@ if (only !== "failover") {
     for (const [k, v] of Object.entries(tps)) {
       console.log(`  ${k.padEnd(22)} ${v.toFixed(0).padStart(6)} tps  ${(v / base).toFixed(2)}×`);
     }
+    console.log(
+      `replica clone (${mb} MB): ${Math.round(cloneMs)} ms (${
+        (mb / (cloneMs / 1000)).toFixed(0)
+      } MB/s) vs bare pg_basebackup ${Math.round(bareMs)} ms (${
+        (mb / (bareMs / 1000)).toFixed(0)
+      } MB/s) → ${(cloneMs / bareMs).toFixed(2)}×`,
+    );
     console.log(
       `replica replay lag under the async load: p50 ${Math.round(pct(lag, 50) / 1024)} KiB, p99 ${
         Math.round(pct(lag, 99) / 1024)

@@ -9,7 +9,9 @@ import { pipeLines } from "../logs/lines.ts";
 import { command } from "../process/command.ts";
 import { spawnTracked } from "../process/registry.ts";
 import { run } from "../process/spawner.ts";
-import { OperatorError } from "../util/errors.ts";
+import { errorMessage, OperatorError } from "../util/errors.ts";
+import { log } from "../util/log.ts";
+import { sleep } from "../util/sleep.ts";
 import type { BootContext } from "./boot.ts";
 import { upstreamOf } from "./replication.ts";
 
@@ -135,6 +137,64 @@ export async function cloneFrom(
   }
 }
 
+/** One SQL statement on the primary as the replication role; its single value. */
+async function sourceQuery(ctx: BootContext, conninfo: string, sql: string): Promise<string> {
+  const r = await run(`${ctx.bins.binDir}/psql`, [
+    "-X",
+    "-A",
+    "-t",
+    "-w",
+    "-d",
+    conninfo,
+    "-c",
+    sql,
+  ], {
+    ...ctx.runAs.switchTo,
+    env: toolEnv(),
+    check: false,
+    timeoutMs: 30_000,
+  });
+  if (r.code !== 0) throw new OperatorError(`on the primary: ${toolProblem(r.stderr)}`);
+  return r.stdout.trim();
+}
+
+/**
+ * A primary promoted moments ago still has its old timeline in pg_control until its first
+ * checkpoint ends, and pg_rewind (≤ 15) reads the timeline from there: it would answer "no
+ * rewind required" and leave a diverged former primary that then cannot follow ("requested
+ * timeline 2 is not a child of this server's history"). So: when the source's checkpoint is on
+ * an older timeline than its WAL, ask for a checkpoint (the role has pg_checkpoint) and wait.
+ */
+async function sourceCheckpointed(
+  ctx: BootContext,
+  at: { host: string; port: number },
+  conninfo: string,
+): Promise<void> {
+  const check = `SELECT CASE WHEN pg_is_in_recovery() THEN 'ok' WHEN
+      (SELECT timeline_id FROM pg_control_checkpoint()) <
+      ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int
+    THEN 'behind' ELSE 'ok' END`;
+  const deadline = Date.now() + 60_000;
+  let asked = false;
+  while ((await sourceQuery(ctx, conninfo, check)) === "behind") {
+    if (!asked) {
+      log.info(
+        `rewind: the primary ${at.host}:${at.port} was just promoted; waiting for its first checkpoint on the new timeline`,
+      );
+      await sourceQuery(ctx, conninfo, "CHECKPOINT").catch((e) =>
+        log.warn(`rewind: CHECKPOINT on the primary: ${errorMessage(e)}; waiting for its own`)
+      );
+      asked = true;
+    }
+    if (Date.now() > deadline) {
+      throw new OperatorError(
+        `the primary ${at.host}:${at.port} has not checkpointed on its new timeline within 60 s; run CHECKPOINT there, then retry`,
+      );
+    }
+    await sleep(250);
+  }
+}
+
 /**
  * pg_rewind this (stopped) data directory onto the primary's timeline. A target that was not
  * shut down cleanly is recovered first by pg_rewind itself (single-user mode); a target that
@@ -145,6 +205,7 @@ export async function rewindFrom(
   at: { host: string; port: number },
 ): Promise<string> {
   const conninfo = `${upstreamConninfo(upstreamOf(ctx, at))} dbname=postgres`;
+  await sourceCheckpointed(ctx, at, conninfo);
   const r = await run(`${ctx.bins.binDir}/pg_rewind`, [
     `--target-pgdata=${ctx.layout.pgdata}`,
     `--source-server=${conninfo}`,

@@ -221,6 +221,13 @@ async function ensureReplicationRole(
     for (const m of missing) {
       await admin.query(`GRANT EXECUTE ON FUNCTION ${m["f"]} TO ${quoteIdent(role)}`);
     }
+    // A rewind against a just promoted primary asks it for a checkpoint (upstream.ts).
+    const [ck] = await admin.query(
+      `SELECT pg_has_role(${quoteLiteral(role)}, 'pg_checkpoint', 'MEMBER') AS member`,
+    );
+    if (ck?.["member"] === "f") {
+      await admin.query(`GRANT pg_checkpoint TO ${quoteIdent(role)}`);
+    }
   }
   if (input.slots?.length) {
     const rows = await admin.query("SELECT slot_name FROM pg_replication_slots");

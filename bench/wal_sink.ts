@@ -218,7 +218,9 @@ if (!only || only === "gap") {
     await sh("mv", [`${data}.snap`, data]);
     const next = await startSupervisor(restart);
     await next.waitFor(READY, 180_000);
-    const st = await ok<{ walSinks: { gapFetch: { ms: number; bytes: number; outcome: string } } }>(
+    const st = await ok<
+      { walSinks: { gapFetch: { ms: number; bytes: number; outcome: string; steps: unknown } } }
+    >(
       next,
       "status",
     );
@@ -231,7 +233,7 @@ if (!only || only === "gap") {
         (Number(lost) / 2 ** 20).toFixed(0)
       } MiB of WAL written after the copy) in ${g.ms} ms (goal ≤ 2000 ms for 64 MB: ${
         g.ms <= 2000 ? "PASS" : "FAIL"
-      }); rows after boot ${rows} of 60000`,
+      }); rows after boot ${rows} of 60000; steps ${JSON.stringify(g.steps)}`,
     );
   } finally {
     await cleanup();

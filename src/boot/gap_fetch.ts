@@ -30,6 +30,8 @@ import { clusterSysid } from "./cluster.ts";
 export interface GapResult {
   outcome: "no gap" | "fetched" | "no sink reachable" | "refused" | "failed";
   ms: number;
+  /** Where the time went: reading the volume's WAL, the sinks' listings, fetching, placing. */
+  steps?: { localMs: number; listMs: number; fetchMs?: number; placeMs?: number };
   /** The volume's WAL end before, and after placing what was fetched. */
   localEnd?: string;
   end?: string;
@@ -207,6 +209,7 @@ export async function fetchGap(
   const r = ctx.settings.replication;
   const ms = () => Math.round(performance.now() - t0);
   const local = localWal(ctx);
+  const localMs = ms();
   if (!local) {
     return {
       outcome: "failed",
@@ -248,6 +251,7 @@ export async function fetchGap(
   }
   for (const line of refused.values()) log.error(`gap fetch: ${line}`);
   const answered = [...listings.keys()];
+  const listMs = ms() - localMs;
   let warning: string | undefined;
   if (answered.length < need) {
     warning =
@@ -279,6 +283,7 @@ export async function fetchGap(
       return {
         outcome,
         ms: ms(),
+        steps: { localMs, listMs },
         localEnd: formatLsn(local.end),
         answered,
         refused: refusedLines,
@@ -288,6 +293,7 @@ export async function fetchGap(
     const chosen = plan.sink;
     const c = clients.find((x) => x.ref.name === chosen)!;
     try {
+      const tFetch = ms();
       const fetched: { name: string; bytes: Uint8Array }[] = [];
       for (const seg of plan.segments) {
         const body = await c.get(seg.partial ? `${seg.name}.partial` : seg.name);
@@ -313,6 +319,7 @@ export async function fetchGap(
           false,
         );
       }
+      const tPlace = ms();
       let bytes = 0;
       for (const f of fetched) {
         const full = new Uint8Array(SEGMENT_BYTES);
@@ -324,6 +331,7 @@ export async function fetchGap(
       const result: GapResult = {
         outcome: "fetched",
         ms: ms(),
+        steps: { localMs, listMs, fetchMs: tPlace - tFetch, placeMs: ms() - tPlace },
         localEnd: formatLsn(local.end),
         end: formatLsn(plan.end),
         bytes,
@@ -337,7 +345,9 @@ export async function fetchGap(
       log.info(
         `gap fetch: placed ${bytes} bytes of WAL (${fetched.length} segment(s), ${
           segmentName(parseSegment(first.name)!)
-        } on) from sink ${c.ref.name}: WAL now ends at ${result.end} (was ${result.localEnd}), ${result.ms} ms`,
+        } on) from sink ${c.ref.name}: WAL now ends at ${result.end} (was ${result.localEnd}), ${result.ms} ms (${
+          JSON.stringify(result.steps)
+        })`,
       );
       return result;
     } catch (error) {

@@ -144,6 +144,43 @@ Deno.test("replica: clone, hot standby reads, sync standbys by SIGHUP, promote b
   }
 });
 
+Deno.test("a standby that went past the fork without a rewind is rewound at its next boot", async () => {
+  const p0 = await startPrimary("p0");
+  try {
+    await p0.waitFor(READY, 60_000);
+    await sql(p0, "CREATE TABLE t (id int primary key); INSERT INTO t VALUES (1)");
+    const r1 = await startReplica("r1", p0);
+    await r1.waitFor(READY, 120_000);
+    await streaming(p0, "r1");
+    await ok(r1, "promote");
+    await sql(r1, "INSERT INTO t VALUES (2)");
+    // The old primary checkpoints past the fork, then is made a standby with no rewind (what
+    // PG 15's pg_rewind did against a primary promoted moments before: "no rewind required").
+    await sql(p0, "INSERT INTO t VALUES (-1); CHECKPOINT");
+    assert.equal(await p0.stop(), 0);
+    await Deno.writeTextFile(`${p0.pgdata}/standby.signal`, "");
+    await ok(r1, "add-standby", { name: "p0" });
+    const p0b = await startReplica("p0", r1, {}, {
+      root: p0.root,
+      port: p0.port,
+      directPort: p0.directPort,
+      httpPort: p0.httpPort,
+    });
+    await p0b.waitFor(READY, 120_000);
+    assert.ok(
+      p0b.lines.some((l) => /past the point where the primary .* forked off/.test(l)),
+      "rewound",
+    );
+    await until(
+      "it follows timeline 2",
+      async () => (await sql(p0b, "SELECT count(*) FROM t WHERE id = 2")) === "1",
+    );
+    assert.equal(await sql(p0b, "SELECT count(*) FROM t WHERE id = -1"), "0");
+  } finally {
+    await cleanup();
+  }
+});
+
 Deno.test("replica bad inputs: wrong primary, wrong password, another cluster — one line each, no half clone", async () => {
   const p0 = await startPrimary("p0");
   try {

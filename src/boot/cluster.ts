@@ -19,3 +19,9 @@ export function clusterSysid(data: PgTree, layout: Pick<Layout, "pgdata">): stri
 export function clusterCheckpointTimeline(data: PgTree, layout: Pick<Layout, "pgdata">): number {
   return controlTimeline(control(data, layout));
 }
+
+/** The latest checkpoint's location (pg_control's checkPoint, after the state and time). */
+export function clusterCheckpointLsn(data: PgTree, layout: Pick<Layout, "pgdata">): bigint {
+  const c = control(data, layout);
+  return new DataView(c.buffer, c.byteOffset).getBigUint64(32, true);
+}

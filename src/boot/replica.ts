@@ -15,8 +15,15 @@ import { errorMessage, OperatorError } from "../util/errors.ts";
 import { log } from "../util/log.ts";
 import { sleep } from "../util/sleep.ts";
 import type { BootContext } from "./boot.ts";
-import { clusterSysid } from "./cluster.ts";
-import { cloneFrom, type CloneProgress, identifyUpstream, rewindFrom } from "./upstream.ts";
+import { clusterCheckpointLsn, clusterCheckpointTimeline, clusterSysid } from "./cluster.ts";
+import {
+  cloneFrom,
+  type CloneProgress,
+  identifyUpstream,
+  rewindFrom,
+  upstreamHistory,
+} from "./upstream.ts";
+import { leftHistory, parseHistory } from "../wal/lineage.ts";
 
 export const STANDBY_SIGNAL = "standby.signal";
 
@@ -77,19 +84,12 @@ export async function prepareStandby(ctx: BootContext, h: ReplicaBootHooks): Pro
   const { trees, layout } = ctx;
   const signal = `${layout.pgdata}/${STANDBY_SIGNAL}`;
   const local = clusterSysid(trees.data, layout);
-  if (!trees.data.exists(signal)) {
-    log.warn(
-      `replica: this volume is not a standby (it was a primary, or was promoted) and BEYOND_PG_TIER=replica: rewinding it onto ${at.host}:${at.port} with pg_rewind; its WAL past the fork is discarded`,
-    );
-    await untilDone(`rewinding onto ${at.host}:${at.port}`, async () => {
-      await checkSameCluster(ctx, at, local);
-      const last = await rewindFrom(ctx, at);
-      log.info(`replica: pg_rewind: ${last}`);
-    }, h);
-    trees.data.remove(`${layout.pgdata}/recovery.signal`, false);
-  } else {
+  const standby = trees.data.exists(signal);
+  let diverged = false;
+  if (standby) {
     try {
       await checkSameCluster(ctx, at, local);
+      diverged = await leftPrimaryHistory(ctx, at);
     } catch (error) {
       if (error instanceof OperatorError && error.exitCode === 2) throw error;
       log.warn(
@@ -99,7 +99,44 @@ export async function prepareStandby(ctx: BootContext, h: ReplicaBootHooks): Pro
       );
     }
   }
+  if (!standby || diverged) {
+    log.warn(
+      diverged
+        ? `replica: this standby's latest checkpoint is past the point where the primary ${at.host}:${at.port} forked off its timeline (it was not rewound after a failover): rewinding it with pg_rewind; its WAL past the fork is discarded`
+        : `replica: this volume is not a standby (it was a primary, or was promoted) and BEYOND_PG_TIER=replica: rewinding it onto ${at.host}:${at.port} with pg_rewind; its WAL past the fork is discarded`,
+    );
+    await untilDone(`rewinding onto ${at.host}:${at.port}`, async () => {
+      await checkSameCluster(ctx, at, local);
+      const last = await rewindFrom(ctx, at);
+      log.info(`replica: pg_rewind: ${last}`);
+    }, h);
+    trees.data.remove(`${layout.pgdata}/recovery.signal`, false);
+  }
   trees.data.writeAtomic(signal, "", 0o600);
+}
+
+/**
+ * A standby volume that went past the primary's fork point (leftHistory): postgres would refuse
+ * to follow, every start. Any failure to tell (the primary unreachable) is "no": the standby
+ * starts, and streaming says the rest.
+ */
+async function leftPrimaryHistory(
+  ctx: BootContext,
+  at: { host: string; port: number },
+): Promise<boolean> {
+  try {
+    const { trees, layout } = ctx;
+    const timeline = clusterCheckpointTimeline(trees.data, layout);
+    const up = await identifyUpstream(ctx, at);
+    if (up.timeline === timeline) return false;
+    const history = up.timeline > timeline
+      ? parseHistory(await upstreamHistory(ctx, at, up.timeline))
+      : [];
+    return leftHistory(clusterCheckpointLsn(trees.data, layout), timeline, up.timeline, history);
+  } catch (error) {
+    log.debug(`replica: history check skipped: ${errorMessage(error)}`);
+    return false;
+  }
 }
 
 /** Throws (exit 2) when the primary is another cluster; other failures are transient. */

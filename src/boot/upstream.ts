@@ -64,6 +64,34 @@ export async function identifyUpstream(
   return { sysid, timeline: Number(tli), lsn: lsn ?? "" };
 }
 
+/** The primary's history file of `timeline` (TIMELINE_HISTORY on a replication connection). */
+export async function upstreamHistory(
+  ctx: BootContext,
+  at: { host: string; port: number },
+  timeline: number,
+): Promise<string> {
+  const conninfo = `${upstreamConninfo(upstreamOf(ctx, at))} replication=true dbname=replication`;
+  const r = await run(`${ctx.bins.binDir}/psql`, [
+    "-X",
+    "-A",
+    "-t",
+    "-w",
+    "-d",
+    conninfo,
+    "-c",
+    `TIMELINE_HISTORY ${Math.trunc(timeline)}`,
+  ], { ...ctx.runAs.switchTo, env: toolEnv(), check: false, timeoutMs: 20_000 });
+  const bar = r.stdout.indexOf("|");
+  if (r.code !== 0 || bar < 0) {
+    throw new OperatorError(
+      `cannot read timeline ${timeline}'s history from ${at.host}:${at.port}: ${
+        toolProblem(r.stderr)
+      }`,
+    );
+  }
+  return r.stdout.slice(bar + 1);
+}
+
 export interface CloneProgress {
   doneKb: number;
   totalKb: number;

@@ -160,6 +160,12 @@ class Reader {
     len: number,
     rem: number | undefined,
   ): { bytes: Uint8Array; next: bigint } | StopReason {
+    // Within one page (most records): the bytes as they are, no copy.
+    const inFirst = Number(pos % BigInt(PAGE_BYTES));
+    if (inFirst !== 0 && inFirst + len <= PAGE_BYTES) {
+      const b = this.#src.get(pos, len);
+      return b ? { bytes: b, next: pos + BigInt(len) } : "no-data";
+    }
     const out = new Uint8Array(len);
     let got = 0;
     let p = pos;
@@ -249,7 +255,7 @@ export function walk(src: WalBytes, start: bigint, o: WalkOptions): WalkResult {
     // The header first (it may be split across pages), then the whole record.
     const head = r.read(pos, RECORD_HEADER, undefined);
     if (typeof head === "string") return done(head);
-    const hv = new DataView(head.bytes.buffer);
+    const hv = new DataView(head.bytes.buffer, head.bytes.byteOffset, head.bytes.byteLength);
     const total = hv.getUint32(0, true);
     if (total === 0) return done("end", `zeros at ${hex(pos)}`);
     if (total < RECORD_HEADER || total > 1 << 30) {
@@ -265,7 +271,7 @@ export function walk(src: WalBytes, start: bigint, o: WalkOptions): WalkResult {
     const rec = r.read(pos, total, total);
     if (typeof rec === "string") return done(rec);
     const b = rec.bytes;
-    const want = new DataView(b.buffer).getUint32(20, true);
+    const want = new DataView(b.buffer, b.byteOffset, b.byteLength).getUint32(20, true);
     const crc = crc32cFinish(
       crc32cUpdate(crc32cUpdate(CRC32C_INIT, b.subarray(RECORD_HEADER)), b.subarray(0, 20)),
     );
@@ -288,6 +294,9 @@ export function segmentBytes(
   const size = BigInt(segmentSize);
   return {
     get(lsn, len) {
+      const first = segments.get(lsn / size);
+      const off0 = Number(lsn % size);
+      if (first && off0 + len <= first.length) return first.subarray(off0, off0 + len);
       const out = new Uint8Array(len);
       let got = 0;
       while (got < len) {

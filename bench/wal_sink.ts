@@ -93,6 +93,21 @@ function usage(pids: number[]): { rssKb: number; ticks: number } {
   return { rssKb, ticks };
 }
 
+/** Roots given to restarts are not the harness's to remove: these are, at the end. */
+const roots: string[] = [];
+async function madeRoot(): Promise<string> {
+  const r = await tempRoot();
+  roots.push(r);
+  return r;
+}
+addEventListener("unload", () => {
+  for (const r of roots) {
+    try {
+      Deno.removeSync(r, { recursive: true });
+    } catch { /* gone */ }
+  }
+});
+
 console.log(`# WAL sink benchmark (loopback, 2 shared cores; pgbench -T ${SECONDS})`);
 
 async function primaryWithSinks(names: string[], extra: Record<string, string> = {}) {
@@ -100,7 +115,7 @@ async function primaryWithSinks(names: string[], extra: Record<string, string> =
   const sinks: Sink[] = [];
   for (const n of names) sinks.push(await startSink(n, directPort));
   const restart = {
-    root: await tempRoot(),
+    root: await madeRoot(),
     port: freePort(),
     directPort,
     httpPort: freePort(),
@@ -290,7 +305,7 @@ if (!only || only === "trials") {
     await cleanup();
   }
   try {
-    const root = await tempRoot();
+    const root = await madeRoot();
     const restart = {
       root,
       port: freePort(),

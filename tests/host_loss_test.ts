@@ -13,6 +13,7 @@ import {
   type Instance,
   killPids,
   psql,
+  removeRoot,
   startSupervisor,
   tempRoot,
 } from "./support/harness.ts";
@@ -119,6 +120,7 @@ Deno.test("host loss with 2 WAL sinks (ANY 1): every acknowledged commit survive
     assert.equal(await p.stop(), 0);
   } finally {
     await cleanup();
+    await removeRoot(root);
   }
 });
 
@@ -144,6 +146,7 @@ Deno.test("host loss without sinks loses the commits after the copy (the window 
     assert.ok(t.lost.length > 0, "without a sink the rewound volume must miss commits");
   } finally {
     await cleanup();
+    await removeRoot(root);
   }
 });
 
@@ -209,6 +212,7 @@ Deno.test("WAL sink bad inputs: a bad token, an unknown sink, another cluster's 
     assert.equal(await other.stop(), 0);
   } finally {
     await cleanup();
+    await removeRoot(root);
   }
 });
 
@@ -257,5 +261,6 @@ Deno.test("a WAL sink on a full disk says so in one line, and the primary's comm
     void big;
   } finally {
     await cleanup();
+    await removeRoot(root);
   }
 });

@@ -51,6 +51,10 @@ const commands: Record<string, { summary: string; load: () => Promise<Command> }
       "point-in-time restore into an empty data root: restore --to-time T | --to-lsn L | --latest",
     load: () => import("./src/cli/restore.ts").then((m) => m.main),
   },
+  "wal-sink": {
+    summary: "keep a primary's WAL on another host and serve it to its next boot (Tier 1.5)",
+    load: () => import("./src/cli/wal_sink.ts").then((m) => m.main),
+  },
   "log-receiver": {
     summary: "listen on vsock and print the supervisor's log frames (a host agent's view)",
     load: () => import("./src/cli/log_receiver.ts").then((m) => m.main),

@@ -17,7 +17,9 @@ import type { Context } from "../boot/context.ts";
 import { lockDataRoot } from "../boot/lock.ts";
 import { controlSocketTree, makeTrees } from "../boot/trees.ts";
 import { maxClientConn, PGBOUNCER_FD_HEADROOM } from "../config/pgbouncer.ts";
-import { controlCommands } from "../control/api.ts";
+import { controlCommands, replicationCommands } from "../control/api.ts";
+import { ReplicationOps } from "../control/replication.ts";
+import { replicationFamilies, ReplicationMonitor } from "../control/replication_status.ts";
 import { live, ready } from "../control/health.ts";
 import { collectMetrics } from "../control/metrics.ts";
 import { Operations } from "../control/operations.ts";
@@ -77,7 +79,7 @@ export async function runDatabase(ctx: Context, o: RootOptions): Promise<number>
         booted = b;
         await runnables.enter("booted");
       },
-      statusExtra: () => ({
+      statusExtra: (): Record<string, unknown> => ({
         tls: tls?.status() ??
           (booted?.tls
             ? {
@@ -87,10 +89,31 @@ export async function runDatabase(ctx: Context, o: RootOptions): Promise<number>
             }
             : { source: "off", ...(booted?.tlsProblem ? { problem: booted.tlsProblem } : {}) }),
         archive: archiving?.status() ?? { target: null },
+        replication: replicationStatus(ctx, monitor),
+        ...(ctx.settings.replication.sinks.length
+          ? {
+            walSinks: {
+              sinks: ctx.settings.replication.sinks.map((x) => x.name),
+              quorum: ctx.settings.replication.sinkQuorum,
+              ...(booted?.gap ? { gapFetch: booted.gap } : {}),
+            },
+          }
+          : {}),
       }),
     });
     o.latch.onStop((why) => sup.requestStop(why));
     const ops = new Operations(ctx, sup, { admin, tls: () => tls });
+    const monitor: ReplicationMonitor = new ReplicationMonitor(
+      admin,
+      () => ctx.replication,
+      (): boolean => sup.postgresUp,
+    );
+    const repl = new ReplicationOps(ctx, sup, {
+      admin,
+      monitor,
+      tls: () => tls?.material ?? booted?.tls,
+      archivePromote: () => archiving?.service?.lineage.allowPromote(),
+    });
 
     // ---- now: the operator surface ----------------------------------------------------
     runnables.add(
@@ -99,58 +122,70 @@ export async function runDatabase(ctx: Context, o: RootOptions): Promise<number>
         controlRunnable(
           ctx,
           o.inOwnVm,
-          makeDispatch(controlCommands(sup, ops, {
-            backup: {
-              summary: "base backup to the archive target (pg_basebackup streamed to S3)",
-              timeoutMs: 24 * 3600_000,
-              run: (a) => {
-                if (!archiving?.service) {
-                  throw new CommandError(
-                    "unavailable",
-                    "backup is not available: no archive target is configured (BEYOND_PG_ARCHIVE_TARGET)",
-                  );
-                }
-                return runBackupChild(
-                  ctx,
-                  typeof a["label"] === "string" ? a["label"] : undefined,
-                  { incremental: a["incremental"] === true },
-                ).then((m) => (archiveBackupTaken(ctx), m));
+          makeDispatch({
+            ...controlCommands(sup, ops, {
+              backup: {
+                summary: "base backup to the archive target (pg_basebackup streamed to S3)",
+                timeoutMs: 24 * 3600_000,
+                run: (a) => {
+                  if (!archiving?.service) {
+                    throw new CommandError(
+                      "unavailable",
+                      "backup is not available: no archive target is configured (BEYOND_PG_ARCHIVE_TARGET)",
+                    );
+                  }
+                  return runBackupChild(
+                    ctx,
+                    typeof a["label"] === "string" ? a["label"] : undefined,
+                    { incremental: a["incremental"] === true },
+                  ).then((m) => (archiveBackupTaken(ctx), m));
+                },
               },
-            },
-            verify: {
-              summary:
-                "prove the backups restorable: objects against manifests, WAL continuous and readable",
-              timeoutMs: 24 * 3600_000,
-              run: (a) => {
-                if (!archiving?.service) {
-                  throw new CommandError(
-                    "unavailable",
-                    "verify is not available: no archive target is configured (BEYOND_PG_ARCHIVE_TARGET)",
+              verify: {
+                summary:
+                  "prove the backups restorable: objects against manifests, WAL continuous and readable",
+                timeoutMs: 24 * 3600_000,
+                run: (a) => {
+                  if (!archiving?.service) {
+                    throw new CommandError(
+                      "unavailable",
+                      "verify is not available: no archive target is configured (BEYOND_PG_ARCHIVE_TARGET)",
+                    );
+                  }
+                  return runVerifyChild(
+                    ctx,
+                    typeof a["backup"] === "string" ? a["backup"] : undefined,
                   );
-                }
-                return runVerifyChild(
-                  ctx,
-                  typeof a["backup"] === "string" ? a["backup"] : undefined,
-                );
+                },
               },
-            },
-          })),
+            }),
+            ...replicationCommands(repl, monitor),
+          }),
         ),
     );
     runnables.add("now", () =>
       ctx.settings.http
         ? httpRunnable(ctx.settings.http, {
           live: () => live(sup),
-          ready: () => ready(sup, admin),
+          ready: async () => {
+            const r = await ready(sup, admin);
+            const waiting = monitor.problem;
+            return r.ready && waiting ? { ready: false, reason: waiting } : r;
+          },
+          json: { "/v1/pg/replication/lag": () => monitor.refresh() },
           metrics: async () =>
             renderFamilies(
               await collectMetrics(ctx, sup, admin, {
-                extra: () => [{
-                  name: "beyond_pg_log_lines_dropped_total",
-                  help: "Log lines dropped by the forwarder's rate limit or a slow sink.",
-                  type: "counter",
-                  samples: [{ value: forwarder.droppedTotal }],
-                }, ...(archiving?.metrics() ?? [])],
+                extra: () => [
+                  {
+                    name: "beyond_pg_log_lines_dropped_total",
+                    help: "Log lines dropped by the forwarder's rate limit or a slow sink.",
+                    type: "counter",
+                    samples: [{ value: forwarder.droppedTotal }],
+                  },
+                  ...(archiving?.metrics() ?? []),
+                  ...replicationFamilies(monitor.last),
+                ],
               }),
             ),
         })
@@ -165,7 +200,12 @@ export async function runDatabase(ctx: Context, o: RootOptions): Promise<number>
       close: () => archiving?.close(),
     }));
 
-    // ---- ready: the TLS watcher, the recovery-point keeper -----------------------------------
+    // ---- ready: the TLS watcher, the recovery-point keeper, the replication monitor -----------
+    runnables.add("ready", () => ({
+      name: "replication-monitor",
+      start: () => monitor.start(),
+      close: () => monitor.close(),
+    }));
     runnables.add("ready", () =>
       tls = new TlsWatcher({
         ctx,
@@ -256,8 +296,12 @@ function httpRunnable(
 function rpoRunnable(ctx: Context, admin: Admin): Runnable {
   const keeper = new RpoKeeper({
     probe: async () => {
+      // A standby writes nothing of its own (and cannot switch): nothing to keep.
       const [row] = await admin.query(
-        "SELECT pg_snapshot_xmax(pg_current_snapshot())::text AS xid, pg_current_wal_insert_lsn()::text AS lsn",
+        `SELECT CASE WHEN pg_is_in_recovery() THEN '0'
+           ELSE pg_snapshot_xmax(pg_current_snapshot())::text END AS xid,
+         CASE WHEN pg_is_in_recovery() THEN '0/0'
+           ELSE pg_current_wal_insert_lsn()::text END AS lsn`,
       );
       return {
         nextXid: BigInt(row?.["xid"] ?? "0"),
@@ -267,4 +311,28 @@ function rpoRunnable(ctx: Context, admin: Admin): Runnable {
     switchWal: async () => void await admin.query("SELECT pg_switch_wal()"),
   }, { timeoutS: ctx.settings.archiveTimeoutS, clock: realClock });
   return { name: "rpo-keeper", start: () => keeper.start(), close: () => keeper.close() };
+}
+
+/** Replication in `status`: what this node is, and the last snapshot's essentials. */
+function replicationStatus(ctx: Context, monitor: ReplicationMonitor): Record<string, unknown> {
+  const r = ctx.replication;
+  const snap = monitor.last;
+  return {
+    tier: ctx.settings.tier,
+    role: r.role,
+    name: ctx.settings.replication.standbyName,
+    ...(r.role === "replica" && r.upstream
+      ? { primary: `${r.upstream.host}:${r.upstream.port}` }
+      : {}),
+    ...(snap
+      ? {
+        inRecovery: snap.inRecovery,
+        timeline: snap.timeline,
+        lsn: snap.lsn,
+        ...(snap.standbys ? { standbys: snap.standbys } : {}),
+        ...(snap.sync ? { sync: snap.sync } : {}),
+        ...(snap.receiver ? { receiver: snap.receiver } : {}),
+      }
+      : {}),
+  };
 }

@@ -41,6 +41,11 @@ function isFile(path: string): boolean {
   }
 }
 
+/** PostgreSQL's bin directory: the one given, else the newest Debian-style install. */
+export function findBinDir(given?: string): string | undefined {
+  return given ?? newestDebianBinDir();
+}
+
 function newestDebianBinDir(): string | undefined {
   let best: [number, string] | undefined;
   try {

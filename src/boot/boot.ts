@@ -19,6 +19,10 @@ import { clearMarkers, firstBoot } from "./initdb.ts";
 import { findSeed } from "./seed.ts";
 import { resolveTls, type TlsMaterial, type TlsOptions } from "../tls/material.ts";
 import type { RunAs } from "./users.ts";
+import { installPassfile, type ReplicationNow, replicationPlanInput } from "./replication.ts";
+import { cloneInto, prepareStandby, type ReplicaBootHooks } from "./replica.ts";
+import { REPLICATION_ROLE } from "../config/replication_conf.ts";
+import { fetchGap, type GapResult } from "./gap_fetch.ts";
 
 export interface BootContext {
   /** Who may write where: every file we write goes through one of these. */
@@ -35,6 +39,8 @@ export interface BootContext {
   archiveCommand: string;
   /** Non-secret environment for hooks and children. */
   hookEnv: Record<string, string>;
+  /** What this node is in replication now (boot/replication.ts); RPCs change it. */
+  replication: ReplicationNow;
 }
 
 export interface BootResult {
@@ -47,6 +53,8 @@ export interface BootResult {
   plan: ConfigPlan;
   /** Paths rewritten this boot (unchanged files are not touched). */
   changed: string[];
+  /** The gap fetch from the WAL sinks (step 4a), when sinks are configured. */
+  gap?: GapResult;
 }
 
 export function checkMajor(trees: Trees, layout: Layout, major: number): void {
@@ -130,6 +138,7 @@ export function planFor(ctx: BootContext, tls: TlsMaterial | undefined): ConfigP
     pgbouncerVersion: ctx.bins.pgbouncerVersion,
     archiveCommand: ctx.archiveCommand,
     identUsers: [ctx.runAs.self, ctx.runAs.user.name],
+    replication: replicationPlanInput(ctx),
   });
 }
 
@@ -147,20 +156,33 @@ export function tlsOptions(ctx: BootContext): TlsOptions {
 }
 
 /** Everything postgres needs on disk, except for running hooks. */
-export async function prepareData(ctx: BootContext): Promise<Omit<BootResult, "hooksMs">> {
+export async function prepareData(
+  ctx: BootContext,
+  hooks: ReplicaBootHooks = {},
+): Promise<Omit<BootResult, "hooksMs">> {
   const { layout, runAs, trees } = ctx;
   makeTrees(trees);
+  installPassfile(trees, layout, {
+    user: REPLICATION_ROLE,
+    password: ctx.settings.replication.password?.reveal(),
+    owner: runAs.switchTo,
+  });
 
   checkMajor(trees, layout, ctx.bins.major);
   const t0 = performance.now();
   const fresh = !trees.data.exists(`${layout.pgdata}/PG_VERSION`);
+  const replica = ctx.replication.role === "replica";
   if (fresh) {
-    const seed = findSeed(ctx.settings.seedDir, ctx.bins, ctx.manifest, ctx.caps);
-    log.info(
-      `first boot: initializing ${layout.pgdata} (PostgreSQL ${ctx.bins.version}) from ${
-        seed ? `the seed in ${seed.dir}` : "initdb"
-      }`,
-    );
+    const seed = replica
+      ? undefined
+      : findSeed(ctx.settings.seedDir, ctx.bins, ctx.manifest, ctx.caps);
+    if (!replica) {
+      log.info(
+        `first boot: initializing ${layout.pgdata} (PostgreSQL ${ctx.bins.version}) from ${
+          seed ? `the seed in ${seed.dir}` : "initdb"
+        }`,
+      );
+    }
     await firstBoot({
       data: trees.data,
       layout,
@@ -168,9 +190,20 @@ export async function prepareData(ctx: BootContext): Promise<Omit<BootResult, "h
       runAs,
       password: ctx.settings.password,
       seed,
+      ...(replica ? { clone: cloneInto(ctx, hooks) } : {}),
     });
+  } else if (replica) {
+    await prepareStandby(ctx, hooks);
   }
   clearMarkers(trees.data, layout);
+  const initdbMs = Math.round(performance.now() - t0);
+  let gap: GapResult | undefined;
+  if (!fresh && !replica && ctx.settings.replication.sinks.length) {
+    gap = await fetchGap(ctx, {
+      ...(hooks.stop ? { stop: hooks.stop } : {}),
+      report: (problem) => hooks.report?.({ problem }),
+    });
+  }
   const t1 = performance.now();
 
   trees.data.ensureDir(layout.confDir, 0o700);
@@ -186,11 +219,12 @@ export async function prepareData(ctx: BootContext): Promise<Omit<BootResult, "h
   return {
     tls: tls.material,
     tlsProblem: tls.problem,
-    initdbMs: Math.round(t1 - t0),
+    initdbMs,
     configMs: Math.round(performance.now() - t1),
     firstBoot: fresh,
     plan,
     changed,
+    ...(gap ? { gap } : {}),
   };
 }
 
@@ -212,8 +246,8 @@ export async function runPreStart(ctx: BootContext): Promise<number> {
   return Math.round(performance.now() - t);
 }
 
-export async function boot(ctx: BootContext): Promise<BootResult> {
-  const prepared = await prepareData(ctx);
+export async function boot(ctx: BootContext, hooks: ReplicaBootHooks = {}): Promise<BootResult> {
+  const prepared = await prepareData(ctx, hooks);
   const hooksMs = await runPreStart(ctx);
   return { ...prepared, hooksMs };
 }

@@ -20,6 +20,7 @@ import { typoWarnings } from "../settings/typos.ts";
 import { log } from "../util/log.ts";
 import { defaultRunDir, defaultSeedDir } from "../settings/defaults.ts";
 import { archiveCommandFor } from "../wal/config.ts";
+import { initialReplication } from "./replication.ts";
 
 export interface ContextOptions {
   env?: Record<string, string>;
@@ -83,6 +84,7 @@ export async function buildContext(options: ContextOptions = {}): Promise<Contex
     vcpus: resources.vcpus,
     resourcesSource: resources.source,
     archiveCommand: archiveCommandFor(layout.runDir),
+    replication: initialReplication(settings),
     hookEnv: {
       PGDATA: layout.pgdata,
       PGHOST: layout.socketDir,

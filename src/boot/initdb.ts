@@ -94,12 +94,18 @@ export interface InitdbOptions {
   runAs: RunAs;
   password: Secret;
   seed: Seed | undefined;
+  /**
+   * A replica's first boot: fill the (not yet existing) staging directory from the primary
+   * instead (pg_basebackup); it is committed the same way, so a kill never leaves a
+   * half-cloned PGDATA that boots.
+   */
+  clone?: (staging: string) => Promise<void>;
 }
 
 /** Create a cluster in staging and commit it into PGDATA; returns how it was made. */
 export async function firstBoot(
-  { data, layout, bins, runAs, password, seed }: InitdbOptions,
-): Promise<"seed" | "initdb" | "existing"> {
+  { data, layout, bins, runAs, password, seed, clone }: InitdbOptions,
+): Promise<"seed" | "initdb" | "clone" | "existing"> {
   data.ensureDir(layout.pgdata, 0o700);
   data.ensureDir(layout.walDir, 0o700);
   const state = dataState(data, layout);
@@ -114,8 +120,11 @@ export async function firstBoot(
 
   // A unique name: a leftover initdb from a killed boot can only ever write into its own.
   const staging = `${layout.pgdata}/${STAGING}-${crypto.randomUUID().slice(0, 8)}`;
-  let how: "seed" | "initdb" = "initdb";
-  if (seed) {
+  let how: "seed" | "initdb" | "clone" = "initdb";
+  if (clone) {
+    await clone(staging);
+    how = "clone";
+  } else if (seed) {
     try {
       data.ensureDir(staging, 0o700);
       await copySeed(seed, staging, { bins, runAs, data });

@@ -6,22 +6,9 @@
  * with pg_controldata and then let pg_resetwal write WAL carrying the new identifier.
  */
 
-const table = (() => {
-  const t = new Uint32Array(256);
-  for (let n = 0; n < 256; n++) {
-    let c = n;
-    for (let k = 0; k < 8; k++) c = c & 1 ? (c >>> 1) ^ 0x82f63b78 : c >>> 1;
-    t[n] = c >>> 0;
-  }
-  return t;
-})();
+import { crc32c } from "../util/crc32c.ts";
 
-/** CRC-32C (Castagnoli), as PostgreSQL's COMP_CRC32C/FIN_CRC32C. */
-export function crc32c(bytes: Uint8Array): number {
-  let c = 0xffffffff;
-  for (const b of bytes) c = table[(c ^ b) & 0xff]! ^ (c >>> 8);
-  return (c ^ 0xffffffff) >>> 0;
-}
+export { crc32c };
 
 /** Offset of the CRC field in a pg_control image, or undefined when none verifies. */
 export function findCrcOffset(control: Uint8Array): number | undefined {

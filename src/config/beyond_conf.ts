@@ -13,6 +13,8 @@ export interface BeyondConfInput {
   /** Settings of extensions whose library is present. */
   extensionSettings: Record<string, ConfValue>;
   walCompression: string;
+  /** Extra listen addresses for replication peers (undefined: loopback only). */
+  listen?: string | undefined;
   /** archive_timeout in seconds (set only with an archive target; 0: off). */
   archiveTimeoutS?: number;
   /** summarize_wal (PostgreSQL 17+ with an archive target: incremental backups need it). */
@@ -22,7 +24,15 @@ export interface BeyondConfInput {
 export function beyondEntries(i: BeyondConfInput): ConfEntry[] {
   const entries: ConfEntry[] = [
     // Networking: PgBouncer owns the public port; postgres is loopback + socket only.
-    { name: "listen_addresses", value: "127.0.0.1", why: "direct port is loopback-only" },
+    i.listen === undefined
+      ? { name: "listen_addresses", value: "127.0.0.1", why: "direct port is loopback-only" }
+      : {
+        name: "listen_addresses",
+        value: i.listen === "*"
+          ? "*"
+          : [...new Set(["127.0.0.1", ...i.listen.split(",").map((a) => a.trim())])].join(", "),
+        why: "replication peers connect here (pg_hba.conf admits only them, with TLS)",
+      },
     { name: "port", value: i.directPort },
     { name: "unix_socket_directories", value: i.socketDir },
     // Logging: stderr only; files in PGDATA would fork with every branch.

@@ -10,6 +10,11 @@ import { renderHba, renderIdent } from "./hba.ts";
 import type { Layout } from "./layout.ts";
 import type { ExtensionSpec, Manifest } from "./manifest.ts";
 import { renderPgbouncerIni } from "./pgbouncer.ts";
+import {
+  REPLICATION_ROLE,
+  type ReplicationConfInput,
+  replicationEntries,
+} from "./replication_conf.ts";
 import { computeTuning, computeWalSizing, tuningEntries, walSizingEntries } from "./tuning.ts";
 import { pgbouncerTlsOptions, tlsEntries, type TlsFiles } from "./tls_conf.ts";
 
@@ -30,6 +35,8 @@ export interface PlanInput {
   volumeMb?: number | undefined;
   /** Resolved TLS files; undefined = TLS off (06-tls.conf removed). */
   tls?: TlsFiles | undefined;
+  /** 03-replication.conf as the node is now (role, primary, synchronous standbys). */
+  replication?: Omit<ReplicationConfInput, "volumeMb"> | undefined;
 }
 
 export interface PlannedFile {
@@ -79,6 +86,7 @@ export function planConfig(input: PlanInput): ConfigPlan {
       preload,
       extensionSettings,
       walCompression: caps.lz4 ? "lz4" : "pglz",
+      listen: settings.replication.listen,
       ...(settings.archiveTarget ? { archiveTimeoutS: settings.archiveTimeoutS } : {}),
       // Incremental backups (backup --incremental) read WAL summaries: PostgreSQL 17 and later.
       summarizeWal: !!settings.archiveTarget && caps.major >= 17,
@@ -132,7 +140,11 @@ export function planConfig(input: PlanInput): ConfigPlan {
       ),
       mode: 0o644,
     },
-    { path: `${layout.pgdata}/pg_hba.conf`, content: renderHba(), mode: 0o600 },
+    {
+      path: `${layout.pgdata}/pg_hba.conf`,
+      content: renderHba({ replicationRole: REPLICATION_ROLE, peers: settings.replication.peers }),
+      mode: 0o600,
+    },
     { path: `${layout.pgdata}/pg_ident.conf`, content: renderIdent(input.identUsers), mode: 0o600 },
     { path: `${layout.pgbouncerDir}/pgbouncer.ini`, content: ini.content, mode: 0o600 },
   ];
@@ -152,6 +164,32 @@ export function planConfig(input: PlanInput): ConfigPlan {
     });
   } else {
     remove.push(tlsConf);
+  }
+  const replConf = `${layout.confDir}/03-replication.conf`;
+  const repl = input.replication &&
+    replicationEntries({ ...input.replication, volumeMb: input.volumeMb });
+  if (repl) {
+    const gated = gateEntries(repl, caps, "03-replication.conf");
+    warnings.push(...gated.warnings);
+    files.push({
+      path: replConf,
+      content: renderConf(
+        MANAGED_HEADER(
+          `Replication: this node is ${
+            input.replication!.role === "primary" ? "the primary" : "a replica"
+          } (rewritten by promote, rejoin, set-primary and set-sync-standbys).`,
+        ),
+        gated.entries,
+      ),
+      mode: 0o644,
+    });
+  } else {
+    remove.push(replConf);
+  }
+  if (input.tls === undefined && settings.replication.peers.length) {
+    warnings.push(
+      "pg_hba.conf: replication peers are configured but TLS is off; replicas and sinks cannot connect (hostssl)",
+    );
   }
   if (settings.ephemeral) {
     files.push({

@@ -192,7 +192,7 @@ Deno.test("planConfig() creates 99-user.conf only once and never rewrites it", (
 });
 
 Deno.test("renderHba() is SCRAM with socket peer for postgres only, and has no trust line", () => {
-  const hba = renderHba();
+  const hba = renderHba({ replicationRole: "beyond_replicator", peers: ["10.0.0.0/24"] });
   assert.doesNotMatch(hba, /\btrust\b/);
   assert.doesNotMatch(hba, /\bmd5\b|\bpassword\b/);
   assert.match(hba, /^local\s+all\s+postgres\s+peer map=beyond$/m);
@@ -357,6 +357,7 @@ Deno.test("property: no generated pg_hba.conf, for any settings, has a trust (or
       BEYOND_PG_TLS_CLIENT_MODE: pick(["allow", "require"]),
       POSTGRES_DATABASE: pick(["postgres", "app", "trust"]),
       BEYOND_PG_OS_USER: pick(["postgres", "pg", "trust"]),
+      BEYOND_PG_REPLICATION_PEERS: pick(["", "10.0.0.0/8", "10.0.0.5,fd00::/64"]),
     });
     const plan = planConfig(planInputFixture({
       settings,
@@ -372,7 +373,10 @@ Deno.test("property: no generated pg_hba.conf, for any settings, has a trust (or
       const method = line.trim().split(/\s+/).find((w) =>
         /^(trust|md5|password|peer|scram-sha-256|reject|ident)$/.test(w)
       );
-      assert.ok(method === "peer" || method === "scram-sha-256", `rule "${line}"`);
+      assert.ok(
+        method === "peer" || method === "scram-sha-256" || method === "reject",
+        `rule "${line}"`,
+      );
       if (method === "peer") assert.match(line, /^local\s/);
     }
   }

@@ -1,11 +1,59 @@
 /** The control commands served by a running supervisor (see rpc/dispatch.ts for the mechanism). */
 import { CommandError, type CommandSpec } from "../rpc/dispatch.ts";
 import type { Operations } from "./operations.ts";
+import type { ReplicationOps } from "./replication.ts";
+import type { ReplicationMonitor } from "./replication_status.ts";
 import type { Supervisor } from "../supervise/supervisor.ts";
 
 export interface ExtraCommands {
   backup?: CommandSpec;
   verify?: CommandSpec;
+}
+
+/** The replication commands (control/replication.ts). */
+export function replicationCommands(
+  repl: ReplicationOps,
+  monitor: ReplicationMonitor,
+): Record<string, CommandSpec> {
+  const rejoin: CommandSpec = {
+    summary: "become a replica of primary=HOST:PORT (pg_rewind, then standby)",
+    timeoutMs: 3600_000,
+    run: (a) => repl.rejoin(a),
+  };
+  return {
+    replication: {
+      summary: "replication now: role, standbys and sinks (LSNs, lag), sync quorum, receiver",
+      timeoutMs: 5000,
+      run: () => monitor.refresh(),
+    },
+    promote: {
+      summary: "a replica becomes the primary (pg_promote); optional standbys=…, level=…",
+      timeoutMs: 90_000,
+      run: (a) => repl.promote(a),
+    },
+    rejoin,
+    demote: rejoin,
+    "set-primary": {
+      summary: "a replica follows primary=HOST:PORT (SIGHUP)",
+      timeoutMs: 30_000,
+      run: (a) => repl.setPrimary(a),
+    },
+    "add-standby": {
+      summary: "keep a slot for standby name=N on this primary",
+      timeoutMs: 30_000,
+      run: (a) => repl.addStandby(a),
+    },
+    "drop-standby": {
+      summary: "drop standby name=N's slot",
+      timeoutMs: 30_000,
+      run: (a) => repl.dropStandby(a),
+    },
+    "set-sync-standbys": {
+      summary: "what a commit waits for: standbys='ANY k (a, b)'|'FIRST k (…)'|off, level=…",
+      timeoutMs: 30_000,
+      run: (a) => repl.setSyncStandbys(a),
+    },
+  };
 }
 
 export function controlCommands(

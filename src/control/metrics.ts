@@ -94,7 +94,7 @@ export async function collectMetrics(
   const checkpointSql = ctx.bins.major >= 17
     ? "SELECT num_timed AS timed, num_requested AS requested FROM pg_stat_checkpointer"
     : "SELECT checkpoints_timed AS timed, checkpoints_req AS requested FROM pg_stat_bgwriter";
-  const [up, conns, archiver, wal, checkpoints, repl, pools] = await Promise.all([
+  const [up, conns, archiver, wal, checkpoints, pools] = await Promise.all([
     q("SELECT 1 AS one"),
     q(`SELECT coalesce(state, 'unknown') AS state, count(*) AS n FROM pg_stat_activity
        WHERE backend_type = 'client backend' GROUP BY 1`),
@@ -104,9 +104,6 @@ export async function collectMetrics(
     q(`SELECT pg_wal_lsn_diff(CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn()
          ELSE pg_current_wal_lsn() END, '0/0') AS bytes`),
     q(checkpointSql),
-    q(`SELECT application_name, coalesce(client_addr::text, 'local') AS client,
-         pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn) AS lag_bytes,
-         extract(epoch FROM replay_lag) AS lag_seconds FROM pg_stat_replication`),
     sup.pgbouncerUp
       ? attempt(admin.bouncer("SHOW POOLS", SQL_TIMEOUT_MS))
       : Promise.resolve(undefined),
@@ -172,24 +169,6 @@ export async function collectMetrics(
         "beyond_pg_checkpoints_requested_total",
         "Checkpoints requested (max_wal_size, CHECKPOINT).",
         num(checkpoints[0].requested),
-      ),
-    );
-  }
-  if (repl && repl.length) {
-    const labels = (r: Row) => ({
-      application_name: String(r.application_name),
-      client: String(r.client),
-    });
-    families.push(
-      gauge(
-        "beyond_pg_replication_lag_bytes",
-        "Replay lag of each standby in bytes.",
-        repl.map((r) => ({ labels: labels(r), value: num(r.lag_bytes) })),
-      ),
-      gauge(
-        "beyond_pg_replication_lag_seconds",
-        "Replay lag of each standby in seconds.",
-        repl.map((r) => ({ labels: labels(r), value: num(r.lag_seconds ?? 0) })),
       ),
     );
   }

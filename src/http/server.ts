@@ -20,6 +20,10 @@ export interface HttpHandlers {
   live(): boolean;
   ready(): Promise<{ ready: boolean; reason: string }>;
   metrics(): Promise<string>;
+  /** More GET paths answered with JSON (e.g. /v1/pg/replication/lag). */
+  json?: Record<string, () => Promise<unknown>>;
+  /** Anything else (the WAL sink's API): a response, or undefined for 404. */
+  other?: (req: { path: string; authorization?: string }) => Promise<HttpResponse | undefined>;
 }
 
 export interface HttpLimits {
@@ -62,7 +66,11 @@ export function parseHostPort(text: string): { hostname: string; port: number } 
 }
 
 /** The endpoints. */
-async function route(path: string, h: HttpHandlers): Promise<HttpResponse> {
+async function route(
+  req: { path: string; authorization?: string },
+  h: HttpHandlers,
+): Promise<HttpResponse> {
+  const path = req.path;
   try {
     if (path === "/healthz") {
       return h.live() ? { status: 200, body: "ok\n" } : { status: 503, body: "failed\n" };
@@ -85,6 +93,17 @@ async function route(path: string, h: HttpHandlers): Promise<HttpResponse> {
         headers: { "content-type": "text/plain; version=0.0.4; charset=utf-8" },
       };
     }
+    const json = h.json && Object.hasOwn(h.json, path) ? h.json[path] : undefined;
+    if (json) {
+      const body = await deadline(json().then((v) => JSON.stringify(v, null, 2) + "\n"), 4000, "");
+      return {
+        status: body ? 200 : 503,
+        body: body || "timed out\n",
+        headers: { "content-type": "application/json" },
+      };
+    }
+    const other = await h.other?.(req);
+    if (other) return other;
     return { status: 404, body: "not found: try /healthz, /readyz, /metrics\n" };
   } catch (error) {
     log.warn(`http ${path}: ${errorMessage(error)}`);
@@ -133,9 +152,12 @@ export function serveHttp(
   addr: { hostname: string; port: number },
   h: HttpHandlers,
   limits: Partial<HttpLimits> = {},
+  tls?: { cert: string; key: string },
 ): HttpServer {
   const l: HttpLimits = { ...defaultHttpLimits, ...limits };
-  const listener = Deno.listen({ ...addr, transport: "tcp" });
+  const listener: Deno.Listener = tls
+    ? Deno.listenTls({ ...addr, transport: "tcp", cert: tls.cert, key: tls.key })
+    : Deno.listen({ ...addr, transport: "tcp" });
   const where = `http ${addr.hostname}:${(listener.addr as Deno.NetAddr).port}`;
   const slots = new Set<Slot>(); // insertion order: the first is the oldest
   const stats = { accepted: 0, refused: 0, evicted: 0, timedOut: 0 };
@@ -177,7 +199,7 @@ export function serveHttp(
             body: head.body,
             ...(head.headers ? { headers: head.headers } : {}),
           }
-          : await route(head.path, h);
+          : await route(head, h);
         await writeAll(
           conn,
           renderResponse(res, { head: head.kind === "request" && head.method === "HEAD" }),

@@ -1,25 +1,26 @@
 /**
  * PURE: the little of HTTP/1.1 the health server speaks. A request head is read up to a size
- * cap and parsed (GET and HEAD only; headers are not needed and not kept); a response is one
- * buffer with Content-Length and `Connection: close` (one request per connection).
+ * cap and parsed (GET and HEAD only; of the headers only Authorization is kept); a response is
+ * one buffer with Content-Length and `Connection: close` (one request per connection).
  */
 
 export const MAX_HEAD_BYTES = 8192;
 
 export type HeadParse =
   | { kind: "need-more" }
-  | { kind: "request"; method: "GET" | "HEAD"; path: string }
+  | { kind: "request"; method: "GET" | "HEAD"; path: string; authorization?: string }
   | { kind: "reject"; status: number; body: string; headers?: Record<string, string> };
 
 export interface HttpResponse {
   status: number;
-  body: string;
+  body: string | Uint8Array;
   headers?: Record<string, string>;
 }
 
 const reasons: Record<number, string> = {
   200: "OK",
   400: "Bad Request",
+  401: "Unauthorized",
   404: "Not Found",
   405: "Method Not Allowed",
   431: "Request Header Fields Too Large",
@@ -70,12 +71,13 @@ export function parseHead(buf: Uint8Array, maxBytes = MAX_HEAD_BYTES): HeadParse
     if (!abs) return reject(400, "request target must be a path\n");
     path = abs[1] || "/";
   }
-  return { kind: "request", method, path };
+  const auth = /\r?\nauthorization:[ \t]*([^\r\n]*)/i.exec(head)?.[1]?.trim();
+  return { kind: "request", method, path, ...(auth ? { authorization: auth } : {}) };
 }
 
 /** The whole response; HEAD gets the same headers and no body. */
 export function renderResponse(res: HttpResponse, o: { head?: boolean } = {}): Uint8Array {
-  const body = new TextEncoder().encode(res.body);
+  const body = typeof res.body === "string" ? new TextEncoder().encode(res.body) : res.body;
   const headers: Record<string, string> = {
     "content-type": "text/plain; charset=utf-8",
     ...res.headers,

@@ -6,6 +6,7 @@
  */
 import type { ServerCaps } from "../config/gate.ts";
 import { renderHba, renderIdent } from "../config/hba.ts";
+import { REPLICATION_ROLE } from "../config/replication_conf.ts";
 import type { Manifest } from "../config/manifest.ts";
 import { Secret } from "../settings/secret.ts";
 import { Child, discardOutput } from "../supervise/child.ts";
@@ -48,7 +49,11 @@ export async function buildSeed(o: BuildSeedOptions): Promise<string> {
       pwfile: `${work}/pw`,
       tree,
     });
-    tree.writeAtomic(`${data}/pg_hba.conf`, renderHba(), 0o600);
+    tree.writeAtomic(
+      `${data}/pg_hba.conf`,
+      renderHba({ replicationRole: REPLICATION_ROLE, peers: [] }),
+      0o600,
+    );
     tree.writeAtomic(`${data}/pg_ident.conf`, renderIdent([o.runAs.self]), 0o600);
     const settings: string[] = [];
     for (const ext of o.manifest.extensions) {

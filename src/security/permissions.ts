@@ -56,6 +56,10 @@ export const profiles: Record<string, Profile> = {
     keep: ["read", "write", "net", "env", "ffi"],
     why: "a Unix socket (read, write, net to Deno) or vsock (ffi) client",
   },
+  "wal-sink": {
+    keep: ["read", "write", "net", "env", "run", "sys"],
+    why: "runs pg_receivewal, serves WAL over HTTP(S), prunes its directory; no ffi",
+  },
   "log-receiver": {
     keep: ["read", "write", "net", "env", "ffi"],
     why: "listens on vsock (ffi) and prints log frames",

@@ -35,6 +35,7 @@ export function fileSystemContext(major: number): ParseContext {
   return {
     major,
     readFile: (path) => Deno.readTextFileSync(path),
+    hostname: () => Deno.hostname(),
     stat: (path) => {
       try {
         return Deno.statSync(path);

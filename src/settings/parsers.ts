@@ -6,6 +6,13 @@
 import { OperatorError } from "../util/errors.ts";
 import { type ArchiveTarget, readArchiveTarget } from "./archive_target.ts";
 import { Secret } from "./secret.ts";
+import {
+  parseSyncLevel,
+  parseSyncSpec,
+  standbyNameProblem,
+  type SyncLevel,
+  type SyncSpec,
+} from "./sync_spec.ts";
 
 export interface ParseContext {
   /** Major version of the installed server; shapes the default paths. */
@@ -17,6 +24,8 @@ export interface ParseContext {
    * a directory setting is checked for its form only (unit tests).
    */
   stat?: (path: string) => { isDirectory: boolean } | undefined;
+  /** This machine's host name (default standby names); none: "beyond_pg". */
+  hostname?: () => string;
 }
 
 /** What a parser gets besides the value: which setting it is reading. */
@@ -134,17 +143,114 @@ export function database(value: string): string {
   return value;
 }
 
-const knownTiers: Record<string, string> = {
-  primary: "planned (Tier 2), not in this image yet",
-  replica: "planned (read replicas), not in this image yet",
-};
+export type Tier = "single" | "primary" | "replica";
 
-export function tier(value: string): "single" {
-  if (value === "single") return value;
-  const known = knownTiers[value];
+export function tier(value: string): Tier {
+  if (value === "single" || value === "primary" || value === "replica") return value;
   throw new SettingsError(
-    `BEYOND_PG_TIER=${JSON.stringify(value)} is ${known ?? "not a known tier"}; use "single"`,
+    `BEYOND_PG_TIER=${JSON.stringify(value)} is not a known tier; use single, primary or replica`,
   );
+}
+
+/** `host:port` (a name, an IPv4 address or a bracketed IPv6 address). */
+export function hostPort(value: string, c: SettingContext): { host: string; port: number } {
+  const m = value.trim().match(
+    /^(?:\[([0-9A-Fa-f:.]+)\]|([A-Za-z0-9][A-Za-z0-9.-]{0,252})):(\d{1,5})$/,
+  );
+  const n = Number(m?.[3]);
+  if (!m || n < 1 || n > 65535) {
+    throw new SettingsError(
+      `${shown(c.name, value)} is not host:port; use e.g. 10.0.0.5:5433 or [fd00::5]:5433`,
+    );
+  }
+  return { host: m[1] ?? m[2]!, port: n };
+}
+
+/** Addresses in CIDR form (a bare address is one host), separated by commas. */
+export function cidrList(value: string, c: SettingContext): string[] {
+  const out: string[] = [];
+  for (const item of list(value)) {
+    const [addr, bits, more] = item.split("/");
+    const v4 = /^\d{1,3}(\.\d{1,3}){3}$/.test(addr ?? "") &&
+      addr!.split(".").every((o) => Number(o) <= 255);
+    const v6 = /^[0-9A-Fa-f:.]+$/.test(addr ?? "") && (addr ?? "").includes(":");
+    const max = v4 ? 32 : 128;
+    const b = bits === undefined ? max : Number(bits);
+    if ((!v4 && !v6) || more !== undefined || !Number.isInteger(b) || b < 0 || b > max) {
+      throw new SettingsError(
+        `${shown(c.name, value)}: ${
+          JSON.stringify(item)
+        } is not an address or CIDR block; use e.g. 10.0.0.0/24, 10.0.0.7 or fd00::/64`,
+      );
+    }
+    out.push(`${addr}/${b}`);
+  }
+  return out;
+}
+
+/** postgres's listen_addresses: `*` or addresses/host names separated by commas. */
+export function listenAddresses(value: string, c: SettingContext): string {
+  try {
+    return listenAddr(value);
+  } catch {
+    throw new SettingsError(
+      `${shown(c.name, value)} is not an address list; use *, or addresses separated by commas`,
+    );
+  }
+}
+
+export function syncStandbys(value: string, c: SettingContext): SyncSpec {
+  const s = parseSyncSpec(value);
+  if (typeof s === "string") throw new SettingsError(`${c.name}: ${s}`);
+  return s;
+}
+
+export function syncLevel(value: string, c: SettingContext): SyncLevel {
+  const s = parseSyncLevel(value);
+  if ("problem" in s) throw new SettingsError(`${c.name}: ${s.problem}`);
+  return s.level;
+}
+
+export function standbyName(value: string, c: SettingContext): string {
+  const problem = standbyNameProblem(value);
+  if (problem) throw new SettingsError(`${c.name}: ${problem}`);
+  return value;
+}
+
+/** A WAL sink: its name (its slot and standby name) and its URL. */
+export interface SinkRef {
+  name: string;
+  url: string;
+}
+
+/** `name=http(s)://host:port` separated by commas. */
+export function walSinks(value: string, c: SettingContext): SinkRef[] {
+  const out: SinkRef[] = [];
+  for (const item of list(value)) {
+    const eq = item.indexOf("=");
+    const name = item.slice(0, eq).trim();
+    const url = item.slice(eq + 1).trim();
+    let ok = eq > 0 && standbyNameProblem(name) === undefined;
+    try {
+      const u = new URL(url);
+      ok &&= (u.protocol === "http:" || u.protocol === "https:") && u.pathname === "/" &&
+        !u.search && !u.username;
+    } catch {
+      ok = false;
+    }
+    if (!ok) {
+      throw new SettingsError(
+        `${shown(c.name, value)}: ${
+          JSON.stringify(item)
+        } is not name=URL; use e.g. s1=https://10.0.0.8:7432 (names: a-z, 0-9, _)`,
+      );
+    }
+    if (out.some((s) => s.name === name)) {
+      throw new SettingsError(`${shown(c.name, value)} names sink ${name} twice; name each once`);
+    }
+    out.push({ name, url: url.replace(/\/$/, "") });
+  }
+  return out;
 }
 
 /** `off` (switched off on purpose) or `s3://bucket[/prefix]`. */
@@ -169,6 +275,19 @@ export function http(value: string): { hostname: string; port: number } | undefi
     throw new SettingsError(
       `BEYOND_PG_HTTP=${JSON.stringify(value)} is not host:port; use e.g. 127.0.0.1:9188 or off`,
     );
+  }
+  return { hostname: m[1], port: n };
+}
+
+/** Where a server listens: `host:port`. */
+export function listenHostPort(
+  value: string,
+  c: SettingContext,
+): { hostname: string; port: number } {
+  const m = value.match(/^\[?([^\]]*?)\]?:(\d+)$/);
+  const n = Number(m?.[2]);
+  if (!m || !m[1] || n < 1 || n > 65535) {
+    throw new SettingsError(`${shown(c.name, value)} is not host:port; use e.g. 127.0.0.1:7432`);
   }
   return { hostname: m[1], port: n };
 }
@@ -325,4 +444,15 @@ export function keyList(value: string, c: SettingContext): Secret[] {
     );
   }
   return keys.map((k) => new Secret(k!));
+}
+
+/** The replication role's password: it goes into a pgpass line, so no line break and no NUL. */
+export function replicationPassword(value: string, c: SettingContext): Secret {
+  // deno-lint-ignore no-control-regex
+  if (/[\x00\r\n]/.test(value)) {
+    throw new SettingsError(
+      `${c.name} contains a line break or NUL byte; choose a password without one`,
+    );
+  }
+  return new Secret(value);
 }

@@ -8,6 +8,7 @@ import type { SettingContext } from "./parsers.ts";
 export const groupTitles = {
   database: "Database",
   archive: "Archive and S3",
+  replication: "Replication and WAL sinks",
   network: "Network",
   paths: "Paths and programs",
   resources: "Resources",

@@ -10,15 +10,55 @@ import type { ArchiveTarget } from "./archive_target.ts";
 import { controlSocketIn, s3EndpointFor } from "./defaults.ts";
 import { type ParseContext, SettingsError, type SseSetting } from "./parsers.ts";
 import type { Secret } from "./secret.ts";
+import { type SinkRef, type Tier } from "./parsers.ts";
+import { NO_SYNC, standbyNameFrom, type SyncLevel, type SyncSpec } from "./sync_spec.ts";
 import { freeTextNames, type ParsedName, settingsTable, type ValueOf } from "./table.ts";
 
 export { type ParseContext, SettingsError };
 export type { ArchiveTarget };
 
-export type Tier = "single";
+export type { SinkRef, SyncLevel, SyncSpec, Tier };
+
+/** Replication: replicas (Tier 2) and WAL sinks (Tier 1.5). */
+export interface ReplicationSettings {
+  /** The primary a replica follows (tier replica). */
+  primary: { host: string; port: number } | undefined;
+  /** This node's name as a standby: application_name and slot. */
+  standbyName: string;
+  /** The replication role's password (tiers primary and replica, and with sinks). */
+  password: Secret | undefined;
+  /** CIDR blocks allowed to replicate. */
+  peers: string[];
+  /** postgres's extra listen addresses for peers; undefined: loopback only. */
+  listen: string | undefined;
+  /** What commits wait for (BEYOND_PG_SYNC_STANDBYS, else ANY quorum of the sinks). */
+  sync: SyncSpec;
+  syncLevel: SyncLevel;
+  sinks: SinkRef[];
+  sinkQuorum: number;
+  sinkToken: Secret | undefined;
+  sinkCaPem: string | undefined;
+  sinkWaitMs: number;
+}
+
+/** `beyond-pg wal-sink`'s settings. */
+export interface SinkSettings {
+  primary: { host: string; port: number };
+  name: string;
+  password: Secret;
+  token: Secret;
+  dir: string;
+  http: { hostname: string; port: number };
+  tlsDir: string | undefined;
+  keepMb: number;
+  binDir: string | undefined;
+  /** Runtime files (the passfile), root's. */
+  runDir: string;
+}
 
 export interface Settings {
   tier: Tier;
+  replication: ReplicationSettings;
   ephemeral: boolean;
   password: Secret;
   database: string;
@@ -225,6 +265,119 @@ function parseS3(get: ReturnType<typeof reader>): S3Settings {
   };
 }
 
+function parseReplication(
+  get: ReturnType<typeof reader>,
+  tier: Tier,
+  postgresPassword: Secret,
+  ctx: ParseContext,
+): ReplicationSettings {
+  const primary = get("BEYOND_PG_PRIMARY");
+  if (tier === "replica" && !primary) {
+    throw new SettingsError(
+      "BEYOND_PG_TIER=replica needs BEYOND_PG_PRIMARY; set it to the primary's host:port (its direct port)",
+    );
+  }
+  const sinks = get("BEYOND_PG_WAL_SINK");
+  if (tier === "replica" && sinks.length) {
+    throw new SettingsError(
+      "BEYOND_PG_WAL_SINK is set on a replica; sinks stream from the primary: set it there only",
+    );
+  }
+  const password = get("BEYOND_PG_REPLICATION_PASSWORD");
+  if (!password && (tier !== "single" || sinks.length)) {
+    throw new SettingsError(
+      `${
+        sinks.length ? "BEYOND_PG_WAL_SINK" : `BEYOND_PG_TIER=${tier}`
+      } needs BEYOND_PG_REPLICATION_PASSWORD (or its _FILE form); set it to the replication role's own secret`,
+    );
+  }
+  if (password && password.reveal() === postgresPassword.reveal()) {
+    throw new SettingsError(
+      "BEYOND_PG_REPLICATION_PASSWORD is the same as POSTGRES_PASSWORD; give the replication role a secret of its own",
+    );
+  }
+  const quorum = get("BEYOND_PG_WAL_SINK_QUORUM");
+  const token = get("BEYOND_PG_WAL_SINK_TOKEN");
+  if (sinks.length && !token) {
+    throw new SettingsError(
+      "BEYOND_PG_WAL_SINK is set but BEYOND_PG_WAL_SINK_TOKEN is not; set it (or its _FILE form) to the sinks' bearer token",
+    );
+  }
+  if (sinks.length && quorum > sinks.length) {
+    throw new SettingsError(
+      `BEYOND_PG_WAL_SINK_QUORUM=${quorum} but only ${sinks.length} sink(s) are configured; use 1 to ${sinks.length}`,
+    );
+  }
+  const sync = get("BEYOND_PG_SYNC_STANDBYS") ??
+    (sinks.length ? { method: "ANY", k: quorum, names: sinks.map((s) => s.name) } : NO_SYNC);
+  const syncLevel = get("BEYOND_PG_SYNC_COMMIT");
+  const sinkNames = new Set(sinks.map((s) => s.name));
+  if (syncLevel === "remote_apply" && sync.names.some((n) => sinkNames.has(n))) {
+    throw new SettingsError(
+      "BEYOND_PG_SYNC_COMMIT=remote_apply with a WAL sink among the synchronous standbys: a sink never applies WAL, so commits would wait forever; use remote_write or on",
+    );
+  }
+  const listen = get("BEYOND_PG_REPLICATION_LISTEN") ??
+    (tier !== "single" || sinks.length ? "*" : undefined);
+  return {
+    primary,
+    standbyName: get("BEYOND_PG_STANDBY_NAME") ?? standbyNameFrom(ctx.hostname?.() ?? ""),
+    password,
+    peers: get("BEYOND_PG_REPLICATION_PEERS"),
+    listen,
+    sync,
+    syncLevel,
+    sinks,
+    sinkQuorum: quorum,
+    sinkToken: token,
+    sinkCaPem: get("BEYOND_PG_WAL_SINK_CA_FILE")?.pem,
+    sinkWaitMs: get("BEYOND_PG_WAL_SINK_WAIT") * 1000,
+  };
+}
+
+/** `beyond-pg wal-sink`'s settings; the first problem found is thrown. */
+export function parseSinkSettings(
+  raw: Record<string, string | undefined>,
+  ctx: ParseContext,
+): SinkSettings {
+  rejectControlCharacters(raw);
+  const get = reader(raw, ctx);
+  const primary = get("BEYOND_PG_PRIMARY");
+  if (!primary) {
+    throw new SettingsError(
+      "wal-sink needs BEYOND_PG_PRIMARY; set it to the primary's host:port (its direct port)",
+    );
+  }
+  const password = get("BEYOND_PG_REPLICATION_PASSWORD");
+  if (!password) {
+    throw new SettingsError(
+      "wal-sink needs BEYOND_PG_REPLICATION_PASSWORD (or its _FILE form): the replication role's password",
+    );
+  }
+  const token = get("BEYOND_PG_WAL_SINK_TOKEN");
+  if (!token || token.reveal().length < 16) {
+    throw new SettingsError(
+      "wal-sink needs BEYOND_PG_WAL_SINK_TOKEN (or its _FILE form) of at least 16 characters: the bearer token the primary presents",
+    );
+  }
+  const dir = get("BEYOND_PG_SINK_DIR");
+  if (!dir) {
+    throw new SettingsError("wal-sink needs BEYOND_PG_SINK_DIR: the directory to keep WAL in");
+  }
+  return {
+    primary,
+    name: get("BEYOND_PG_STANDBY_NAME") ?? standbyNameFrom(ctx.hostname?.() ?? ""),
+    password,
+    token,
+    dir,
+    http: get("BEYOND_PG_SINK_HTTP"),
+    tlsDir: get("BEYOND_PG_SINK_TLS_DIR"),
+    keepMb: get("BEYOND_PG_SINK_KEEP_MB"),
+    binDir: get("BEYOND_PG_BIN_DIR"),
+    runDir: get("BEYOND_PG_RUN_DIR"),
+  };
+}
+
 /** Validate everything; the first problem found is thrown. */
 export function parseSettings(
   raw: Record<string, string | undefined>,
@@ -252,11 +405,13 @@ export function parseSettings(
   }
   const ephemeral = get("BEYOND_VOLUME_EPHEMERAL");
   const password = get("POSTGRES_PASSWORD");
+  const replication = parseReplication(get, tier, password, ctx);
   const database = get("POSTGRES_DATABASE");
   const target = get("BEYOND_PG_ARCHIVE_TARGET");
   const archiveTarget = target === "off" ? undefined : target;
   return {
     tier,
+    replication,
     ephemeral,
     password,
     database,

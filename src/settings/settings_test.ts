@@ -66,8 +66,59 @@ Deno.test("parseSettings() refuses both POSTGRES_PASSWORD and POSTGRES_PASSWORD_
 
 Deno.test("parseSettings() names the bad value and the fix for each malformed key", () => {
   const cases: [Record<string, string>, RegExp][] = [
-    [{ BEYOND_PG_TIER: "gold" }, /BEYOND_PG_TIER="gold" is not a known tier; use "single"/],
-    [{ BEYOND_PG_TIER: "replica" }, /BEYOND_PG_TIER="replica" is planned .* use "single"/],
+    [
+      { BEYOND_PG_TIER: "gold" },
+      /BEYOND_PG_TIER="gold" is not a known tier; use single, primary or replica/,
+    ],
+    [
+      { BEYOND_PG_TIER: "replica" },
+      /BEYOND_PG_TIER=replica needs BEYOND_PG_PRIMARY; set it to the primary's host:port/,
+    ],
+    [
+      { BEYOND_PG_TIER: "primary" },
+      /BEYOND_PG_TIER=primary needs BEYOND_PG_REPLICATION_PASSWORD/,
+    ],
+    [
+      { BEYOND_PG_TIER: "primary", BEYOND_PG_REPLICATION_PASSWORD: "pw" },
+      /is the same as POSTGRES_PASSWORD; give the replication role a secret of its own/,
+    ],
+    [
+      { BEYOND_PG_TIER: "replica", BEYOND_PG_PRIMARY: "db1" },
+      /BEYOND_PG_PRIMARY="db1" is not host:port/,
+    ],
+    [
+      { BEYOND_PG_REPLICATION_PEERS: "10.0.0.0/33" },
+      /"10.0.0.0\/33" is not an address or CIDR block/,
+    ],
+    [{ BEYOND_PG_SYNC_STANDBYS: "ANY 3 (a, b)" }, /waits for 3 of 2 standbys; use 1 to 2/],
+    [{ BEYOND_PG_SYNC_STANDBYS: "ANY 1 (a, A)" }, /"A" is not a standby name/],
+    [{ BEYOND_PG_SYNC_COMMIT: "local" }, /not a synchronous_commit level here/],
+    [
+      { BEYOND_PG_WAL_SINK: "s1=http://a:1", BEYOND_PG_REPLICATION_PASSWORD: "r" },
+      /BEYOND_PG_WAL_SINK_TOKEN is not; set it/,
+    ],
+    [
+      { BEYOND_PG_WAL_SINK: "s1", BEYOND_PG_REPLICATION_PASSWORD: "r" },
+      /"s1" is not name=URL/,
+    ],
+    [
+      {
+        BEYOND_PG_WAL_SINK: "s1=http://a:1",
+        BEYOND_PG_WAL_SINK_TOKEN: "t",
+        BEYOND_PG_REPLICATION_PASSWORD: "r",
+        BEYOND_PG_WAL_SINK_QUORUM: "2",
+      },
+      /QUORUM=2 but only 1 sink\(s\) are configured/,
+    ],
+    [
+      {
+        BEYOND_PG_WAL_SINK: "s1=http://a:1",
+        BEYOND_PG_WAL_SINK_TOKEN: "t",
+        BEYOND_PG_REPLICATION_PASSWORD: "r",
+        BEYOND_PG_SYNC_COMMIT: "remote_apply",
+      },
+      /a sink never applies WAL/,
+    ],
     [
       { BEYOND_VOLUME_EPHEMERAL: "maybe" },
       /BEYOND_VOLUME_EPHEMERAL="maybe" is not a boolean; use true or false/,

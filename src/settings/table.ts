@@ -26,6 +26,7 @@ import {
 import { type ExternalSetting, type Setting, setting, shownDefault } from "./setting.ts";
 import { external } from "./setting.ts";
 import { archiveSettings } from "./table_archive.ts";
+import { replicationSettings } from "./table_replication.ts";
 
 const detected = "detected (cgroup v2, v1, `/proc`)";
 
@@ -48,7 +49,8 @@ export const settingsTable = {
   BEYOND_PG_TIER: setting({
     group: "database",
     default: "single",
-    doc: "deployment tier (only `single` today)",
+    doc:
+      "`single`, `primary` (accepts replicas and sinks) or `replica` (follows `BEYOND_PG_PRIMARY`)",
     parse: tier,
   }),
   BEYOND_VOLUME_EPHEMERAL: setting({
@@ -58,6 +60,7 @@ export const settingsTable = {
     parse: bool,
   }),
   ...archiveSettings,
+  ...replicationSettings,
   BEYOND_PG_PORT: setting({
     group: "network",
     default: "5432",

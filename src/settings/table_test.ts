@@ -65,7 +65,7 @@ Deno.test("rows come in display groups, each doc is one line a markdown table ca
   }
 });
 
-Deno.test("secrets are marked: the password, the S3 secret key, tokens and encryption keys", () => {
+Deno.test("secrets are marked: the passwords, the S3 secret key, tokens and keys", () => {
   const secrets = settingRows().filter((r) => r.secret).map((r) => r.name);
   assert.deepEqual(secrets, [
     "POSTGRES_PASSWORD",
@@ -73,6 +73,8 @@ Deno.test("secrets are marked: the password, the S3 secret key, tokens and encry
     "BEYOND_PG_S3_SESSION_TOKEN",
     "BEYOND_PG_S3_CREDENTIALS_TOKEN",
     "BEYOND_PG_ARCHIVE_ENCRYPTION_KEY",
+    "BEYOND_PG_REPLICATION_PASSWORD",
+    "BEYOND_PG_WAL_SINK_TOKEN",
   ]);
   const names = knownNames();
   for (

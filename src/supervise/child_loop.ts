@@ -66,6 +66,16 @@ export class ChildLoop {
     return this.#child;
   }
 
+  /**
+   * Stop the child on purpose (a rejoin rewinds the data directory meanwhile): no event, no
+   * restart follows; start() brings it back.
+   */
+  async halt(stop: (child: ChildHandle) => Promise<void>): Promise<void> {
+    const child = this.#child;
+    this.#child = undefined;
+    if (child?.running) await stop(child);
+  }
+
   #decide(event: ChildEvent): ChildAction {
     const r = decide(this.label, this.#state, event, { failFast: this.#deps.failFast() });
     this.#state = r.state;

@@ -8,6 +8,7 @@ import type { Secret } from "../settings/secret.ts";
 import { buildVerifier, verifierMatches } from "../auth/scram.ts";
 import { PgConnection, quoteIdent, quoteLiteral } from "../pg/client.ts";
 import { errorMessage } from "../util/errors.ts";
+import { REPLICATION_ROLE } from "../config/replication_conf.ts";
 import { log } from "../util/log.ts";
 
 export interface PostStartInput {
@@ -17,6 +18,10 @@ export interface PostStartInput {
   database: string;
   extensions: readonly ExtensionSpec[];
   preload: readonly string[];
+  /** The replication role's password (replicas, sinks, pg_rewind), when configured. */
+  replicationPassword?: Secret | undefined;
+  /** Physical slots the primary keeps (one per WAL sink). */
+  slots?: readonly string[];
 }
 
 export interface PostStartResult {
@@ -28,6 +33,10 @@ export interface PostStartResult {
   failed: string[];
   /** The postgres role's verifier as stored (for PgBouncer's auth file). */
   verifier: string;
+  /** A hot standby: nothing was written (the primary's catalog is replicated here). */
+  standby: boolean;
+  replicationRole: "created" | "password set" | undefined;
+  slotsCreated: string[];
 }
 
 export { quoteIdent, quoteLiteral };
@@ -45,8 +54,11 @@ export async function connect(
     timeoutMs: 10_000,
   });
   // Nothing this session runs is worth logging, and the role change must not be.
+  // Our own writes (roles, databases, extensions) never wait for a synchronous standby: a
+  // primary configured with standbys that are not there yet must still finish booting.
   await conn.query(`SELECT set_config('log_statement', 'none', false),
-                           set_config('log_min_duration_statement', '-1', false)`);
+                           set_config('log_min_duration_statement', '-1', false),
+                           set_config('synchronous_commit', 'local', false)`);
   return conn;
 }
 
@@ -148,6 +160,9 @@ export function emptyPostStartResult(): PostStartResult {
     unavailable: [],
     failed: [],
     verifier: "",
+    standby: false,
+    replicationRole: undefined,
+    slotsCreated: [],
   };
 }
 
@@ -162,8 +177,20 @@ export async function postStart(input: PostStartInput): Promise<PostStartResult>
     // One round trip for everything a warm start needs to know.
     const [state] = await admin.query(`SELECT
         (SELECT rolpassword FROM pg_authid WHERE rolname = 'postgres') AS verifier,
-        EXISTS (SELECT 1 FROM pg_database WHERE datname = ${quoteLiteral(input.database)}) AS db`);
+        EXISTS (SELECT 1 FROM pg_database WHERE datname = ${quoteLiteral(input.database)}) AS db,
+        pg_is_in_recovery() AS standby`);
     const password = input.password.reveal();
+    if (state?.["standby"] === "t") {
+      // A hot standby is read-only: roles, databases and extensions come from the primary.
+      result.standby = true;
+      result.verifier = state["verifier"] ?? "";
+      if (!(await verifierMatches(password, state["verifier"] ?? null))) {
+        log.warn(
+          "POSTGRES_PASSWORD here differs from the primary's postgres password, which is the one that applies on a replica; set the same value in both",
+        );
+      }
+      return result;
+    }
     if (!(await verifierMatches(password, state?.["verifier"] ?? null))) {
       await admin.query(
         `ALTER ROLE postgres PASSWORD ${quoteLiteral(await buildVerifier(password))}`,
@@ -188,6 +215,7 @@ export async function postStart(input: PostStartInput): Promise<PostStartResult>
       }
       await ensureExtensions(sql, specs, input.preload, result);
     }
+    await ensureReplicationRole(admin, input, result);
     const [after] = await admin.query(
       "SELECT rolpassword FROM pg_authid WHERE rolname = 'postgres'",
     );
@@ -196,4 +224,71 @@ export async function postStart(input: PostStartInput): Promise<PostStartResult>
     for (const conn of open) conn.close();
   }
   return result;
+}
+
+/** The grants pg_rewind's source connection needs (instead of a superuser). */
+const REWIND_FUNCTIONS = [
+  "pg_catalog.pg_ls_dir(text, boolean, boolean)",
+  "pg_catalog.pg_stat_file(text, boolean)",
+  "pg_catalog.pg_read_binary_file(text)",
+  "pg_catalog.pg_read_binary_file(text, bigint, bigint, boolean)",
+];
+
+/**
+ * On a primary: the replication role (login, replication, nothing else; its password as a
+ * verifier, set only when it changed), the functions pg_rewind reads with, and a physical slot
+ * for each WAL sink.
+ */
+async function ensureReplicationRole(
+  admin: PgConnection,
+  input: PostStartInput,
+  result: PostStartResult,
+): Promise<void> {
+  const role = REPLICATION_ROLE;
+  if (input.replicationPassword) {
+    const [row] = await admin.query(
+      `SELECT rolpassword FROM pg_authid WHERE rolname = ${quoteLiteral(role)}`,
+    );
+    const pw = input.replicationPassword.reveal();
+    if (!row) {
+      await admin.query(
+        `CREATE ROLE ${
+          quoteIdent(role)
+        } WITH LOGIN REPLICATION NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD ${
+          quoteLiteral(await buildVerifier(pw))
+        }`,
+      );
+      result.replicationRole = "created";
+    } else if (!(await verifierMatches(pw, row["rolpassword"] ?? null))) {
+      await admin.query(
+        `ALTER ROLE ${quoteIdent(role)} WITH LOGIN REPLICATION PASSWORD ${
+          quoteLiteral(await buildVerifier(pw))
+        }`,
+      );
+      result.replicationRole = "password set";
+    }
+    const missing = await admin.query(
+      `SELECT f FROM unnest(ARRAY[${REWIND_FUNCTIONS.map(quoteLiteral).join(", ")}]) AS f
+       WHERE NOT has_function_privilege(${quoteLiteral(role)}, f, 'EXECUTE')`,
+    );
+    for (const m of missing) {
+      await admin.query(`GRANT EXECUTE ON FUNCTION ${m["f"]} TO ${quoteIdent(role)}`);
+    }
+    // A rewind against a just promoted primary asks it for a checkpoint (upstream.ts).
+    const [ck] = await admin.query(
+      `SELECT pg_has_role(${quoteLiteral(role)}, 'pg_checkpoint', 'MEMBER') AS member`,
+    );
+    if (ck?.["member"] === "f") {
+      await admin.query(`GRANT pg_checkpoint TO ${quoteIdent(role)}`);
+    }
+  }
+  if (input.slots?.length) {
+    const rows = await admin.query("SELECT slot_name FROM pg_replication_slots");
+    const have = new Set(rows.map((r) => r["slot_name"]));
+    for (const name of input.slots) {
+      if (have.has(name)) continue;
+      await admin.query(`SELECT pg_create_physical_replication_slot(${quoteLiteral(name)}, true)`);
+      result.slotsCreated.push(name);
+    }
+  }
 }

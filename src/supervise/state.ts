@@ -25,7 +25,9 @@ export interface Facts {
 export function deriveState(f: Facts): { state: State; reason: string } {
   if (f.phase === "failed") return { state: "failed", reason: f.problem ?? "setup failed" };
   if (f.phase === "stopping") return { state: "stopping", reason: "shutdown requested" };
-  if (f.phase === "booting") return { state: "booting", reason: "preparing the data directory" };
+  if (f.phase === "booting") {
+    return { state: "booting", reason: f.problem ?? "preparing the data directory" };
+  }
   if (f.phase === "starting") {
     return { state: "starting", reason: f.problem ?? "starting postgres" };
   }

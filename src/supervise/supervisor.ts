@@ -10,6 +10,7 @@
  * of the composition root (src/app/), not part of this class.
  */
 import { boot, type BootResult } from "../boot/boot.ts";
+import type { CloneProgress } from "../boot/upstream.ts";
 import type { Context } from "../boot/context.ts";
 import { runHooks } from "../boot/hooks.ts";
 import { renderAuthFile } from "../config/pgbouncer.ts";
@@ -84,6 +85,8 @@ export class Supervisor {
   readonly ready = new Promise<void>((r) => (this.#readyResolve = r));
   readonly #hooks: SupervisorHooks;
   #fatal: Error | undefined;
+  /** A replica's clone from its primary, while it runs (status). */
+  #clone: CloneProgress | undefined;
 
   constructor(ctx: Context, output: OutputPump, hooks: SupervisorHooks = {}) {
     this.#ctx = ctx;
@@ -193,6 +196,30 @@ export class Supervisor {
     this.#pgbouncer.child?.signal(sig);
   }
 
+  /**
+   * Stop postgres on purpose, run `between` (pg_rewind), start it again; PgBouncer stays up
+   * and its clients wait. Throws what `between` threw, after postgres is started again.
+   */
+  async cyclePostgres(why: string, between: () => Promise<void>): Promise<void> {
+    const ctx = this.#ctx;
+    log.info(`stopping postgres: ${why}`);
+    this.#facts.problem = why;
+    await this.#postgres.halt(async (pg) => {
+      if (!(await pg.stop("SIGINT", ctx.settings.stopTimeoutMs))) {
+        (await pg.stop("SIGQUIT", 5000)) || (await pg.stop("SIGKILL", 5000));
+      }
+    });
+    this.#facts.postgresUp = false;
+    try {
+      await between();
+    } finally {
+      if (!this.stopping && (await this.#postgres.start())) {
+        this.#facts.problem = undefined;
+        log.info("postgres is back");
+      }
+    }
+  }
+
   requestStop(reason: string): void {
     if (this.stopping) return;
     log.info(`stopping (${reason})`);
@@ -216,6 +243,7 @@ export class Supervisor {
       lastExit: { ...this.#lastExit },
       phases: { ...this.#phases },
       ...(this.#facts.quarantined ? { quarantined: this.#facts.quarantined } : {}),
+      ...(this.#clone ? { clone: { ...this.#clone } } : {}),
       ...(this.#hooks.statusExtra?.() ?? {}),
     };
   }
@@ -231,13 +259,22 @@ export class Supervisor {
     const ctx = this.#ctx;
     this.#phases["settings_ms"] = ctx.settingsMs;
     try {
-      const booted = await boot(ctx);
+      const booted = await boot(ctx, {
+        stop: this.#stop.signal,
+        report: (r) => {
+          if (r.clone) this.#clone = r.clone;
+          if (r.problem !== undefined) this.#facts.problem = r.problem;
+        },
+      });
+      this.#facts.problem = undefined;
       this.#phases["initdb_ms"] = booted.initdbMs;
+      if (booted.gap) this.#phases["gap_fetch_ms"] = booted.gap.ms;
       this.#phases["config_ms"] = booted.configMs;
       this.#phases["pre_start_hooks_ms"] = booted.hooksMs;
       this.#preload = booted.plan.preload;
       await this.#hooks.afterBoot?.(booted);
     } catch (error) {
+      if (this.stopping) return await this.#shutdown();
       this.#failed(error);
     }
     if (this.stopping) return await this.#shutdown();
@@ -357,12 +394,17 @@ export class Supervisor {
           database: ctx.settings.database,
           extensions: ctx.manifest.extensions.filter((e) => e.create),
           preload: this.#preload,
+          replicationPassword: ctx.settings.replication.password,
+          slots: ctx.settings.replication.sinks.map((s) => s.name),
         });
         const changes = [
           result.passwordChanged && "password set",
           result.databaseCreated && `database ${ctx.settings.database} created`,
           result.created.length && `extensions created: ${result.created.join(", ")}`,
           result.updated.length && `extensions updated: ${result.updated.join(", ")}`,
+          result.replicationRole && `replication role ${result.replicationRole}`,
+          result.slotsCreated.length && `slots created: ${result.slotsCreated.join(", ")}`,
+          result.standby && "hot standby (read-only: nothing to write)",
         ].filter(Boolean);
         if (changes.length) log.info(`post-start: ${changes.join("; ")}`);
         ctx.trees.pgbouncer.writeIfChanged(

@@ -37,6 +37,25 @@ export function parseHistory(text: string): HistoryEntry[] {
   return out;
 }
 
+/**
+ * Has a standby left its primary's history? Its latest checkpoint is at `checkpoint` on
+ * `timeline`; the primary is on `upstreamTimeline`, whose history file lists where each
+ * ancestor ended. Past that point (or not an ancestor at all) the standby holds WAL the primary
+ * never had: postgres refuses to follow ("requested timeline N is not a child of this server's
+ * history") and only pg_rewind brings it back.
+ */
+export function leftHistory(
+  checkpoint: bigint,
+  timeline: number,
+  upstreamTimeline: number,
+  history: readonly HistoryEntry[],
+): boolean {
+  if (timeline === upstreamTimeline) return false;
+  if (timeline > upstreamTimeline) return true;
+  const ancestor = history.find((e) => e.timeline === timeline);
+  return !ancestor || checkpoint >= ancestor.end;
+}
+
 export function historyName(timeline: number): string {
   return `${timeline.toString(16).toUpperCase().padStart(8, "0")}.history`;
 }

@@ -29,10 +29,12 @@ export interface LineageState {
 }
 
 const REFRESH_MS = 60_000;
+/** A skip is re-checked against the store when the cached lineage is older than this. */
+const SKIP_RECHECK_MS = 5_000;
 
 export class LineageGate {
   readonly #ports: LineagePorts;
-  readonly #promote: boolean;
+  #promote: boolean;
   #lineage: Lineage | undefined;
   #loadedAt = 0;
   #loading: Promise<Lineage> | undefined;
@@ -67,10 +69,20 @@ export class LineageGate {
   /** What to do with `name` now; a promotion is carried out here (the record moves first). */
   async decide(name: string): Promise<Decision> {
     let owner = await this.#current();
-    const d = decide(name, owner, {
+    let d = decide(name, owner, {
       promote: this.#promote,
       descends: (t) => this.#descends(owner, t),
     });
+    if (d.action === "skip" && this.#ports.now() - this.#loadedAt > SKIP_RECHECK_MS) {
+      // A newer timeline may have become the owner's since the last look (a replica that
+      // follows a promoted primary archives its WAL too): look again before calling it a branch.
+      this.#lineage = undefined;
+      owner = await this.#current();
+      d = decide(name, owner, {
+        promote: this.#promote,
+        descends: (t) => this.#descends(owner, t),
+      });
+    }
     if (d.action === "promote") {
       const rec = await this.#ports.readOwner();
       if (rec && rec.timeline !== undefined && rec.timeline > owner.timeline) {
@@ -114,6 +126,11 @@ export class LineageGate {
       }
     }
     return d;
+  }
+
+  /** From now on this cluster may take the prefix's lineage over (the `promote` command). */
+  allowPromote(): void {
+    this.#promote = true;
   }
 
   /** Forget the cached lineage (a promotion happened here). */

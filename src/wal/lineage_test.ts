@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { decide, type Lineage, parseHistory, timelineForSegment } from "./lineage.ts";
+import { decide, leftHistory, type Lineage, parseHistory, timelineForSegment } from "./lineage.ts";
 
 const SEG = 16n << 20n;
 const seg = (tli: number, n: number) =>
@@ -55,4 +55,14 @@ Deno.test("decide(): a newer timeline is a branch unless this cluster was told i
   );
   // Told to promote, but this timeline does not descend from the owner's: still a branch.
   assert.equal(decide(seg(4, 12), l3, { promote: true, descends: () => false }).action, "skip");
+});
+
+Deno.test("leftHistory(): a standby past its primary's fork point must be rewound", () => {
+  const h = parseHistory("1\t0/500CD18\tno recovery target specified\n");
+  assert.equal(leftHistory(0x6000028n, 1, 2, h), true, "checkpoint after the fork");
+  assert.equal(leftHistory(0x4000028n, 1, 2, h), false, "before it: it can follow");
+  assert.equal(leftHistory(0x500cd18n, 1, 2, h), true, "at it: it belongs to timeline 2");
+  assert.equal(leftHistory(0x9000000n, 2, 2, h), false, "same timeline");
+  assert.equal(leftHistory(0x1000000n, 3, 2, h), true, "ahead of the primary");
+  assert.equal(leftHistory(0x1000000n, 1, 3, [{ timeline: 2, end: 0x7000000n }]), true);
 });

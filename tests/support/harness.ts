@@ -27,6 +27,26 @@ const handedOut = new Set<number>();
  * restore the same port for 5432 and 5433).
  */
 export function freePort(): number {
+  const range = portRange();
+  if (range) {
+    // A shared machine gives each engineer a band (BEYOND_PG_TEST_PORTS=16500-16699): probe it
+    // from a random start, so that consecutive runs do not reuse the same ports first.
+    const [lo, hi] = range;
+    const span = hi - lo + 1;
+    const start = Math.floor(Math.random() * span);
+    for (let i = 0; i < span; i++) {
+      const port = lo + ((start + i) % span);
+      if (handedOut.has(port)) continue;
+      try {
+        Deno.listen({ hostname: "127.0.0.1", port }).close();
+      } catch {
+        continue;
+      }
+      handedOut.add(port);
+      return port;
+    }
+    throw new Error(`no free port left in BEYOND_PG_TEST_PORTS=${lo}-${hi}`);
+  }
   for (;;) {
     const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
     const port = (l.addr as Deno.NetAddr).port;
@@ -35,6 +55,11 @@ export function freePort(): number {
     handedOut.add(port);
     return port;
   }
+}
+
+function portRange(): [number, number] | undefined {
+  const m = Deno.env.get("BEYOND_PG_TEST_PORTS")?.match(/^(\d+)-(\d+)$/);
+  return m ? [Number(m[1]), Number(m[2])] : undefined;
 }
 
 /** A temp root that the postgres user can traverse, removed by `cleanup()`. */

@@ -8,13 +8,7 @@
 import assert from "node:assert/strict";
 import { ok } from "./support/control.ts";
 import { waitDrained } from "./support/wal.ts";
-import {
-  cleanup,
-  cliAs,
-  type Instance,
-  psql,
-  startSupervisor,
-} from "./support/harness.ts";
+import { cleanup, cliAs, type Instance, psql, startSupervisor } from "./support/harness.ts";
 import { freshBucket, PROMOTED, READY, s3Env } from "./support/restore.ts";
 
 interface Manifest {

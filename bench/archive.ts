@@ -500,6 +500,8 @@ async function emptyBuckets(): Promise<void> {
     for (const o of await client.list("")) await client.delete(o.key);
     await client.request("DELETE", "").then((r) => r.body?.cancel()).catch(() => {});
   }
+  // radosgw's garbage collection runs where radosgw does: not inside a test lane's chroot.
+  if (Deno.env.get("BEYOND_TEST_LANE")) return;
   await sh("radosgw-admin", [
     "-n",
     "client.rgw",

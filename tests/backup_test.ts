@@ -9,8 +9,8 @@ import { RGW_HTTP, s3Client } from "./support/s3.ts";
 import { FaultProxy } from "./support/proxy.ts";
 import { waitDrained } from "./support/wal.ts";
 import {
-  beyondPgCommand,
   cleanup,
+  cliAs,
   type Instance,
   psql,
   removeRoot,
@@ -23,21 +23,7 @@ async function sql(pg: Instance, text: string): Promise<string> {
   return await psql(pg.directPort, text, { password: pg.password });
 }
 
-async function cli(pg: Instance, args: string[]) {
-  const c = beyondPgCommand(args);
-  const out = await new Deno.Command(c.cmd, {
-    args: c.args,
-    env: pg.env,
-    clearEnv: true,
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  return {
-    code: out.code,
-    stdout: new TextDecoder().decode(out.stdout),
-    stderr: new TextDecoder().decode(out.stderr),
-  };
-}
+const cli = cliAs;
 
 /** `n` rows, then a segment switch: the segment the switch completed. */
 async function addRows(pg: Instance, n: number): Promise<string> {

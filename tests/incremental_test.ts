@@ -8,13 +8,7 @@
 import assert from "node:assert/strict";
 import { ok } from "./support/control.ts";
 import { waitDrained } from "./support/wal.ts";
-import {
-  beyondPgCommand,
-  cleanup,
-  type Instance,
-  psql,
-  startSupervisor,
-} from "./support/harness.ts";
+import { cleanup, cliAs, type Instance, psql, startSupervisor } from "./support/harness.ts";
 import { freshBucket, PROMOTED, READY, s3Env } from "./support/restore.ts";
 
 interface Manifest {
@@ -32,21 +26,7 @@ async function sql(pg: Instance, text: string): Promise<string> {
   return await psql(pg.directPort, text, { password: pg.password });
 }
 
-async function cli(pg: Instance, args: string[]) {
-  const c = beyondPgCommand(args);
-  const out = await new Deno.Command(c.cmd, {
-    args: c.args,
-    env: pg.env,
-    clearEnv: true,
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  return {
-    code: out.code,
-    stdout: new TextDecoder().decode(out.stdout),
-    stderr: new TextDecoder().decode(out.stderr),
-  };
-}
+const cli = cliAs;
 
 const DIGEST = "select count(*) || ':' || md5(string_agg(i || '=' || t, ',' order by i)) from big";
 

@@ -9,6 +9,7 @@ import { waitDrained } from "./support/wal.ts";
 import {
   beyondPgCommand,
   cleanup,
+  cliAs,
   type Instance,
   psql,
   startSupervisor,
@@ -180,15 +181,8 @@ Deno.test("backups prune --keep: removes the oldest backups and the WAL only the
       await waitDrained(pg, 60_000);
     }
     const cli = async (args: string[]) => {
-      const c = beyondPgCommand(["backups", ...args]);
-      const out = await new Deno.Command(c.cmd, {
-        args: c.args,
-        env: pg.env,
-        clearEnv: true,
-        stdout: "piped",
-        stderr: "piped",
-      }).output();
-      return { code: out.code, out: new TextDecoder().decode(out.stdout) };
+      const r = await cliAs(pg, ["backups", ...args]);
+      return { code: r.code, out: r.stdout };
     };
     const labels = async () =>
       JSON.parse((await cli(["list", "--json"])).out).map((b: { label: string }) => b.label);

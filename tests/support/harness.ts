@@ -19,6 +19,22 @@ export function beyondPgCommand(args: string[]): { cmd: string; args: string[] }
 }
 const decoder = new TextDecoder();
 
+/** Run `beyond-pg ARGS` with an instance's environment (as an operator beside it would). */
+export async function cliAs(
+  pg: { env: Record<string, string> },
+  args: string[],
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  const c = beyondPgCommand(args);
+  const out = await new Deno.Command(c.cmd, {
+    args: c.args,
+    env: pg.env,
+    clearEnv: true,
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  return { code: out.code, stdout: decoder.decode(out.stdout), stderr: decoder.decode(out.stderr) };
+}
+
 const handedOut = new Set<number>();
 
 /**

@@ -17,7 +17,7 @@ const FLOORS: string[][] = [
   ["tls", "wal"],
   ["boot"],
   ["supervise", "backup"],
-  ["control", "image"],
+  ["control", "image", "lifecycle"],
   ["app"],
   ["init"],
   ["cli"],

@@ -14,7 +14,7 @@ import { runBackupChild } from "../backup/child.ts";
 import type { BootResult } from "../boot/boot.ts";
 import { applyConfig } from "../boot/boot.ts";
 import type { Context } from "../boot/context.ts";
-import { lockDataRoot } from "../boot/lock.ts";
+import { lockDataRoot, VolumeLock } from "../boot/lock.ts";
 import { controlSocketTree, makeTrees } from "../boot/trees.ts";
 import { maxClientConn, PGBOUNCER_FD_HEADROOM } from "../config/pgbouncer.ts";
 import { controlCommands } from "../control/api.ts";
@@ -22,6 +22,7 @@ import { live, ready } from "../control/health.ts";
 import { collectMetrics } from "../control/metrics.ts";
 import { Operations } from "../control/operations.ts";
 import { serveHttp } from "../http/server.ts";
+import { Lifecycle } from "../lifecycle/lifecycle.ts";
 import { renderFamilies } from "../metrics/prom.ts";
 import { raiseFdLimit } from "../process/fd_limit.ts";
 import { CommandError, makeDispatch } from "../rpc/dispatch.ts";
@@ -55,7 +56,8 @@ export interface RootOptions {
 /** Boot, run and supervise the database until the latch says stop; the exit code. */
 export async function runDatabase(ctx: Context, o: RootOptions): Promise<number> {
   makeTrees(ctx.trees);
-  const lock = await lockDataRoot(ctx.trees.data, ctx.layout.lockFile);
+  const lockVolume = () => lockDataRoot(ctx.trees.data, ctx.layout.lockFile);
+  const lock = new VolumeLock(await lockVolume(), lockVolume);
   const forwarder = await setUpLogging(ctx, o.inOwnVm);
   const runnables = new Runnables(o.latch.signal);
   const admin = new Admin({
@@ -68,6 +70,9 @@ export async function runDatabase(ctx: Context, o: RootOptions): Promise<number>
   let tls: TlsWatcher | undefined;
   let booted: BootResult | undefined;
   try {
+    // A fork's first boot, archiving to a parent's prefix (lifecycle/fork.ts): before boot.
+    const life = Lifecycle.detect(ctx);
+    ctx = life.context;
     // Before any child starts: postgres and PgBouncer inherit it.
     const fdLimit = raiseFdLimit(maxClientConn(ctx.ramMb) + PGBOUNCER_FD_HEADROOM);
     if (fdLimit.warning) log.warn(fdLimit.warning);
@@ -87,10 +92,17 @@ export async function runDatabase(ctx: Context, o: RootOptions): Promise<number>
             }
             : { source: "off", ...(booted?.tlsProblem ? { problem: booted.tlsProblem } : {}) }),
         archive: archiving?.status() ?? { target: null },
+        ...life.status(),
       }),
     });
     o.latch.onStop((why) => sup.requestStop(why));
     const ops = new Operations(ctx, sup, { admin, tls: () => tls });
+    life.attach({
+      sup,
+      admin,
+      lock,
+      archiveBacklog: () => Number(archiving?.status()["backlog"] ?? 0),
+    });
 
     // ---- now: the operator surface ----------------------------------------------------
     runnables.add(
@@ -99,7 +111,7 @@ export async function runDatabase(ctx: Context, o: RootOptions): Promise<number>
         controlRunnable(
           ctx,
           o.inOwnVm,
-          makeDispatch(controlCommands(sup, ops, {
+          makeDispatch(life.withCommands(controlCommands(sup, ops, {
             backup: {
               summary: "base backup to the archive target (pg_basebackup streamed to S3)",
               timeoutMs: 24 * 3600_000,
@@ -114,7 +126,7 @@ export async function runDatabase(ctx: Context, o: RootOptions): Promise<number>
                   .then((m) => (archiveBackupTaken(ctx), m));
               },
             },
-          })),
+          }))),
         ),
     );
     runnables.add("now", () =>
@@ -130,13 +142,14 @@ export async function runDatabase(ctx: Context, o: RootOptions): Promise<number>
                   help: "Log lines dropped by the forwarder's rate limit or a slow sink.",
                   type: "counter",
                   samples: [{ value: forwarder.droppedTotal }],
-                }, ...(archiving?.metrics() ?? [])],
+                }, ...(archiving?.metrics() ?? []).concat(life.metrics())],
               }),
             ),
         })
         : undefined);
 
     // ---- booted: archiving ---------------------------------------------------------------
+    runnables.add("booted", () => life.booted());
     runnables.add("booted", () => ({
       name: "archiving",
       start: async () => {
@@ -155,6 +168,7 @@ export async function runDatabase(ctx: Context, o: RootOptions): Promise<number>
         reload: () => sup.signalChildren("SIGHUP"),
         clock: realClock,
       }));
+    runnables.add("ready", () => life.ready());
     runnables.add(
       "ready",
       () =>

@@ -17,6 +17,7 @@ import { runHooks } from "./hooks.ts";
 import { makeTrees, treeFor, type Trees } from "./trees.ts";
 import { clearMarkers, firstBoot } from "./initdb.ts";
 import { findSeed } from "./seed.ts";
+import { checkWalLink } from "./wal_link.ts";
 import { resolveTls, type TlsMaterial, type TlsOptions } from "../tls/material.ts";
 import type { RunAs } from "./users.ts";
 
@@ -35,6 +36,8 @@ export interface BootContext {
   archiveCommand: string;
   /** Non-secret environment for hooks and children. */
   hookEnv: Record<string, string>;
+  /** A fork's first boot (lifecycle/fork.ts): a self-signed certificate with other names is renewed. */
+  newFork?: boolean;
 }
 
 export interface BootResult {
@@ -143,6 +146,7 @@ export function tlsOptions(ctx: BootContext): TlsOptions {
     hostname: Deno.hostname(),
     extraNames: ctx.settings.tlsNames,
     owner: ctx.runAs.switchTo,
+    ...(ctx.newFork ? { renewOnNewNames: true } : {}),
   };
 }
 
@@ -171,6 +175,10 @@ export async function prepareData(ctx: BootContext): Promise<Omit<BootResult, "h
     });
   }
   clearMarkers(trees.data, layout);
+  if (!fresh) {
+    const moved = checkWalLink(trees.data, layout);
+    if (moved) log.warn(moved);
+  }
   const t1 = performance.now();
 
   trees.data.ensureDir(layout.confDir, 0o700);

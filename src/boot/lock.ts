@@ -25,3 +25,35 @@ export async function lockDataRoot(
   }
   return file;
 }
+
+/**
+ * The lock as the root holds it: a generation handoff lets go of it once postgres has stopped
+ * (the next generation takes it) and takes it back when the handoff is aborted.
+ */
+export class VolumeLock {
+  #file: Deno.FsFile | undefined;
+  readonly #take: () => Promise<Deno.FsFile>;
+
+  constructor(file: Deno.FsFile, take: () => Promise<Deno.FsFile>) {
+    this.#file = file;
+    this.#take = take;
+  }
+
+  get held(): boolean {
+    return this.#file !== undefined;
+  }
+
+  release(): void {
+    this.#file?.close();
+    this.#file = undefined;
+  }
+
+  /** Take it again (throws the one-line error when another supervisor holds it now). */
+  async reacquire(): Promise<void> {
+    if (!this.#file) this.#file = await this.#take();
+  }
+
+  close(): void {
+    this.release();
+  }
+}

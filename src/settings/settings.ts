@@ -32,6 +32,8 @@ export interface Settings {
   archiveTimeoutS: number;
   /** Set when archiveTarget is. */
   s3: S3Settings | undefined;
+  /** Fork detection, idle shutdown (lifecycle/). */
+  lifecycle: LifecycleSettings;
   dataRoot: string;
   runDir: string;
   socketDir: string;
@@ -65,6 +67,15 @@ export interface Settings {
   tlsClientMode: "allow" | "require";
   stopTimeoutMs: number;
   hookTimeoutMs: number;
+}
+
+export interface LifecycleSettings {
+  /** BEYOND_PG_VOLUME_ID: the platform's id of the data volume. */
+  volumeId: string | undefined;
+  /** BEYOND_PG_FORK_OF: the parent volume's id (this volume is a fork). */
+  forkOf: string | undefined;
+  /** BEYOND_PG_IDLE_SHUTDOWN in seconds (undefined: off). */
+  idleShutdownS: number | undefined;
 }
 
 export interface S3Settings {
@@ -214,6 +225,11 @@ export function parseSettings(
     archivePromote: get("BEYOND_PG_ARCHIVE_PROMOTE"),
     archiveTimeoutS: get("BEYOND_PG_ARCHIVE_TIMEOUT"),
     s3: archiveTarget ? parseS3(get) : undefined,
+    lifecycle: {
+      volumeId: get("BEYOND_PG_VOLUME_ID"),
+      forkOf: get("BEYOND_PG_FORK_OF"),
+      idleShutdownS: get("BEYOND_PG_IDLE_SHUTDOWN"),
+    },
     dataRoot: get("BEYOND_PG_DATA_ROOT"),
     runDir,
     socketDir,

@@ -26,6 +26,7 @@ import {
 import { type ExternalSetting, type Setting, setting, shownDefault } from "./setting.ts";
 import { external } from "./setting.ts";
 import { archiveSettings } from "./table_archive.ts";
+import { idleSettings, volumeSettings } from "./table_lifecycle.ts";
 
 const detected = "detected (cgroup v2, v1, `/proc`)";
 
@@ -185,6 +186,7 @@ export const settingsTable = {
     doc: "set in each hook's environment: the stage it runs in (not read)",
     usedIn: "src/boot/hooks.ts",
   }),
+  ...idleSettings,
   BEYOND_PG_CONTROL_SOCKET: setting({
     group: "control",
     shown: "`<run dir>/control/control.sock`",
@@ -282,6 +284,7 @@ export const settingsTable = {
     doc: "how postgres runs beyond-pg again (the bundle's launcher sets it)",
     usedIn: "src/process/self.ts",
   }),
+  ...volumeSettings,
 };
 
 export type SettingName = keyof typeof settingsTable;

@@ -66,6 +66,16 @@ export class ChildLoop {
     return this.#child;
   }
 
+  /**
+   * Let go of the child: its exit is no longer watched (no restart), and it is no longer the
+   * one in charge. The caller stops it (a generation handoff); `start()` starts a new one.
+   */
+  release(): ChildHandle | undefined {
+    const child = this.#child;
+    this.#child = undefined;
+    return child;
+  }
+
   #decide(event: ChildEvent): ChildAction {
     const r = decide(this.label, this.#state, event, { failFast: this.#deps.failFast() });
     this.#state = r.state;

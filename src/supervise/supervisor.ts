@@ -84,6 +84,8 @@ export class Supervisor {
   readonly ready = new Promise<void>((r) => (this.#readyResolve = r));
   readonly #hooks: SupervisorHooks;
   #fatal: Error | undefined;
+  /** The pre-stop hooks already ran (an idle stop runs them before PAUSE). */
+  #preStopRan = false;
 
   constructor(ctx: Context, output: OutputPump, hooks: SupervisorHooks = {}) {
     this.#ctx = ctx;
@@ -193,8 +195,9 @@ export class Supervisor {
     this.#pgbouncer.child?.signal(sig);
   }
 
-  requestStop(reason: string): void {
+  requestStop(reason: string, o: { preStopHooksRan?: boolean } = {}): void {
     if (this.stopping) return;
+    this.#preStopRan = o.preStopHooksRan ?? false;
     log.info(`stopping (${reason})`);
     this.#facts.phase = "stopping";
     this.#stop.abort();
@@ -389,14 +392,40 @@ export class Supervisor {
 
   // ---- stop -----------------------------------------------------------------------------
 
-  async #shutdown(): Promise<number> {
+  /** The pre-stop hooks (a failing hook is a warning: the stop goes on). */
+  async runPreStopHooks(): Promise<void> {
     const ctx = this.#ctx;
-    this.#facts.phase = "stopping";
     await runHooks("pre-stop", {
       hooksDir: ctx.layout.hooksDir,
       timeoutMs: ctx.settings.hookTimeoutMs,
       env: ctx.hookEnv,
     }).catch((e) => log.warn(`pre-stop hooks: ${errorMessage(e)}`));
+  }
+
+  /**
+   * Stop postgres cleanly and keep it stopped (a generation handoff): its loop lets go of it,
+   * so the exit is not a restart; PgBouncer keeps running. True when it shut down cleanly.
+   */
+  async parkPostgres(why: string): Promise<boolean> {
+    const pg = this.#postgres.release();
+    if (!pg?.running) return false;
+    this.#facts.postgresUp = false;
+    this.#facts.problem = why;
+    const stopped = await pg.stop("SIGINT", this.#ctx.settings.stopTimeoutMs);
+    return stopped && pg.exitStatus?.code === 0;
+  }
+
+  /** Start postgres again after parkPostgres (a handoff aborted); true once it is up. */
+  async unparkPostgres(): Promise<boolean> {
+    const up = await this.#postgres.start();
+    if (up) this.#facts.problem = undefined;
+    return up;
+  }
+
+  async #shutdown(): Promise<number> {
+    const ctx = this.#ctx;
+    this.#facts.phase = "stopping";
+    if (!this.#preStopRan) await this.runPreStopHooks();
     const bouncer = this.#pgbouncer.child;
     if (bouncer?.running) {
       const sig = pgbouncerSignals(ctx.bins.pgbouncerVersion);

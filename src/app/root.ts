@@ -56,7 +56,8 @@ export interface RootOptions {
 /** Boot, run and supervise the database until the latch says stop; the exit code. */
 export async function runDatabase(ctx: Context, o: RootOptions): Promise<number> {
   makeTrees(ctx.trees);
-  const lockVolume = () => lockDataRoot(ctx.trees.data, ctx.layout.lockFile);
+  const lockVolume = () =>
+    lockDataRoot(ctx.trees.data, ctx.layout.lockFile, ctx.settings.lifecycle.lockWaitMs);
   const lock = new VolumeLock(await lockVolume(), lockVolume);
   const forwarder = await setUpLogging(ctx, o.inOwnVm);
   const runnables = new Runnables(o.latch.signal);

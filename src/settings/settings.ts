@@ -76,6 +76,8 @@ export interface LifecycleSettings {
   forkOf: string | undefined;
   /** BEYOND_PG_IDLE_SHUTDOWN in seconds (undefined: off). */
   idleShutdownS: number | undefined;
+  /** BEYOND_PG_LOCK_WAIT in ms: how long to wait for the data root's lock. */
+  lockWaitMs: number;
 }
 
 export interface S3Settings {
@@ -229,6 +231,7 @@ export function parseSettings(
       volumeId: get("BEYOND_PG_VOLUME_ID"),
       forkOf: get("BEYOND_PG_FORK_OF"),
       idleShutdownS: get("BEYOND_PG_IDLE_SHUTDOWN"),
+      lockWaitMs: (get("BEYOND_PG_LOCK_WAIT") ?? 1.5) * 1000,
     },
     dataRoot: get("BEYOND_PG_DATA_ROOT"),
     runDir,

@@ -26,7 +26,7 @@ import {
 import { type ExternalSetting, type Setting, setting, shownDefault } from "./setting.ts";
 import { external } from "./setting.ts";
 import { archiveSettings } from "./table_archive.ts";
-import { idleSettings, volumeSettings } from "./table_lifecycle.ts";
+import { idleSettings, lockWaitSettings, volumeSettings } from "./table_lifecycle.ts";
 
 const detected = "detected (cgroup v2, v1, `/proc`)";
 
@@ -187,6 +187,7 @@ export const settingsTable = {
     usedIn: "src/boot/hooks.ts",
   }),
   ...idleSettings,
+  ...lockWaitSettings,
   BEYOND_PG_CONTROL_SOCKET: setting({
     group: "control",
     shown: "`<run dir>/control/control.sock`",

@@ -30,6 +30,15 @@ export const volumeSettings = {
 };
 
 /** Group "supervision". */
+export const lockWaitSettings = {
+  BEYOND_PG_LOCK_WAIT: setting({
+    group: "supervision",
+    shown: "1.5 s",
+    doc: "seconds to wait for the volume's lock (a next generation started before a handoff)",
+    parse: wholeNumber(0, 86400),
+  }),
+};
+
 export const idleSettings = {
   BEYOND_PG_IDLE_SHUTDOWN: setting({
     group: "supervision",

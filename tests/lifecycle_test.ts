@@ -12,33 +12,16 @@ import {
   cleanup,
   clusterState,
   type Instance,
-  killPids,
   psql,
   removeRoot,
   startSupervisor,
   tempRoot,
 } from "./support/harness.ts";
+import { copyVolume, frozen } from "./support/volume.ts";
 import { percentile, Workload, WORKLOAD_TABLE } from "./support/workload.ts";
 
 const READY = /\[beyond-pg\] ready:/;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** Freeze every process of an instance (SIGSTOP), run `fn`, thaw them (SIGCONT). */
-export async function frozen<T>(pg: Instance, fn: () => Promise<T>): Promise<T> {
-  const pids = pg.pids();
-  killPids(pids, "SIGSTOP");
-  try {
-    return await fn();
-  } finally {
-    killPids(pids, "SIGCONT");
-  }
-}
-
-/** Copy a data root whole (owners, modes, links), as a block snapshot would. */
-export async function copyVolume(from: string, to: string): Promise<void> {
-  const out = await new Deno.Command("cp", { args: ["-a", from, to], stderr: "piped" }).output();
-  if (!out.success) throw new Error(new TextDecoder().decode(out.stderr));
-}
 
 function chownLike(path: string, like: string): void {
   const st = Deno.statSync(like);
@@ -52,6 +35,12 @@ Deno.test("fork: a crash-consistent copy of a live volume under writes boots as 
   let fork: Instance | undefined;
   let writer: Workload | undefined;
   try {
+    Deno.mkdirSync(`${parentRoot}/hooks/pre-fork.d`, { recursive: true });
+    Deno.writeTextFileSync(
+      `${parentRoot}/hooks/pre-fork.d/10-mark`,
+      `#!/bin/sh\ntouch ${parentRoot}/pre-fork-ran\n`,
+    );
+    Deno.chmodSync(`${parentRoot}/hooks/pre-fork.d/10-mark`, 0o755);
     parent = await startSupervisor({
       root: parentRoot,
       port: 16700,
@@ -76,6 +65,11 @@ Deno.test("fork: a crash-consistent copy of a live volume under writes boots as 
     writer = new Workload({ port: parent.port, password: pw, clients: 4 });
     writer.start();
     await sleep(1500);
+    // pre-fork: its hooks, a checkpoint, and the WAL a fork of a snapshot taken now replays.
+    const pre = await ok<{ redoDistanceBytes: number; hooks: string[] }>(parent, "pre-fork");
+    assert.deepEqual(pre.hooks, ["10-mark"]);
+    assert.ok(Deno.statSync(`${parentRoot}/pre-fork-ran`).isFile);
+    assert.ok(pre.redoDistanceBytes >= 0 && pre.redoDistanceBytes < 16 << 20, JSON.stringify(pre));
     // The snapshot: everything stopped, then what was acknowledged, then the copy.
     let acked: number[] = [];
     await frozen(parent, async () => {
@@ -294,7 +288,9 @@ Deno.test("handoff: clients through a front see a pause, none fails; the next ge
           Math.round(Math.max(...stalls))
         } ms; in flight at the handoff (retried) ${lostBefore}; abort pause max ${
           Math.round(Math.max(...abortStalls))
-        } ms; ${load.acked.size} commits, 0 failed`,
+        } ms; ${load.acked.size} commits, 0 failed; next generation: ${
+          gen2.lines.find((l) => /startup phases/.test(l))?.replace(/.*startup phases: /, "")
+        }`,
     );
     assert.equal(await gen2.stop(), 0);
   } finally {

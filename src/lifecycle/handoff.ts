@@ -1,7 +1,7 @@
 /**
- * EFFECT: a generation handoff (resize, image upgrade). `handoff-prepare`: PgBouncer PAUSE
- * (running transactions finish, new ones queue: none fails) → CHECKPOINT → postgres's clean
- * stop, kept stopped (not a crash to restart) → the data root's lock is let go → the answer
+ * EFFECT: a generation handoff (resize, image upgrade). `handoff-prepare`: CHECKPOINT while
+ * clients still run → PgBouncer PAUSE (running transactions finish, new ones queue: none
+ * fails) → postgres's clean stop (its shutdown checkpoint has little left to write), kept stopped (not a crash to restart) → the data root's lock is let go → the answer
  * names the final LSN (the shutdown checkpoint: the next generation replays nothing).
  * PgBouncer stays up and paused, holding its clients, until this supervisor is stopped
  * (SIGTERM, once the next generation serves) or `handoff-abort` starts postgres again, takes
@@ -59,6 +59,17 @@ export class Handoff {
     const ms = () => Math.round(performance.now() - t0);
     const phases: Record<string, number> = {};
     try {
+      // While clients still run: the shutdown checkpoint after PAUSE then has little to write.
+      await this.#admin.checkpoint(10 * 60_000);
+    } catch (error) {
+      this.#state = "none";
+      throw new CommandError(
+        "failed",
+        `handoff-prepare: CHECKPOINT failed: ${errorMessage(error)}`,
+      );
+    }
+    phases["checkpoint_ms"] = ms();
+    try {
       await this.#admin.bouncer("PAUSE", pauseTimeoutMs);
     } catch (error) {
       await this.#admin.bouncer("RESUME").catch(() => {});
@@ -70,14 +81,13 @@ export class Handoff {
         }; clients resumed`,
       );
     }
-    phases["pause_ms"] = ms();
+    phases["pause_ms"] = ms() - phases["checkpoint_ms"];
     try {
-      await this.#admin.checkpoint(10 * 60_000);
-      phases["checkpoint_ms"] = ms() - phases["pause_ms"];
       const clean = await this.#sup.parkPostgres(
         "handed off: postgres stopped for the next generation (handoff-abort starts it again)",
       );
       phases["stop_ms"] = ms() - phases["pause_ms"] - phases["checkpoint_ms"];
+      phases["paused_ms"] = phases["pause_ms"] + phases["stop_ms"];
       const control = readControlCheckpoint(
         this.#ctx.trees.data.readBytes(`${this.#ctx.layout.pgdata}/global/pg_control`) ??
           new Uint8Array(),

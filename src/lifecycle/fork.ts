@@ -12,7 +12,13 @@ import type { Admin } from "../supervise/admin.ts";
 import { errorMessage, OperatorError } from "../util/errors.ts";
 import { log } from "../util/log.ts";
 import { readMarker, writeMarker } from "../wal/marker.ts";
-import { archiveRefusal, decideFork, type ForkDecision, type VolumeRecord } from "./fork_policy.ts";
+import {
+  archiveRefusal,
+  decideFork,
+  type ForkDecision,
+  parseRecord,
+  type VolumeRecord,
+} from "./fork_policy.ts";
 
 export function recordPath(stateDir: string): string {
   return `${stateDir}/volume.json`;
@@ -21,7 +27,7 @@ export function recordPath(stateDir: string): string {
 export function readRecord(data: PgTree, stateDir: string): VolumeRecord | undefined {
   try {
     const text = data.readText(recordPath(stateDir));
-    return text === undefined ? undefined : JSON.parse(text) as VolumeRecord;
+    return text === undefined ? undefined : parseRecord(text);
   } catch {
     return undefined; // postgres's file: unreadable is as if none (the safe side: not a fork)
   }

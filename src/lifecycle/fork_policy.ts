@@ -105,6 +105,32 @@ export function decideFork(i: ForkInput): ForkDecision {
   };
 }
 
+/**
+ * The record as read from PGDATA (postgres can write it: only well-formed fields are kept;
+ * anything else reads as no record, the safe side — not a fork).
+ */
+export function parseRecord(text: string): VolumeRecord | undefined {
+  let v: unknown;
+  try {
+    v = JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+  if (typeof v !== "object" || v === null || Array.isArray(v)) return undefined;
+  const o = v as Record<string, unknown>;
+  const str = (x: unknown) => typeof x === "string" && x.length <= 1024 ? x : undefined;
+  const targets = Array.isArray(o["parentTargets"])
+    ? o["parentTargets"].map(str).filter((t): t is string => t !== undefined)
+    : [];
+  const r: VolumeRecord = {};
+  if (str(o["volumeId"])) r.volumeId = str(o["volumeId"]);
+  if (str(o["forkOf"])) r.forkOf = str(o["forkOf"]);
+  if (str(o["forkedAt"])) r.forkedAt = str(o["forkedAt"]);
+  if (targets.length) r.parentTargets = targets;
+  if (o["dropSlots"] === true) r.dropSlots = true;
+  return r;
+}
+
 /** `s3://bucket/prefix` without trailing slashes (how targets are compared). */
 export function normalizeTarget(url: string): string {
   return url.replace(/\/+$/, "");

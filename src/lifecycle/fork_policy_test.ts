@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { archiveRefusal, decideFork, type ForkInput } from "./fork_policy.ts";
+import { archiveRefusal, decideFork, type ForkInput, parseRecord } from "./fork_policy.ts";
 
 const now = new Date("2025-01-02T03:04:05Z");
 const base: ForkInput = {
@@ -88,4 +88,21 @@ Deno.test("fork: archiving to a parent's prefix is refused; another prefix is al
   assert.equal(archiveRefusal(record, "s3://bucket/a/fork-1"), undefined);
   assert.equal(archiveRefusal(record, undefined), undefined);
   assert.equal(archiveRefusal({}, "s3://bucket/a"), undefined);
+});
+
+Deno.test("fork: the record postgres could rewrite keeps only well-formed fields", () => {
+  assert.equal(parseRecord("not json"), undefined);
+  assert.equal(parseRecord("[1]"), undefined);
+  assert.deepEqual(
+    parseRecord(
+      JSON.stringify({
+        volumeId: "v",
+        forkOf: 7,
+        parentTargets: ["s3://b/p", 3, null],
+        dropSlots: "yes",
+        extra: true,
+      }),
+    ),
+    { volumeId: "v", parentTargets: ["s3://b/p"] },
+  );
 });

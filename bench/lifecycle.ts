@@ -8,6 +8,7 @@
  *   handoff:    8 clients through a TCP front across `handoff-prepare` → next generation (started
  *               before, waiting for the volume) → re-point: the pause each client sees, p50/max
  *               (target ≤ 1 s), and failed transactions (must be 0)
+ *   hot-set:    the files a fork boot opens (strace -f -e openat) against the `hot-set` list
  *   idle:       the supervisor's RSS and CPU over 10 s idle, idle watcher on vs off
  *
  * Usage: deno run -A bench/lifecycle.ts [--runs N]     (root; ports 16750-16799; /tmp/h8-*)
@@ -81,6 +82,56 @@ async function idleUsage(pg: Instance, seconds = 10): Promise<{ rssMb: number; c
   return { rssMb: b.rssKb / 1024, cpuPct: (b.ticks - a.ticks) / seconds };
 }
 
+/** Boot a fork of `parent` (after pre-fork) under strace; what hot-set covers of what it opens. */
+async function hotSetCoverage(parent: Instance, parentRoot: string, port: number) {
+  const hot = await ok<{ files: { path: string; bytes: number }[] }>(parent, "hot-set");
+  await ok(parent, "pre-fork");
+  const r = await root("btrace");
+  await frozen(parent, () => copyVolume(`${parentRoot}/data`, `${r}/data`));
+  const traceFile = `${r}/strace.txt`;
+  const pg = await start({
+    root: r,
+    port,
+    directPort: port + 1,
+    httpPort: port + 2,
+    env: { BEYOND_PG_FORK_OF: "vol-parent" },
+    wrap: ["strace", "-f", "-qq", "-e", "trace=openat", "-o", traceFile],
+  });
+  await pg.waitFor(READY, 300_000);
+  await psql(port, "select 1", { password: pg.password });
+  const pgdata = `${r}/data/main`;
+  const norm = (p: string) =>
+    (p.startsWith("/") ? p : `${pgdata}/${p}`).replaceAll("/./", "/")
+      .replace(`${pgdata}/pg_wal/`, `${r}/data/wal/`);
+  const opened = new Map<string, number>();
+  for (const line of Deno.readTextFileSync(traceFile).split("\n")) {
+    const m = line.match(/openat\(AT_FDCWD, "([^"]+)".*\) = \d+$/);
+    if (!m) continue;
+    const path = norm(m[1]!);
+    if (!path.startsWith(`${r}/data/`) || opened.has(path)) continue;
+    try {
+      const st = Deno.statSync(path);
+      if (st.isFile) opened.set(path, st.size);
+    } catch { /* gone */ }
+  }
+  await cleanup(pg);
+  const listed = new Set(hot.files.map((f) => norm(f.path.replace(parentRoot, r))));
+  const covered = [...opened].filter(([p]) => listed.has(p));
+  const sum = (xs: [string, number][]) => xs.reduce((n, [, b]) => n + b, 0);
+  const uncovered = [...opened].filter(([p]) => !listed.has(p)).sort((a, b) => b[1] - a[1]);
+  const unused = [...listed].filter((p) => !opened.has(p));
+  return {
+    line: `hot-set covers ${covered.length} of the ${opened.size} files a fork boot opens (${
+      (100 * sum(covered) / Math.max(1, sum([...opened]))).toFixed(0)
+    }% of ${
+      (sum([...opened]) / 2 ** 20).toFixed(1)
+    } MiB); ${unused.length} of its ${listed.size} files were not opened`,
+    uncovered: uncovered.slice(0, 8).map(([p, b]) =>
+      `${p.replace(`${r}/data/`, "")} (${(b / 1024).toFixed(0)} KiB)`
+    ),
+  };
+}
+
 try {
   // ---- a hot parent ---------------------------------------------------------------------
   const parentRoot = await root("bparent");
@@ -138,8 +189,12 @@ try {
       port += 3;
     }
   }
+  // ---- hot-set coverage: the files a fork boot opens (strace), against `hot-set` ----------
+  const coverage = await hotSetCoverage(parent, parentRoot, port);
   pgbench.kill("SIGINT");
   await pgbench.status;
+  console.log(coverage.line);
+  console.log(`  largest files opened but not in the hot-set: ${coverage.uncovered.join(", ")}`);
   console.log(`pre-fork left a redo distance of ${redo.map((b) => `${b} B`).join(", ")}`);
   report({ name: "fork boot without pre-fork vs clean restart", ours: without, base: clean });
   report({

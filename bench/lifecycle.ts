@@ -1,6 +1,6 @@
 /**
- * Issue 16 benchmark, side by side in one run (the supervisor runs as `deno run main.ts`, the
- * same way in every arm):
+ * Issue 16 benchmark, side by side in one run (the supervisor is the built artifact, as in
+ * bench/startup.ts, the same way in every arm):
  *
  *   fork boot:  a crash-consistent copy of a database under pgbench (no pre-fork) and one taken
  *               right after `pre-fork`, each booted as a fork → first query through 5432,
@@ -25,9 +25,15 @@ import {
 } from "../tests/support/harness.ts";
 import { copyVolume, frozen } from "../tests/support/volume.ts";
 import { percentile, Workload, WORKLOAD_TABLE } from "../tests/support/workload.ts";
-import { fmt, median, report, runsFromArgs } from "./lib.ts";
+import { fmt, median, report, runsFromArgs, sh } from "./lib.ts";
 
-const runs = runsFromArgs(1);
+const runs = runsFromArgs(3);
+// Measure what the image runs: the built artifact (postgres's archive_command starts it too).
+const repo = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
+await sh(Deno.execPath(), ["task", "--quiet", "build"], {
+  env: { PATH: Deno.env.get("PATH") ?? "" },
+});
+Deno.env.set("BEYOND_PG_TEST_BIN", `${repo}/dist/beyond-pg`);
 const READY = /\[beyond-pg\] ready:/;
 const HOT_SECONDS = 8;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -60,8 +66,10 @@ async function bootToQuery(
 }
 
 function replayLine(pg: Instance): string {
-  return pg.lines.find((l) => /redo done at/.test(l))?.replace(/.*(redo done at)/, "$1") ??
-    "no redo";
+  const redo = pg.lines.find((l) => /redo done at/.test(l))?.replace(/.*elapsed: /, "replay ") ??
+    "no replay";
+  const phases = pg.lines.find((l) => /startup phases/.test(l))?.replace(/.*startup phases: /, "");
+  return `${redo}; ${phases}`;
 }
 
 /** /proc/<pid>: resident KiB and CPU ticks (user + system). */
@@ -168,6 +176,8 @@ try {
       }
       const forkRoot = await root("bfork");
       await frozen(parent, () => copyVolume(`${parentRoot}/data`, `${forkRoot}/data`));
+      // A snapshot is durable: the copy's dirty pages are not the fork's to write back.
+      await new Deno.Command("sync", { args: ["-f", forkRoot] }).output();
       const fork = await bootToQuery(forkRoot, port, {
         BEYOND_PG_FORK_OF: "vol-parent",
       });
@@ -182,6 +192,7 @@ try {
         // A clean restart of the same data (the fork, stopped cleanly above).
         const again = await bootToQuery(forkRoot, port, { BEYOND_PG_FORK_OF: "vol-parent" });
         clean.push(again.ms);
+        console.log(`  clean restart: ${fmt(again.ms)} ms (${replayLine(again.pg)})`);
         await again.pg.stop();
       }
       await cleanup(fork.pg);

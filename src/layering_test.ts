@@ -17,7 +17,7 @@ const FLOORS: string[][] = [
   ["tls", "wal"],
   ["boot"],
   ["supervise", "backup"],
-  ["control", "image", "sink"],
+  ["control", "image", "sink", "lifecycle"],
   ["app"],
   ["init"],
   ["cli"],

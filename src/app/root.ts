@@ -14,7 +14,7 @@ import { runBackupChild, runVerifyChild } from "../backup/child.ts";
 import type { BootResult } from "../boot/boot.ts";
 import { applyConfig } from "../boot/boot.ts";
 import type { Context } from "../boot/context.ts";
-import { lockDataRoot } from "../boot/lock.ts";
+import { lockDataRoot, VolumeLock } from "../boot/lock.ts";
 import { controlSocketTree, makeTrees } from "../boot/trees.ts";
 import { maxClientConn, PGBOUNCER_FD_HEADROOM } from "../config/pgbouncer.ts";
 import { controlCommands, replicationCommands } from "../control/api.ts";
@@ -24,6 +24,7 @@ import { live, ready } from "../control/health.ts";
 import { collectMetrics } from "../control/metrics.ts";
 import { Operations } from "../control/operations.ts";
 import { serveHttp } from "../http/server.ts";
+import { Lifecycle } from "../lifecycle/lifecycle.ts";
 import { renderFamilies } from "../metrics/prom.ts";
 import { raiseFdLimit } from "../process/fd_limit.ts";
 import { CommandError, makeDispatch } from "../rpc/dispatch.ts";
@@ -57,7 +58,9 @@ export interface RootOptions {
 /** Boot, run and supervise the database until the latch says stop; the exit code. */
 export async function runDatabase(ctx: Context, o: RootOptions): Promise<number> {
   makeTrees(ctx.trees);
-  const lock = await lockDataRoot(ctx.trees.data, ctx.layout.lockFile);
+  const lockVolume = () =>
+    lockDataRoot(ctx.trees.data, ctx.layout.lockFile, ctx.settings.lifecycle.lockWaitMs);
+  const lock = new VolumeLock(await lockVolume(), lockVolume);
   const forwarder = await setUpLogging(ctx, o.inOwnVm);
   const runnables = new Runnables(o.latch.signal);
   const admin = new Admin({
@@ -70,6 +73,9 @@ export async function runDatabase(ctx: Context, o: RootOptions): Promise<number>
   let tls: TlsWatcher | undefined;
   let booted: BootResult | undefined;
   try {
+    // A fork's first boot, archiving to a parent's prefix (lifecycle/fork.ts): before boot.
+    const life = Lifecycle.detect(ctx);
+    ctx = life.context;
     // Before any child starts: postgres and PgBouncer inherit it.
     const fdLimit = raiseFdLimit(maxClientConn(ctx.ramMb) + PGBOUNCER_FD_HEADROOM);
     if (fdLimit.warning) log.warn(fdLimit.warning);
@@ -79,6 +85,7 @@ export async function runDatabase(ctx: Context, o: RootOptions): Promise<number>
         booted = b;
         await runnables.enter("booted");
       },
+      beforePostStart: () => life.beforePostStart(),
       statusExtra: (): Record<string, unknown> => ({
         tls: tls?.status() ??
           (booted?.tls
@@ -99,6 +106,7 @@ export async function runDatabase(ctx: Context, o: RootOptions): Promise<number>
             },
           }
           : {}),
+        ...life.status(),
       }),
     });
     o.latch.onStop((why) => sup.requestStop(why));
@@ -114,6 +122,12 @@ export async function runDatabase(ctx: Context, o: RootOptions): Promise<number>
       tls: () => tls?.material ?? booted?.tls,
       archivePromote: () => archiving?.service?.lineage.allowPromote(),
     });
+    life.attach({
+      sup,
+      admin,
+      lock,
+      archiveBacklog: () => Number(archiving?.status()["backlog"] ?? 0),
+    });
 
     // ---- now: the operator surface ----------------------------------------------------
     runnables.add(
@@ -122,7 +136,7 @@ export async function runDatabase(ctx: Context, o: RootOptions): Promise<number>
         controlRunnable(
           ctx,
           o.inOwnVm,
-          makeDispatch({
+          makeDispatch(life.withCommands({
             ...controlCommands(sup, ops, {
               backup: {
                 summary: "base backup to the archive target (pg_basebackup streamed to S3)",
@@ -160,7 +174,7 @@ export async function runDatabase(ctx: Context, o: RootOptions): Promise<number>
               },
             }),
             ...replicationCommands(repl, monitor),
-          }),
+          })),
         ),
     );
     runnables.add("now", () =>
@@ -185,6 +199,7 @@ export async function runDatabase(ctx: Context, o: RootOptions): Promise<number>
                   },
                   ...(archiving?.metrics() ?? []),
                   ...replicationFamilies(monitor.last),
+                  ...life.metrics(),
                 ],
               }),
             ),
@@ -192,6 +207,7 @@ export async function runDatabase(ctx: Context, o: RootOptions): Promise<number>
         : undefined);
 
     // ---- booted: archiving ---------------------------------------------------------------
+    runnables.add("booted", () => life.booted());
     runnables.add("booted", () => ({
       name: "archiving",
       start: async () => {
@@ -215,6 +231,7 @@ export async function runDatabase(ctx: Context, o: RootOptions): Promise<number>
         reload: () => sup.signalChildren("SIGHUP"),
         clock: realClock,
       }));
+    runnables.add("ready", () => life.ready());
     runnables.add(
       "ready",
       () =>

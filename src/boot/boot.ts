@@ -17,6 +17,7 @@ import { runHooks } from "./hooks.ts";
 import { makeTrees, treeFor, type Trees } from "./trees.ts";
 import { clearMarkers, firstBoot } from "./initdb.ts";
 import { findSeed } from "./seed.ts";
+import { checkWalLink } from "./wal_link.ts";
 import { resolveTls, type TlsMaterial, type TlsOptions } from "../tls/material.ts";
 import type { RunAs } from "./users.ts";
 import { installPassfile, type ReplicationNow, replicationPlanInput } from "./replication.ts";
@@ -41,6 +42,8 @@ export interface BootContext {
   hookEnv: Record<string, string>;
   /** What this node is in replication now (boot/replication.ts); RPCs change it. */
   replication: ReplicationNow;
+  /** A fork's first boot (lifecycle/fork.ts): a self-signed certificate with other names is renewed. */
+  newFork?: boolean;
 }
 
 export interface BootResult {
@@ -152,6 +155,7 @@ export function tlsOptions(ctx: BootContext): TlsOptions {
     hostname: Deno.hostname(),
     extraNames: ctx.settings.tlsNames,
     owner: ctx.runAs.switchTo,
+    ...(ctx.newFork ? { renewOnNewNames: true } : {}),
   };
 }
 
@@ -172,6 +176,11 @@ export async function prepareData(
   const t0 = performance.now();
   const fresh = !trees.data.exists(`${layout.pgdata}/PG_VERSION`);
   const replica = ctx.replication.role === "replica";
+  if (!fresh) {
+    // Before a rewind or a gap fetch writes WAL: pg_wal must be this volume's (a moved copy).
+    const moved = checkWalLink(trees.data, layout);
+    if (moved) log.warn(moved);
+  }
   if (fresh) {
     const seed = replica
       ? undefined
@@ -198,7 +207,10 @@ export async function prepareData(
   clearMarkers(trees.data, layout);
   const initdbMs = Math.round(performance.now() - t0);
   let gap: GapResult | undefined;
-  if (!fresh && !replica && ctx.settings.replication.sinks.length) {
+  if (!fresh && !replica && ctx.settings.replication.sinks.length && ctx.newFork) {
+    // The snapshot is the fork's end of WAL: what the sinks hold past it is the parent's.
+    log.info("gap fetch: skipped on a fork's first boot (the sinks' WAL is the parent's)");
+  } else if (!fresh && !replica && ctx.settings.replication.sinks.length) {
     gap = await fetchGap(ctx, {
       ...(hooks.stop ? { stop: hooks.stop } : {}),
       report: (problem) => hooks.report?.({ problem }),

@@ -86,6 +86,11 @@ export function beyondEntries(i: BeyondConfInput): ConfEntry[] {
     { name: "wal_compression", value: i.walCompression },
     { name: "checkpoint_timeout", value: "15min" },
     { name: "checkpoint_completion_target", value: 0.9 },
+    {
+      name: "recovery_init_sync_method",
+      value: "syncfs",
+      why: "crash recovery (a fork's boot) syncs the volume once, not every file by name",
+    },
     { name: "bgwriter_delay", value: "100ms", why: "with lru_maxpages 1000: ~80 MB/s cleaning" },
     { name: "bgwriter_lru_maxpages", value: 1000 },
     // SSD-class storage.

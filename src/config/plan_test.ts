@@ -60,6 +60,7 @@ Deno.test("planConfig() 00-beyond.conf carries every setting of the spec's Confi
     wal_compression: "'lz4'",
     checkpoint_timeout: "'15min'",
     checkpoint_completion_target: "0.9",
+    recovery_init_sync_method: "'syncfs'",
     bgwriter_delay: "'100ms'",
     bgwriter_lru_maxpages: "1000",
     random_page_cost: "1.1",

@@ -43,6 +43,7 @@ export const allSettings15 = new Set([
   "max_wal_size",
   "min_wal_size",
   "checkpoint_completion_target",
+  "recovery_init_sync_method",
   "bgwriter_delay",
   "bgwriter_lru_maxpages",
   "random_page_cost",

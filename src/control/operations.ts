@@ -16,8 +16,20 @@ import type { Supervisor } from "../supervise/supervisor.ts";
 import { sleep } from "../util/sleep.ts";
 
 /** Catalog relations a fork should prefetch (the spec's hot set). */
-export const HOT_CATALOGS = ["pg_class", "pg_attribute", "pg_proc", "pg_index", "pg_namespace"];
-const WAL_SEGMENTS_IN_HOT_SET = 3;
+export const HOT_CATALOGS = [
+  "pg_class",
+  "pg_attribute",
+  "pg_proc",
+  "pg_index",
+  "pg_namespace",
+  // Read by every fork boot too (bench/lifecycle.ts traces what it opens).
+  "pg_type",
+  "pg_operator",
+  "pg_statistic",
+  "pg_rewrite",
+];
+/** At most this many WAL segments (from the last checkpoint's redo point on). */
+const WAL_SEGMENTS_IN_HOT_SET = 64;
 
 export class Operations {
   readonly #ctx: Context;
@@ -189,6 +201,7 @@ export class Operations {
       FROM pg_class c
       WHERE c.oid IN (${list})
          OR c.oid IN (SELECT indexrelid FROM pg_index WHERE indrelid IN (${list}))
+         OR c.oid IN (SELECT reltoastrelid FROM pg_class WHERE oid IN (${list}))
       ORDER BY 1`;
     const databases = [...new Set(["postgres", ctx.settings.database])];
     const files: { path: string; bytes: number; why: string }[] = [];
@@ -202,12 +215,14 @@ export class Operations {
     };
     add(`${pgdata}/global/pg_control`, "pg_control");
     add(`${pgdata}/global/pg_filenode.map`, "shared relation map");
+    add(`${pgdata}/global/pg_internal.init`, "shared relcache init file");
     for (const db of databases) {
       const rows = db === "postgres"
         ? await this.#admin.query(query)
         : await this.#admin.queryIn(db, query);
       if (rows[0]) {
         add(`${pgdata}/base/${rows[0]["dboid"]}/pg_filenode.map`, `relation map (${db})`);
+        add(`${pgdata}/base/${rows[0]["dboid"]}/pg_internal.init`, `relcache init file (${db})`);
       }
       for (const row of rows) {
         const base = `${pgdata}/${row["path"]}`;
@@ -218,9 +233,18 @@ export class Operations {
         }
       }
     }
+    // What a fork replays: from the last checkpoint's redo segment to the insert position's
+    // (newer names in pg_wal are recycled segments not written yet).
+    const [w] = await this.#admin.query(
+      `SELECT redo_wal_file AS first, CASE WHEN pg_is_in_recovery() THEN ''
+         ELSE pg_walfile_name(pg_current_wal_insert_lsn()) END AS last
+       FROM pg_control_checkpoint()`,
+    );
+    const first = String(w?.["first"] ?? "");
+    const last = String(w?.["last"] ?? "");
     const wal = ctx.trees.data.list(ctx.layout.walDir)
       .map((e) => e.name)
-      .filter((n) => /^[0-9A-F]{24}$/.test(n))
+      .filter((n) => /^[0-9A-F]{24}$/.test(n) && n >= first && (last === "" || n <= last))
       .sort()
       .slice(-WAL_SEGMENTS_IN_HOT_SET);
     for (const seg of wal) add(`${ctx.layout.walDir}/${seg}`, "recent WAL");

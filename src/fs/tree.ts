@@ -97,6 +97,19 @@ export abstract class Tree {
     });
   }
 
+  /** Where a symbolic link points (undefined when `path` is not a link). */
+  readLink(path: string): string | undefined {
+    const p = this.inside(path);
+    return this.run(() => {
+      try {
+        return Deno.lstatSync(p).isSymlink ? Deno.readLinkSync(p) : undefined;
+      } catch (error) {
+        if (notFound(error)) return undefined;
+        throw error;
+      }
+    });
+  }
+
   /** Entries of a directory ([] when it does not exist). */
   list(dir: string): Deno.DirEntry[] {
     const p = this.inside(dir);

@@ -72,6 +72,8 @@ export interface Settings {
   archiveTimeoutS: number;
   /** Set when archiveTarget is. */
   s3: S3Settings | undefined;
+  /** Fork detection, idle shutdown (lifecycle/). */
+  lifecycle: LifecycleSettings;
   dataRoot: string;
   runDir: string;
   socketDir: string;
@@ -112,6 +114,17 @@ export type S3CredentialSettings =
   | { kind: "keys"; accessKeyId: string; secretAccessKey: Secret; sessionToken?: Secret }
   | { kind: "file"; path: string }
   | { kind: "url"; url: string; token?: Secret };
+
+export interface LifecycleSettings {
+  /** BEYOND_PG_VOLUME_ID: the platform's id of the data volume. */
+  volumeId: string | undefined;
+  /** BEYOND_PG_FORK_OF: the parent volume's id (this volume is a fork). */
+  forkOf: string | undefined;
+  /** BEYOND_PG_IDLE_SHUTDOWN in seconds (undefined: off). */
+  idleShutdownS: number | undefined;
+  /** BEYOND_PG_LOCK_WAIT in ms: how long to wait for the data root's lock. */
+  lockWaitMs: number;
+}
 
 export interface S3Settings {
   endpoint: string;
@@ -420,6 +433,12 @@ export function parseSettings(
     archivePromote: get("BEYOND_PG_ARCHIVE_PROMOTE"),
     archiveTimeoutS: get("BEYOND_PG_ARCHIVE_TIMEOUT"),
     s3: archiveTarget ? parseS3(get) : undefined,
+    lifecycle: {
+      volumeId: get("BEYOND_PG_VOLUME_ID"),
+      forkOf: get("BEYOND_PG_FORK_OF"),
+      idleShutdownS: get("BEYOND_PG_IDLE_SHUTDOWN"),
+      lockWaitMs: (get("BEYOND_PG_LOCK_WAIT") ?? 1.5) * 1000,
+    },
     dataRoot: get("BEYOND_PG_DATA_ROOT"),
     runDir,
     socketDir,

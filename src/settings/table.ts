@@ -27,6 +27,7 @@ import { type ExternalSetting, type Setting, setting, shownDefault } from "./set
 import { external } from "./setting.ts";
 import { archiveSettings } from "./table_archive.ts";
 import { replicationSettings } from "./table_replication.ts";
+import { idleSettings, lockWaitSettings, volumeSettings } from "./table_lifecycle.ts";
 
 const detected = "detected (cgroup v2, v1, `/proc`)";
 
@@ -188,6 +189,8 @@ export const settingsTable = {
     doc: "set in each hook's environment: the stage it runs in (not read)",
     usedIn: "src/boot/hooks.ts",
   }),
+  ...idleSettings,
+  ...lockWaitSettings,
   BEYOND_PG_CONTROL_SOCKET: setting({
     group: "control",
     shown: "`<run dir>/control/control.sock`",
@@ -285,6 +288,7 @@ export const settingsTable = {
     doc: "how postgres runs beyond-pg again (the bundle's launcher sets it)",
     usedIn: "src/process/self.ts",
   }),
+  ...volumeSettings,
 };
 
 export type SettingName = keyof typeof settingsTable;

@@ -67,12 +67,21 @@ export class ChildLoop {
   }
 
   /**
+   * Let go of the child: its exit is no longer watched (no restart), and it is no longer the
+   * one in charge. The caller stops it (a generation handoff); `start()` starts a new one.
+   */
+  release(): ChildHandle | undefined {
+    const child = this.#child;
+    this.#child = undefined;
+    return child;
+  }
+
+  /**
    * Stop the child on purpose (a rejoin rewinds the data directory meanwhile): no event, no
    * restart follows; start() brings it back.
    */
   async halt(stop: (child: ChildHandle) => Promise<void>): Promise<void> {
-    const child = this.#child;
-    this.#child = undefined;
+    const child = this.release();
     if (child?.running) await stop(child);
   }
 

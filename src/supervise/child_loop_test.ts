@@ -94,3 +94,18 @@ Deno.test("ChildLoop: a stop request ends the retries", async () => {
   h.stop.abort();
   assert.equal(await h.loop.start(), false);
 });
+
+Deno.test("ChildLoop: a released child's exit is not a restart; start() brings a new one", async () => {
+  const h = harness(["up", "up"]);
+  await h.loop.start();
+  const released = h.loop.release();
+  assert.equal(released, h.children[0]);
+  assert.equal(h.loop.child, undefined);
+  await (released as FakeChild).stop();
+  await new Promise((r) => setTimeout(r, 0));
+  await new Promise((r) => setTimeout(r, 0));
+  assert.equal(h.children.length, 1, "no restart");
+  assert.deepEqual(h.events, ["up 1"]);
+  assert.equal(await h.loop.start(), true);
+  assert.equal(h.loop.child, h.children[1]);
+});

@@ -49,6 +49,11 @@ export interface Status {
 export interface SupervisorHooks {
   /** After boot (PGDATA and config exist), before postgres starts: archiving sets up here. */
   afterBoot?: (booted: BootResult) => Promise<void> | void;
+  /**
+   * postgres is up, before post-start writes anything (each attempt): a fork drops the slots it
+   * inherited here, before the configured WAL sinks' slots are made.
+   */
+  beforePostStart?: () => Promise<void> | void;
   /** More status from the runnables around (TLS, archiving). */
   statusExtra?: () => Record<string, unknown>;
   /**
@@ -87,6 +92,8 @@ export class Supervisor {
   #fatal: Error | undefined;
   /** A replica's clone from its primary, while it runs (status). */
   #clone: CloneProgress | undefined;
+  /** The pre-stop hooks already ran (an idle stop runs them before PAUSE). */
+  #preStopRan = false;
 
   constructor(ctx: Context, output: OutputPump, hooks: SupervisorHooks = {}) {
     this.#ctx = ctx;
@@ -220,8 +227,9 @@ export class Supervisor {
     }
   }
 
-  requestStop(reason: string): void {
+  requestStop(reason: string, o: { preStopHooksRan?: boolean } = {}): void {
     if (this.stopping) return;
+    this.#preStopRan = o.preStopHooksRan ?? false;
     log.info(`stopping (${reason})`);
     this.#facts.phase = "stopping";
     this.#stop.abort();
@@ -387,6 +395,7 @@ export class Supervisor {
         if (!(await sleep(50, this.#stop.signal))) return false;
       }
       try {
+        await this.#hooks.beforePostStart?.();
         const result = await postStart({
           socketDir: ctx.layout.socketDir,
           port: ctx.settings.directPort,
@@ -431,14 +440,40 @@ export class Supervisor {
 
   // ---- stop -----------------------------------------------------------------------------
 
-  async #shutdown(): Promise<number> {
+  /** The pre-stop hooks (a failing hook is a warning: the stop goes on). */
+  async runPreStopHooks(): Promise<void> {
     const ctx = this.#ctx;
-    this.#facts.phase = "stopping";
     await runHooks("pre-stop", {
       hooksDir: ctx.layout.hooksDir,
       timeoutMs: ctx.settings.hookTimeoutMs,
       env: ctx.hookEnv,
     }).catch((e) => log.warn(`pre-stop hooks: ${errorMessage(e)}`));
+  }
+
+  /**
+   * Stop postgres cleanly and keep it stopped (a generation handoff): its loop lets go of it,
+   * so the exit is not a restart; PgBouncer keeps running. True when it shut down cleanly.
+   */
+  async parkPostgres(why: string): Promise<boolean> {
+    const pg = this.#postgres.release();
+    if (!pg?.running) return false;
+    this.#facts.postgresUp = false;
+    this.#facts.problem = why;
+    const stopped = await pg.stop("SIGINT", this.#ctx.settings.stopTimeoutMs);
+    return stopped && pg.exitStatus?.code === 0;
+  }
+
+  /** Start postgres again after parkPostgres (a handoff aborted); true once it is up. */
+  async unparkPostgres(): Promise<boolean> {
+    const up = await this.#postgres.start();
+    if (up) this.#facts.problem = undefined;
+    return up;
+  }
+
+  async #shutdown(): Promise<number> {
+    const ctx = this.#ctx;
+    this.#facts.phase = "stopping";
+    if (!this.#preStopRan) await this.runPreStopHooks();
     const bouncer = this.#pgbouncer.child;
     if (bouncer?.running) {
       const sig = pgbouncerSignals(ctx.bins.pgbouncerVersion);

@@ -64,6 +64,18 @@ export interface TlsOptions {
   /** The postgres user when we are root. */
   owner: Owner | undefined;
   now?: Date;
+  /**
+   * A fork's first boot: a self-signed certificate of ours whose names differ from this
+   * machine's is replaced (otherwise the parent's identity is kept, as the design says).
+   */
+  renewOnNewNames?: boolean;
+}
+
+/** The self-signed certificate's names differ (as sets). */
+export function namesDiffer(before: readonly string[], now: readonly string[]): boolean {
+  const a = new Set(before);
+  const b = new Set(now);
+  return a.size !== b.size || [...a].some((n) => !b.has(n));
 }
 
 const RENEW_BEFORE_MS = 30 * 24 * 3600 * 1000;
@@ -170,8 +182,10 @@ async function selfSigned(o: TlsOptions): Promise<TlsMaterial> {
     notAfter,
   });
   const data = o.data;
+  const names = [...new Set([o.hostname, "localhost", ...o.extraNames].filter(Boolean))];
   if (data.exists(cert) && data.exists(key)) {
-    let sentinel: { sha256?: string; fingerprint?: string; notAfter?: string } = {};
+    let sentinel: { sha256?: string; fingerprint?: string; notAfter?: string; names?: string[] } =
+      {};
     try {
       sentinel = JSON.parse(data.readText(sentinelPath) ?? "{}");
     } catch { /* none: not ours */ }
@@ -188,17 +202,24 @@ async function selfSigned(o: TlsOptions): Promise<TlsMaterial> {
       return material(info.fingerprint, info.notAfter.toISOString(), "existing");
     }
     const notAfter = new Date(sentinel.notAfter ?? 0);
-    if (notAfter.getTime() - now.getTime() > RENEW_BEFORE_MS) {
+    const renamed = o.renewOnNewNames === true && sentinel.names !== undefined &&
+      namesDiffer(sentinel.names, names);
+    if (!renamed && notAfter.getTime() - now.getTime() > RENEW_BEFORE_MS) {
       return material(sentinel.fingerprint ?? "", notAfter.toISOString(), "self-signed");
     }
-    log.info(`TLS: self-signed certificate expires ${notAfter.toISOString()}; renewing it`);
+    log.info(
+      renamed
+        ? `TLS: fork: the parent's self-signed certificate names ${
+          sentinel.names!.join(", ")
+        }, this machine is ${names.join(", ")}; generating a new one`
+        : `TLS: self-signed certificate expires ${notAfter.toISOString()}; renewing it`,
+    );
   }
   data.ensureDir(o.stateDir, 0o700);
   const tmpKey = `${key}.new`;
   const tmpCert = `${cert}.new`;
   data.remove(tmpKey, false);
   data.remove(tmpCert, false);
-  const names = [...new Set([o.hostname, "localhost", ...o.extraNames].filter(Boolean))];
   await generateSelfSigned({
     as: o.owner,
     keyPath: tmpKey,
@@ -220,6 +241,7 @@ async function selfSigned(o: TlsOptions): Promise<TlsMaterial> {
       sha256: await sha256File(data, cert),
       fingerprint: info.fingerprint,
       notAfter: info.notAfter.toISOString(),
+      names,
     }) + "\n",
     0o600,
   );

@@ -179,3 +179,25 @@ Deno.test("a file of another cluster is refused and never stored", async () => {
   assert.ok(!stored(f.store, name!));
   assert.equal(f.done.list(f.done.base).length, 0);
 });
+
+Deno.test("an upload in flight has its `.up` marker, gone once stored", async () => {
+  const [name] = names(1);
+  await using f = await fixture([name!]);
+  const { promise: release, resolve } = Promise.withResolvers<void>();
+  const put = f.store.put.bind(f.store);
+  f.store.put = async (...args: Parameters<typeof put>) => {
+    if (args[0].includes("/wal/")) await release; // not the owner record
+    return await put(...args);
+  };
+  f.service.start();
+  await until(
+    "the .up marker",
+    () => f.done.list(f.done.base).some((e) => e.name === `${name}.up`),
+  );
+  resolve();
+  await until("stored", () => stored(f.store, name!));
+  await until("only the done marker", () => {
+    const left = f.done.list(f.done.base).map((e) => e.name);
+    return left.length === 1 && left[0] === name;
+  });
+});

@@ -23,6 +23,7 @@ async function withCommand(
     const runDir = `${dir}/run`;
     const done = archiveDoneDir(runDir);
     await Deno.mkdir(done, { recursive: true });
+    await Deno.writeTextFile(`${runDir}/archive/state.json`, "{}");
     const script = archiveCommandFor(runDir).replaceAll("%p", `pg_wal/${NAME}`).replaceAll(
       "%f",
       NAME,
@@ -73,5 +74,12 @@ Deno.test("archive_command: an upload that ends without a marker asks beyond-pg 
     } finally {
       clearTimeout(fail);
     }
+  });
+});
+
+Deno.test("archive_command: no archive state (no target) is exit 0 without a process of ours", async () => {
+  await withCommand(async ({ done, run }) => {
+    await Deno.remove(`${done}/../state.json`);
+    assert.deepEqual(await run(), { code: 0, fellBack: false });
   });
 });

@@ -120,7 +120,8 @@ export function systemIdentifierOf(control: Uint8Array): string {
 }
 
 /**
- * postgres's archive_command. When the supervisor's archive service has already stored the
+ * postgres's archive_command. Without the archive state file (no target, none recorded) it
+ * exits 0 at once. When the supervisor's archive service has already stored the
  * file, it left a marker in a directory only root can write: the shell finds it and exits 0
  * without starting a process of ours (postgres runs this once per segment, one at a time).
  * While the service is uploading the file (`<name>.up` beside the marker), the shell waits for
@@ -130,10 +131,15 @@ export function systemIdentifierOf(control: Uint8Array): string {
  * plant or remove a marker; the service drops each one once postgres is done with its file.
  */
 export function archiveCommandFor(runDir: string): string {
+  // No state file: no target and nothing ever archived, which `archive` would answer with 0
+  // after starting; the shell answers at once (postgres runs this for every segment).
+  const state = shellQuote(statePath(runDir));
   const marker = shellQuote(`${archiveDoneDir(runDir)}/`) + "%f";
   const wait = `i=0; while [ $i -lt ${UPLOAD_WAIT_STEPS} ] && [ -e ${marker}.up ] && ` +
     `[ ! -e ${marker} ]; do sleep 0.05; i=$((i+1)); done; test -e ${marker}`;
-  return `test -e ${marker} || { ${wait}; } || ${selfCommand("archive", "%p", "%f")}`;
+  return `[ -e ${state} ] || exit 0; test -e ${marker} || { ${wait}; } || ${
+    selfCommand("archive", "%p", "%f")
+  }`;
 }
 
 /** 50 ms steps archive_command waits for an upload in flight before asking itself (30 s). */

@@ -28,7 +28,14 @@ import { LineageGate } from "./lineage_gate.ts";
 import type { ArchiveConfig } from "./config.ts";
 import type { Owner } from "../fs/identity.ts";
 import type { PgTree, RootTree } from "../fs/tree.ts";
-import { externalToolsAvailable, prepareExternal, prepareInline, readWalFile } from "./prepare.ts";
+import {
+  externalToolsAvailable,
+  type Prepared,
+  prepareExternal,
+  prepareInline,
+  prepareSegmentByTool,
+  readWalFile,
+} from "./prepare.ts";
 import { walKind } from "./names.ts";
 import { RestoreSpool } from "./spool.ts";
 import { sealPrepared } from "./keys.ts";
@@ -327,12 +334,14 @@ export class ArchiveService {
         const path = `${this.#o.walDir}/${name}`;
         const read = () =>
           readWalFile(path, name, { major: this.cfg.major, sysid: this.cfg.sysid }, this.#o.owner);
-        const data = await read();
+        const expect = { major: this.cfg.major, sysid: this.cfg.sysid };
         const prepared = await sealPrepared(
           this.cfg,
-          await externalToolsAvailable()
-            ? await prepareExternal(path, name, data, this.cfg.codec)
-            : await prepareInline(path, name, data, this.cfg.codec),
+          await prepareSegmentByTool(path, name, {
+            codec: this.cfg.codec,
+            expect,
+            owner: this.#o.owner,
+          }) ?? await this.#prepareRead(path, name, await read()),
         );
         const result = await archivePrepared(this.client, this.cfg, prepared, read, owner);
         this.#stored.set(name, Date.now());
@@ -374,6 +383,12 @@ export class ArchiveService {
     })();
     this.#inflight.set(name, task);
     return task;
+  }
+
+  async #prepareRead(path: string, name: string, data: Uint8Array): Promise<Prepared> {
+    return await externalToolsAvailable()
+      ? await prepareExternal(path, name, data, this.cfg.codec)
+      : await prepareInline(path, name, data, this.cfg.codec);
   }
 
   #markDone(name: string): void {

@@ -184,6 +184,68 @@ async function readOwnedFileNoFfi(
   }
 }
 
+/**
+ * The first `bytes` of `path` and its size, with readOwnedFile's checks (no link, a regular
+ * file `owner` owns, at most `maxBytes` long): for a tool that then reads the rest by itself,
+ * as `owner` (wal/prepare.ts).
+ */
+export async function readOwnedHead(
+  path: string,
+  owner: Owner | undefined,
+  o: { maxBytes: number; bytes: number },
+): Promise<{ head: Uint8Array; size: number }> {
+  const wantUid = owner?.uid ?? Deno.uid();
+  let file: Deno.FsFile;
+  let fd: number | undefined;
+  let before: Deno.FileInfo | undefined;
+  if (libcAvailable()) {
+    try {
+      fd = asUser(owner, () => openFd(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
+    } catch (error) {
+      if (error instanceof ErrnoError && error.code === "ELOOP") {
+        throw new UnsafeFileError(`${path} is a link; refusing to read it`);
+      }
+      if (error instanceof ErrnoError && error.code === "ENOENT") {
+        throw new Deno.errors.NotFound(`${path} does not exist`);
+      }
+      throw error;
+    }
+  } else {
+    before = Deno.lstatSync(path);
+    if (before.isSymlink) throw new UnsafeFileError(`${path} is a link; refusing to read it`);
+    if (!before.isFile) throw new UnsafeFileError(`${path} is not a regular file; refusing it`);
+  }
+  try {
+    const at = fd === undefined ? path : `/proc/self/fd/${fd}`;
+    file = await Deno.open(at, { read: true });
+  } finally {
+    if (fd !== undefined) closeFd(fd);
+  }
+  try {
+    const info = await file.stat();
+    if (before && (info.ino !== before.ino || info.dev !== before.dev)) {
+      throw new UnsafeFileError(`${path} changed while it was opened; refusing it`);
+    }
+    if (!info.isFile) throw new UnsafeFileError(`${path} is not a regular file; refusing it`);
+    if (info.uid !== wantUid) {
+      throw new UnsafeFileError(`${path} is owned by uid ${info.uid}, not ${wantUid}; refusing it`);
+    }
+    if (info.size > o.maxBytes) {
+      throw new UnsafeFileError(`${path} is ${info.size} bytes, more than ${o.maxBytes}`);
+    }
+    const head = new Uint8Array(Math.min(o.bytes, info.size));
+    let got = 0;
+    while (got < head.length) {
+      const n = await file.read(head.subarray(got));
+      if (n === null) throw new UnsafeFileError(`${path} shrank while it was read; refusing it`);
+      got += n;
+    }
+    return { head, size: info.size };
+  } finally {
+    file.close();
+  }
+}
+
 /** Read a file of `size` bytes (as stat said), refusing one that changed size meanwhile. */
 async function readExactly(path: string, size: number, name: string): Promise<Uint8Array> {
   const file = await Deno.open(path, { read: true });

@@ -120,13 +120,27 @@ export function systemIdentifierOf(control: Uint8Array): string {
 }
 
 /**
- * postgres's archive_command. When the supervisor's archive service has already stored the
+ * postgres's archive_command. Without the archive state file (no target, none recorded) it
+ * exits 0 at once. When the supervisor's archive service has already stored the
  * file, it left a marker in a directory only root can write: the shell finds it and exits 0
  * without starting a process of ours (postgres runs this once per segment, one at a time).
- * Otherwise `archive` asks the supervisor. postgres cannot plant or remove a marker; the
- * service drops each one once postgres is done with its file.
+ * While the service is uploading the file (`<name>.up` beside the marker), the shell waits for
+ * it in 50 ms steps, up to UPLOAD_WAIT_STEPS: a draining backlog then costs a `sleep` or two
+ * per segment, not a process of ours (~100 ms of CPU each, taken from the uploads). Otherwise,
+ * or when the upload failed, `archive` asks the supervisor, which reports why. postgres cannot
+ * plant or remove a marker; the service drops each one once postgres is done with its file.
  */
 export function archiveCommandFor(runDir: string): string {
+  // No state file: no target and nothing ever archived, which `archive` would answer with 0
+  // after starting; the shell answers at once (postgres runs this for every segment).
+  const state = shellQuote(statePath(runDir));
   const marker = shellQuote(`${archiveDoneDir(runDir)}/`) + "%f";
-  return `test -e ${marker} || ${selfCommand("archive", "%p", "%f")}`;
+  const wait = `i=0; while [ $i -lt ${UPLOAD_WAIT_STEPS} ] && [ -e ${marker}.up ] && ` +
+    `[ ! -e ${marker} ]; do sleep 0.05; i=$((i+1)); done; test -e ${marker}`;
+  return `[ -e ${state} ] || exit 0; test -e ${marker} || { ${wait}; } || ${
+    selfCommand("archive", "%p", "%f")
+  }`;
 }
+
+/** 50 ms steps archive_command waits for an upload in flight before asking itself (30 s). */
+export const UPLOAD_WAIT_STEPS = 600;

@@ -1,24 +1,36 @@
 /**
- * EFFECT: turn one WAL file into what gets uploaded. The file is read once, by us, as postgres
- * and without following a link (fs/handover.ts readOwnedFile), and checked to be what its name
- * says (validate.ts) — a planted link or a file of another cluster never reaches the store.
- * Then those very bytes are compressed, and the body's SHA-256 is signed into the request
- * (SigV4), so the store refuses a body corrupted on the way. Integrity at rest and on restore
- * comes from the codec's own checksum (zstd frames carry an XXH64 of the content, gzip a
- * CRC-32) and the size kept in metadata.
+ * EFFECT: turn one WAL file into what gets uploaded, checked to be what its name says
+ * (validate.ts): a planted link or a file of another cluster never reaches the store. Then the
+ * body's SHA-256 is signed into the request (SigV4), so the store refuses a body corrupted on
+ * the way. Integrity at rest and on restore comes from the codec's own checksum (zstd frames
+ * carry an XXH64 of the content, gzip a CRC-32) and the size kept in metadata.
  *
- * Two ways, same bytes: `external` runs the compressor as one child process fed on stdin (the
- * supervisor: Deno runs node:zlib on the calling thread, which would stall the event loop ~20
- * ms per segment), `inline` compresses in this process (a hand-run archive command).
+ * Three ways, same bytes stored:
+ * - `prepareSegmentByTool` (the supervisor, a compressed segment): root reads the first page only (as
+ *   postgres, no link, a regular file postgres owns; fs/handover.ts readOwnedHead) and the
+ *   compressor, run as postgres, reads the file by itself; the size its output declares must be
+ *   the file's. 16 MiB are neither read nor piped by us: that is most of the supervisor's CPU
+ *   per segment under --jitless.
+ * - `external`: the file read once, by us, as postgres and without following a link
+ *   (readOwnedFile), then fed to the compressor on stdin (history files, codec none);
+ * - `inline`: compressed in this process (a hand-run archive command; Deno runs node:zlib on
+ *   the calling thread, which would stall the supervisor's event loop ~20 ms per segment).
  */
-import { readOwnedFile } from "../fs/handover.ts";
+import { readOwnedFile, readOwnedHead } from "../fs/handover.ts";
 import type { Owner } from "../fs/identity.ts";
 import { sha256Hex } from "../util/crypto.ts";
 import { ArchiveError } from "./errors.ts";
-import { type Codec, compress } from "./codec.ts";
+import { type Codec, compress, declaredSize } from "./codec.ts";
 import { command } from "../process/command.ts";
 import { outputTracked, spawnTracked } from "../process/registry.ts";
-import { maxWalFileBytes, type WalExpect, walFileProblem } from "./validate.ts";
+import {
+  maxWalFileBytes,
+  SEGMENT_HEAD_BYTES,
+  segmentProblem,
+  type WalExpect,
+  walFileProblem,
+} from "./validate.ts";
+import { walKind } from "./names.ts";
 
 export interface Prepared {
   name: string;
@@ -46,18 +58,22 @@ export async function readWalFile(
   try {
     data = await readOwnedFile(path, owner, maxWalFileBytes(name, expect.segmentBytes));
   } catch (error) {
-    if (error instanceof Deno.errors.NotFound) {
-      throw new ArchiveError(`${name}: ${path} does not exist`, false, error);
-    }
-    throw new ArchiveError(
-      `${name}: ${error instanceof Error ? error.message : error}`,
-      false,
-      error,
-    );
+    throw readError(name, path, error);
   }
   const problem = walFileProblem(name, data, expect);
   if (problem) throw new ArchiveError(`refusing to archive ${name}: ${problem}`, false);
   return data;
+}
+
+function readError(name: string, path: string, error: unknown): ArchiveError {
+  if (error instanceof Deno.errors.NotFound) {
+    return new ArchiveError(`${name}: ${path} does not exist`, false, error);
+  }
+  return new ArchiveError(
+    `${name}: ${error instanceof Error ? error.message : error}`,
+    false,
+    error,
+  );
 }
 
 export async function prepareInline(
@@ -71,7 +87,7 @@ export async function prepareInline(
 }
 
 const TOOL: Record<Codec, string[]> = {
-  zstd: ["zstd", "-1", "-q", "-c"],
+  zstd: ["zstd", "-1", "-q", "-c", "--single-thread"],
   gzip: ["gzip", "-1", "-c"],
   none: ["openssl", "dgst", "-sha256", "-r"],
 };
@@ -104,6 +120,62 @@ async function pipeThrough(tool: string[], input: Uint8Array): Promise<Uint8Arra
     throw new Error(`${tool[0]} failed: ${why || `exit ${out.code}`}`);
   }
   return out.stdout;
+}
+
+/**
+ * A segment compressed by a tool that reads the file by itself, run as the file's owner
+ * (postgres): the supervisor neither reads 16 MiB nor pipes them through. Root reads only the
+ * first page, as readWalFile does (no link, a regular file postgres owns, the header this
+ * cluster's); the tool, as postgres, can read nothing postgres could not; the size the
+ * compressed body declares must be the file's. Undefined when this way does not apply (no
+ * tools, codec none, not a segment): the caller reads the file.
+ */
+export async function prepareSegmentByTool(
+  path: string,
+  name: string,
+  o: { codec: Codec; expect: WalExpect; owner: Owner | undefined },
+): Promise<Prepared | undefined> {
+  const kind = walKind(name);
+  if (o.codec === "none" || (kind !== "segment" && kind !== "partial")) return undefined;
+  if (!(await externalToolsAvailable())) return undefined;
+  let head: Uint8Array;
+  let size: number;
+  try {
+    ({ head, size } = await readOwnedHead(path, o.owner, {
+      maxBytes: maxWalFileBytes(name, o.expect.segmentBytes),
+      bytes: SEGMENT_HEAD_BYTES,
+    }));
+  } catch (error) {
+    throw readError(name, path, error);
+  }
+  const problem = segmentProblem(name, { head, size, expect: o.expect });
+  if (problem) throw new ArchiveError(`refusing to archive ${name}: ${problem}`, false);
+  const tool = TOOL[o.codec];
+  const out = await outputTracked(
+    command(tool[0]!, {
+      args: [...tool.slice(1), "--", path],
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+      ...(o.owner ? { uid: o.owner.uid, gid: o.owner.gid } : {}),
+    }),
+  );
+  if (!out.success) {
+    const why = new TextDecoder().decode(out.stderr).trim().split("\n").pop();
+    throw new ArchiveError(`${name}: ${tool[0]} failed: ${why || `exit ${out.code}`}`, true);
+  }
+  const body = out.stdout;
+  const declared = declaredSize(o.codec, body);
+  const want = o.codec === "gzip" ? size % 2 ** 32 : size; // gzip keeps the size mod 2^32
+  if (declared !== want) {
+    throw new ArchiveError(
+      `${name}: ${tool[0]} read ${
+        declared ?? "an unknown number of"
+      } bytes of ${size}; the file changed while it was compressed`,
+      true,
+    );
+  }
+  return { name, path, size, codec: o.codec, body, bodySha256: await sha256Hex(body) };
 }
 
 export async function prepareExternal(

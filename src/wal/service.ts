@@ -28,7 +28,14 @@ import { LineageGate } from "./lineage_gate.ts";
 import type { ArchiveConfig } from "./config.ts";
 import type { Owner } from "../fs/identity.ts";
 import type { PgTree, RootTree } from "../fs/tree.ts";
-import { externalToolsAvailable, prepareExternal, prepareInline, readWalFile } from "./prepare.ts";
+import {
+  externalToolsAvailable,
+  type Prepared,
+  prepareExternal,
+  prepareInline,
+  prepareSegmentByTool,
+  readWalFile,
+} from "./prepare.ts";
 import { walKind } from "./names.ts";
 import { RestoreSpool } from "./spool.ts";
 import { sealPrepared } from "./keys.ts";
@@ -50,9 +57,10 @@ export interface ServiceOptions {
   /** Restored files wait here for `restore-wal` to rename them into pg_wal (same volume). */
   spoolDir: string;
   /**
-   * An empty file per stored name, which archive_command's shell test finds (wal/config.ts archiveCommandFor):
-   * postgres's one-at-a-time loop then costs a `test`, not a process of ours. Root's: postgres
-   * can neither plant one nor remove one.
+   * An empty file per stored name, which archive_command's shell test finds (wal/config.ts
+   * archiveCommandFor): postgres's one-at-a-time loop then costs a `test`, not a process of
+   * ours; and `<name>.up` while its upload runs, which the shell waits on. Root's: postgres can
+   * neither plant one nor remove one.
    */
   done?: RootTree;
   /** The postgres user, when we run as someone else (what we read must be its). */
@@ -88,6 +96,12 @@ export interface ArchiveStats {
   /** The oldest ready file not stored yet (postgres's order), "" when none. */
   firstUncovered: string;
 }
+
+/**
+ * Beside a name's done marker while its upload runs (`<name>.up`): archive_command's shell
+ * waits on it instead of starting a process of ours that would only wait too (wal/config.ts).
+ */
+export const UPLOADING = ".up";
 
 /** No file stored for this long while some wait: the store is too slow or hung. */
 const STALL_MS = 5 * 60_000;
@@ -233,7 +247,8 @@ export class ArchiveService {
         // A marker whose file is no longer ready has done its job (or was not needed): never
         // leave one that could answer for a later file of the same name.
         for (const e of done.list(done.base)) {
-          if (!readySet.has(e.name) && !this.#inflight.has(e.name)) {
+          const file = e.name.endsWith(UPLOADING) ? e.name.slice(0, -UPLOADING.length) : e.name;
+          if (!readySet.has(file) && !this.#inflight.has(file)) {
             done.remove(`${done.base}/${e.name}`, false);
           }
         }
@@ -315,15 +330,18 @@ export class ArchiveService {
           return { name, stored: false, bytes: 0, storedBytes: 0, skipped: decision.reason };
         }
         if (decision.action === "refuse") throw new ArchiveError(decision.reason, false);
+        this.#mark(name + UPLOADING);
         const path = `${this.#o.walDir}/${name}`;
         const read = () =>
           readWalFile(path, name, { major: this.cfg.major, sysid: this.cfg.sysid }, this.#o.owner);
-        const data = await read();
+        const expect = { major: this.cfg.major, sysid: this.cfg.sysid };
         const prepared = await sealPrepared(
           this.cfg,
-          await externalToolsAvailable()
-            ? await prepareExternal(path, name, data, this.cfg.codec)
-            : await prepareInline(path, name, data, this.cfg.codec),
+          await prepareSegmentByTool(path, name, {
+            codec: this.cfg.codec,
+            expect,
+            owner: this.#o.owner,
+          }) ?? await this.#prepareRead(path, name, await read()),
         );
         const result = await archivePrepared(this.client, this.cfg, prepared, read, owner);
         this.#stored.set(name, Date.now());
@@ -357,6 +375,7 @@ export class ArchiveService {
         this.#retryAt.set(name, Date.now() + this.#o.retryMs);
         throw error;
       } finally {
+        this.#unmark(name + UPLOADING);
         this.#inflight.delete(name);
         this.#active--;
         this.#pump();
@@ -366,13 +385,33 @@ export class ArchiveService {
     return task;
   }
 
+  async #prepareRead(path: string, name: string, data: Uint8Array): Promise<Prepared> {
+    return await externalToolsAvailable()
+      ? await prepareExternal(path, name, data, this.cfg.codec)
+      : await prepareInline(path, name, data, this.cfg.codec);
+  }
+
   #markDone(name: string): void {
+    this.#mark(name);
+  }
+
+  #mark(marker: string): void {
     const done = this.#o.done;
     if (!done || this.#closed) return;
     try {
-      done.createOnce(`${done.base}/${name}`, "", 0o644);
+      done.createOnce(`${done.base}/${marker}`, "", 0o644);
     } catch (error) {
-      log.debug(`archive: cannot mark ${name} done: ${errorMessage(error)}`);
+      log.debug(`archive: cannot write the marker ${marker}: ${errorMessage(error)}`);
+    }
+  }
+
+  #unmark(marker: string): void {
+    const done = this.#o.done;
+    if (!done) return;
+    try {
+      done.remove(`${done.base}/${marker}`, false);
+    } catch (error) {
+      log.debug(`archive: cannot remove the marker ${marker}: ${errorMessage(error)}`);
     }
   }
 

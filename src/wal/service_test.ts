@@ -116,7 +116,10 @@ Deno.test("ready files are stored ahead of postgres's request and marked done", 
   await using f = await fixture(ready);
   f.service.start();
   await until("all stored", () => ready.every((n) => stored(f.store, n)));
-  await until("done markers", () => f.done.list(f.done.base).length === 3);
+  await until(
+    "done markers",
+    () => f.done.list(f.done.base).map((e) => e.name).sort().join() === ready.join(),
+  );
   // postgres's request for a stored file is answered without another upload.
   const puts = f.store.calls.filter((c) => c.startsWith("PUT")).length;
   assert.deepEqual(await f.service.archive(ready[0]!), { name: ready[0], uploadedNow: false });
@@ -159,11 +162,12 @@ Deno.test("one failed upload is retried ahead of the request after retryMs", asy
 Deno.test("a file postgres no longer lists loses its done marker", async () => {
   const ready = names(2);
   await using f = await fixture(ready);
+  const markers = () => f.done.list(f.done.base).map((e) => e.name).sort();
   f.service.start();
-  await until("done markers", () => f.done.list(f.done.base).length === 2);
+  await until("done markers", () => markers().join() === ready.join());
   await Deno.remove(`${f.dir}/pg_wal/archive_status/${ready[0]}.ready`);
-  await until("stale marker removed", () => f.done.list(f.done.base).length === 1);
-  assert.equal(f.done.list(f.done.base)[0]!.name, ready[1]);
+  await until("stale marker removed", () => markers().length === 1);
+  assert.deepEqual(markers(), [ready[1]]);
 });
 
 Deno.test("a file of another cluster is refused and never stored", async () => {
@@ -178,4 +182,26 @@ Deno.test("a file of another cluster is refused and never stored", async () => {
   );
   assert.ok(!stored(f.store, name!));
   assert.equal(f.done.list(f.done.base).length, 0);
+});
+
+Deno.test("an upload in flight has its `.up` marker, gone once stored", async () => {
+  const [name] = names(1);
+  await using f = await fixture([name!]);
+  const { promise: release, resolve } = Promise.withResolvers<void>();
+  const put = f.store.put.bind(f.store);
+  f.store.put = async (...args: Parameters<typeof put>) => {
+    if (args[0].includes("/wal/")) await release; // not the owner record
+    return await put(...args);
+  };
+  f.service.start();
+  await until(
+    "the .up marker",
+    () => f.done.list(f.done.base).some((e) => e.name === `${name}.up`),
+  );
+  resolve();
+  await until("stored", () => stored(f.store, name!));
+  await until("only the done marker", () => {
+    const left = f.done.list(f.done.base).map((e) => e.name);
+    return left.length === 1 && left[0] === name;
+  });
 });

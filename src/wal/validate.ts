@@ -42,15 +42,27 @@ export function walFileProblem(name: string, data: Uint8Array, e: WalExpect): st
   if (!kind) return `${JSON.stringify(name)} is not a WAL file name`;
   if (kind === "history") return historyProblem(name, data);
   if (kind === "backup") return backupFileProblem(data);
-  return segmentProblem(name, data, e);
+  return segmentProblem(name, { head: data, size: data.length, expect: e });
 }
 
-function segmentProblem(name: string, data: Uint8Array, e: WalExpect): string | undefined {
+/** Bytes of a segment's first page that segmentProblem looks at (its long header). */
+export const SEGMENT_HEAD_BYTES = 40;
+
+/**
+ * Why a segment whose first bytes are `head` (at least SEGMENT_HEAD_BYTES) and whose file is
+ * `size` bytes is not the segment `name` of this cluster, or undefined when it is.
+ */
+export function segmentProblem(
+  name: string,
+  o: { head: Uint8Array; size: number; expect: WalExpect },
+): string | undefined {
+  const { head, size, expect: e } = o;
   const segmentBytes = e.segmentBytes ?? SEGMENT_BYTES;
-  if (data.length !== segmentBytes) {
-    return `a WAL segment is ${segmentBytes} bytes, this one is ${data.length}`;
+  if (size !== segmentBytes) {
+    return `a WAL segment is ${segmentBytes} bytes, this one is ${size}`;
   }
-  const v = new DataView(data.buffer, data.byteOffset, data.byteLength);
+  if (head.length < SEGMENT_HEAD_BYTES) return "its first page is cut short";
+  const v = new DataView(head.buffer, head.byteOffset, head.byteLength);
   const magic = v.getUint16(0, true);
   const want = WAL_MAGIC[e.major];
   if (

@@ -91,7 +91,8 @@ export async function runDrill(o: DrillOptions, nodes: Instance[]): Promise<Dril
   await ok(p0, "set-sync-standbys", { standbys: "ANY 1 (r1, r2)", level: o.level });
   await waitDrained(p0, 60_000);
   const sysid = await sql(p0, "SELECT system_identifier FROM pg_control_system()");
-  const walPrefix = `db/pg15-${sysid}/wal/`;
+  const major = Math.floor(Number(await sql(p0, "SHOW server_version_num")) / 10000);
+  const walPrefix = `db/pg${major}-${sysid}/wal/`;
   say(`p0, r1, r2 up; ANY 1 (r1, r2), synchronous_commit = ${o.level}`);
 
   // Writers: an id counts only once its COMMIT returned.

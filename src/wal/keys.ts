@@ -6,7 +6,7 @@ import {
   keyFromBase64,
   loadCrypto,
   open,
-  seal,
+  sealAsync,
 } from "./envelope.ts";
 import type { StoredObject } from "../s3/store.ts";
 import { ArchiveError } from "./errors.ts";
@@ -54,7 +54,7 @@ export async function openWalObject(
 export async function sealPrepared(cfg: ArchiveConfig, p: Prepared): Promise<Prepared> {
   const keys = await archiveKeys(cfg);
   if (!keys.length) return p;
-  const body = seal(await loadCrypto(), keys[0]!, p.body);
+  const body = await sealAsync(await loadCrypto(), keys[0]!, p.body);
   return { ...p, body, bodySha256: await sha256Hex(body), keyId: keys[0]!.id };
 }
 

@@ -4,7 +4,7 @@
  * corrupted WAL object); prune aborts multipart uploads left behind.
  */
 import assert from "node:assert/strict";
-import { ok } from "./support/control.ts";
+import { control, ok } from "./support/control.ts";
 import { RGW_HTTP, s3Client } from "./support/s3.ts";
 import { FaultProxy } from "./support/proxy.ts";
 import { waitDrained } from "./support/wal.ts";
@@ -393,5 +393,56 @@ Deno.test("client-side encryption: WAL and backups are stored sealed, restore is
     assert.deepEqual(none.entries, []);
   } finally {
     await cleanup(pg, ...served);
+  }
+});
+
+Deno.test("backup: one at a time — another is refused with one line naming the running one (CLI and RPC); a killed backup's base manifest is removed by the next", async () => {
+  const bucket = await freshBucket();
+  const pg = await startSupervisor({ env: s3Env(bucket) });
+  let lock: Deno.FsFile | undefined;
+  try {
+    await pg.waitFor(READY, 60_000);
+    const dir = `${pg.env["BEYOND_PG_RUN_DIR"]}/backup`;
+    await Deno.mkdir(dir, { recursive: true, mode: 0o755 });
+    // A backup in progress, as a running one holds it (its label and pid in the file).
+    lock = await Deno.open(`${dir}/backup.lock`, { read: true, write: true, create: true });
+    await lock.lock(true);
+    await lock.write(
+      new TextEncoder().encode(
+        JSON.stringify({ label: "nightly", pid: 4242, started: "2026-11-30T03:00:00.000Z" }),
+      ),
+    );
+    const busy = await cli(pg, ["backup", "--label", "by-hand"]);
+    assert.equal(busy.code, 2, busy.stderr);
+    assert.equal(
+      busy.stderr.trim(),
+      "beyond-pg backup: backup nightly (pid 4242, started 2026-11-30T03:00:00.000Z) is running; one backup at a time: wait for it to finish, then run this one again",
+    );
+    const viaRpc = await control(pg, "backup", { label: "by-rpc" });
+    assert.equal(viaRpc.ok, false);
+    assert.match(
+      viaRpc.ok ? "" : viaRpc.error.message,
+      /^backup nightly \(pid 4242, .*\) is running; one backup at a time/,
+    );
+    assert.deepEqual(
+      JSON.parse((await cli(pg, ["backups", "list", "--json"])).stdout),
+      [],
+      "nothing stored by a refused backup",
+    );
+
+    // The holder was killed: the lock is free, and its base manifest (and the fixed name of
+    // earlier versions) is removed by the next backup, which then leaves none of its own.
+    await Deno.writeTextFile(`${dir}/incremental-base.nightly.manifest`, "{}");
+    await Deno.writeTextFile(`${dir}/incremental-base.manifest`, "{}");
+    lock.close();
+    lock = undefined;
+    const next = await cli(pg, ["backup", "--label", "after", "--incremental"]);
+    assert.equal(next.code, 0, next.stderr);
+    const left = [...Deno.readDirSync(dir)].map((e) => e.name);
+    assert.deepEqual(left, ["backup.lock"]);
+    assert.equal(Deno.readTextFileSync(`${dir}/backup.lock`), "", "released: no holder named");
+  } finally {
+    lock?.close();
+    await cleanup(pg);
   }
 });

@@ -43,7 +43,7 @@ const commands: Record<string, { summary: string; load: () => Promise<Command> }
   },
   verify: {
     summary:
-      "prove backups restorable (object SHA-256, WAL continuity and content): verify [--backup L] [--json] [--quick]",
+      "prove backups restorable (object SHA-256, WAL continuity and content): verify [--backup L] [--json] [--quick] [--restore-test]",
     load: () => import("./src/cli/verify.ts").then((m) => m.main),
   },
   restore: {

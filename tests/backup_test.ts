@@ -4,7 +4,8 @@
  * corrupted WAL object); prune aborts multipart uploads left behind.
  */
 import assert from "node:assert/strict";
-import { ok } from "./support/control.ts";
+import { createHash } from "node:crypto";
+import { control, ok } from "./support/control.ts";
 import { RGW_HTTP, s3Client } from "./support/s3.ts";
 import { FaultProxy } from "./support/proxy.ts";
 import { waitDrained } from "./support/wal.ts";
@@ -395,3 +396,164 @@ Deno.test("client-side encryption: WAL and backups are stored sealed, restore is
     await cleanup(pg, ...served);
   }
 });
+
+Deno.test("backup: one at a time — another is refused with one line naming the running one (CLI and RPC); a killed backup's base manifest is removed by the next", async () => {
+  const bucket = await freshBucket();
+  const pg = await startSupervisor({ env: s3Env(bucket) });
+  let lock: Deno.FsFile | undefined;
+  try {
+    await pg.waitFor(READY, 60_000);
+    const dir = `${pg.env["BEYOND_PG_RUN_DIR"]}/backup`;
+    await Deno.mkdir(dir, { recursive: true, mode: 0o755 });
+    // A backup in progress, as a running one holds it (its label and pid in the file).
+    lock = await Deno.open(`${dir}/backup.lock`, { read: true, write: true, create: true });
+    await lock.lock(true);
+    await lock.write(
+      new TextEncoder().encode(
+        JSON.stringify({ label: "nightly", pid: 4242, started: "2026-11-30T03:00:00.000Z" }),
+      ),
+    );
+    const busy = await cli(pg, ["backup", "--label", "by-hand"]);
+    assert.equal(busy.code, 2, busy.stderr);
+    assert.equal(
+      busy.stderr.trim(),
+      "beyond-pg backup: backup nightly (pid 4242, started 2026-11-30T03:00:00.000Z) is running; one backup at a time: wait for it to finish, then run this one again",
+    );
+    const viaRpc = await control(pg, "backup", { label: "by-rpc" });
+    assert.equal(viaRpc.ok, false);
+    assert.match(
+      viaRpc.ok ? "" : viaRpc.error.message,
+      /^backup nightly \(pid 4242, .*\) is running; one backup at a time/,
+    );
+    assert.deepEqual(
+      JSON.parse((await cli(pg, ["backups", "list", "--json"])).stdout),
+      [],
+      "nothing stored by a refused backup",
+    );
+
+    // The holder was killed: the lock is free, and its base manifest (and the fixed name of
+    // earlier versions) is removed by the next backup, which then leaves none of its own.
+    await Deno.writeTextFile(`${dir}/incremental-base.nightly.manifest`, "{}");
+    await Deno.writeTextFile(`${dir}/incremental-base.manifest`, "{}");
+    lock.close();
+    lock = undefined;
+    const next = await cli(pg, ["backup", "--label", "after", "--incremental"]);
+    assert.equal(next.code, 0, next.stderr);
+    const left = [...Deno.readDirSync(dir)].map((e) => e.name);
+    assert.deepEqual(left, ["backup.lock"]);
+    assert.equal(Deno.readTextFileSync(`${dir}/backup.lock`), "", "released: no holder named");
+  } finally {
+    lock?.close();
+    await cleanup(pg);
+  }
+});
+
+/** The offset and size of `name`'s data in an uncompressed tar (ustar headers). */
+function tarMember(tar: Uint8Array, name: string): { offset: number; size: number } {
+  const text = new TextDecoder();
+  for (let off = 0; off + 512 <= tar.length;) {
+    const header = tar.subarray(off, off + 512);
+    const member = text.decode(header.subarray(0, 100)).replace(/\0.*$/s, "");
+    if (!member) break;
+    const size = parseInt(text.decode(header.subarray(124, 136)).replace(/\0.*$/s, "").trim(), 8);
+    if (member === name || member === `./${name}`) return { offset: off + 512, size };
+    off += 512 + Math.ceil(size / 512) * 512;
+  }
+  throw new Error(`${name} is not in the tar`);
+}
+
+async function zstd(args: string[], input: Uint8Array): Promise<Uint8Array> {
+  const p = new Deno.Command("zstd", {
+    args: [...args, "-q", "-c"],
+    stdin: "piped",
+    stdout: "piped",
+  })
+    .spawn();
+  const w = p.stdin.getWriter();
+  const [out] = await Promise.all([p.output(), w.write(input).then(() => w.close())]);
+  assert.ok(out.success, `zstd ${args.join(" ")} failed`);
+  return out.stdout;
+}
+
+Deno.test("verify --restore-test: a good backup is restored, recovered to the end of the archived WAL and queried; one broken under a matching SHA-256 fails with one line; the temporary root goes either way", async () => {
+  const bucket = await freshBucket();
+  const pg = await startSupervisor({ env: s3Env(bucket) });
+  try {
+    await pg.waitFor(READY, 60_000);
+    await sql(pg, "create table t (i int)");
+    await sql(pg, "create database app");
+    await ok(pg, "backup", { label: "good" });
+    await addRows(pg, 1000);
+    await addRows(pg, 1000);
+    await waitDrained(pg, 60_000);
+    const temp = `${pg.pgdata.replace(/\/[^/]+$/, "")}/.restore-test`;
+
+    const good = await cli(pg, ["verify", "--restore-test", "--json"]);
+    assert.equal(good.code, 0, good.stderr);
+    const report = JSON.parse(good.stdout);
+    const rt = report.restoreTest;
+    assert.equal(rt.ok, true, rt.problem);
+    assert.deepEqual(rt.backups, ["good"]);
+    assert.deepEqual(rt.databases, ["app", "postgres", "template1"]);
+    const lsn = (s: string) => {
+      const [hi, lo] = s.split("/");
+      return (BigInt(`0x${hi}`) << 32n) + BigInt(`0x${lo}`);
+    };
+    assert.ok(
+      lsn(rt.recoveredTo) >= lsn(rt.walEnd) - BigInt(16 << 20),
+      `${rt.recoveredTo} vs ${rt.walEnd}`,
+    );
+    assert.ok(!(await exists(temp)), "the temporary root is removed");
+    console.log(`  restore test of a good backup: ${rt.seconds.toFixed(1)} s`);
+    const sysid = await sql(pg, "select system_identifier from pg_control_system()");
+    const major = await sql(pg, "select current_setting('server_version_num')::int / 10000");
+    const s3 = s3Client(bucket);
+    // It promoted, but wrote nothing to the archive (no new timeline there).
+    const archived = await s3.list(`db/pg${major}-${sysid}/wal/`);
+    assert.deepEqual(archived.filter((o) => o.key.endsWith(".history")), []);
+
+    // A backup whose stored bytes match its manifest, but whose pg_control is broken (as if it
+    // had been damaged before it was uploaded): the hash cannot see it, the restore test does.
+    await ok(pg, "backup", { label: "broken" });
+    await addRows(pg, 10);
+    await waitDrained(pg, 60_000);
+    const dir = `db/pg${major}-${sysid}/basebackups/broken`;
+    const stored = (await s3.get(`${dir}/base.tar.zst`, undefined, { maxBytes: 1 << 30 }))!;
+    const tar = await zstd(["-d"], stored.body);
+    const control = tarMember(tar, "global/pg_control");
+    tar[control.offset + 64]! ^= 0xff;
+    const body = await zstd(["-1"], tar);
+    const manifest = JSON.parse(
+      new TextDecoder().decode((await s3.get(`${dir}/manifest.json`))!.body),
+    );
+    const sha = createHash("sha256").update(body).digest("hex");
+    Object.assign(manifest, { sha256: sha, stored_bytes: body.length, parts: 1 });
+    delete manifest.part_sha256;
+    delete manifest.part_size;
+    await s3.put(`${dir}/base.tar.zst`, body, { metadata: stored.metadata });
+    await s3.put(`${dir}/manifest.json`, new TextEncoder().encode(JSON.stringify(manifest)));
+
+    assert.equal((await cli(pg, ["verify", "--backup", "broken"])).code, 0, "hashes match");
+    const bad = await cli(pg, ["verify", "--backup", "broken", "--restore-test"]);
+    assert.equal(bad.code, 1, bad.stderr);
+    assert.equal(bad.stderr.trim().split("\n").length, 1, bad.stderr);
+    assert.match(
+      bad.stderr,
+      /^beyond-pg verify: restore test of backup broken failed: postgres stopped during recovery \(exit \d+\): FATAL: incorrect checksum in control file$/m,
+    );
+    console.log(`  ${bad.stderr.trim()}`);
+    assert.match(bad.stdout, /^restore test FAILED: /m);
+    assert.match(bad.stdout, /^NOT restorable: /m);
+    assert.ok(!(await exists(temp)), "removed after a failure too");
+    // The good one still passes, chosen by label.
+    const again = await cli(pg, ["verify", "--backup", "good", "--restore-test"]);
+    assert.equal(again.code, 0, again.stderr);
+    assert.match(again.stdout, /^restore test: backup good restored and recovered to /m);
+  } finally {
+    await cleanup(pg);
+  }
+});
+
+async function exists(path: string): Promise<boolean> {
+  return await Deno.lstat(path).then(() => true, () => false);
+}

@@ -21,7 +21,8 @@ import {
   lineageOf,
   readOwner,
 } from "../wal/archive.ts";
-import { RootTree } from "../fs/tree.ts";
+import type { RootTree } from "../fs/tree.ts";
+import { type BackupDir, baseFileName, lockBackupDir } from "./backup_dir.ts";
 import { runDirFrom } from "../settings/defaults.ts";
 import { TarMember } from "./tar_member.ts";
 import { openWalObject } from "../wal/keys.ts";
@@ -50,15 +51,16 @@ const PG_MANIFEST_MAX = 512 << 20;
 
 /**
  * For `backup --incremental`: the parent backup, and its PostgreSQL manifest where
- * pg_basebackup (run as postgres) reads it: written by root in a root-owned directory of the
- * run dir (`<run>/backup/`, 0755), the file root's with postgres's group (0640), so nothing is
- * written where postgres can write (a pipe will not do: postgres cannot reopen root's pipe).
- * `cleanup` removes it. Or why there is none (PostgreSQL before 17, no backup to build on):
- * the backup is then full.
+ * pg_basebackup (run as postgres) reads it: written by root in the backup's root-owned directory
+ * of the run dir (`<run>/backup/incremental-base.<label>.manifest`: backup_dir.ts), the file
+ * root's with postgres's group (0640), so nothing is written where postgres can write (a pipe
+ * will not do: postgres cannot reopen root's pipe). `cleanup` removes it. Or why there is none
+ * (PostgreSQL before 17, no backup to build on): the backup is then full.
  */
 async function incrementalBase(
   client: ReturnType<typeof clientFor>,
   cfg: ArchiveConfig,
+  at: { dir: RootTree; label: string },
 ): Promise<{ parent: BackupManifest; file: string; cleanup: () => void } | string> {
   if (cfg.major < 17) {
     return `incremental backups need PostgreSQL 17 or later (this is PostgreSQL ${cfg.major})`;
@@ -76,9 +78,8 @@ async function incrementalBase(
   );
   if (!obj) return `backup ${parent.label} has no ${parent.pg_manifest} to be incremental to`;
   const body = (await openWalObject(cfg, `backup ${parent.label}'s manifest`, obj)).body;
-  const dir = RootTree.check(`${runDirFrom()}/backup`, "BEYOND_PG_RUN_DIR");
-  dir.create(0o755);
-  const file = `${dir.base}/incremental-base.manifest`;
+  const dir = at.dir;
+  const file = `${dir.base}/${baseFileName(at.label)}`;
   dir.writeAtomic(file, body, 0o640);
   dir.give(file, cfg.runAs ? { uid: 0, gid: cfg.runAs.gid } : undefined, 0o640);
   return { parent, file, cleanup: () => dir.remove(file, false) };
@@ -147,17 +148,32 @@ export async function runBackup(
   cfg: ArchiveConfig,
   o: BackupOptions = {},
 ): Promise<BackupManifest> {
-  // Loaded here, not at the top: a static node: import would start Node compatibility in
-  // every process of the bundle (archive runs per WAL segment).
-  const { createHash } = await import("node:crypto");
-  const client = clientFor(cfg);
-  const layout = layoutFor(cfg);
   const label = o.label ?? newLabel(new Date());
   if (!validLabel(label)) {
     throw new OperatorError(
       `backup label ${JSON.stringify(label)} is not usable; use letters, digits, . _ - (up to 64)`,
     );
   }
+  // One backup at a time (backup_dir.ts): refused here, before anything is stored.
+  const held = await lockBackupDir(runDirFrom(), label);
+  try {
+    return await backupLocked(cfg, o, label, held);
+  } finally {
+    held.release();
+  }
+}
+
+async function backupLocked(
+  cfg: ArchiveConfig,
+  o: BackupOptions,
+  label: string,
+  held: BackupDir,
+): Promise<BackupManifest> {
+  // Loaded here, not at the top: a static node: import would start Node compatibility in
+  // every process of the bundle (archive runs per WAL segment).
+  const { createHash } = await import("node:crypto");
+  const client = clientFor(cfg);
+  const layout = layoutFor(cfg);
   const object = "base.tar.zst";
   const key = layout.backup(label, object);
   try {
@@ -179,7 +195,9 @@ export async function runBackup(
   let base: Exclude<Awaited<ReturnType<typeof incrementalBase>>, string> | undefined;
   let note: string | undefined;
   try {
-    const b = o.incremental ? await incrementalBase(client, cfg) : undefined;
+    const b = o.incremental
+      ? await incrementalBase(client, cfg, { dir: held.dir, label })
+      : undefined;
     if (typeof b === "string") {
       // Never a failed backup for want of a base: a full one, said once.
       note = `${b}: a full backup is taken instead`;

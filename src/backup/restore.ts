@@ -12,6 +12,7 @@
  * anywhere.
  */
 import type { Context } from "../boot/context.ts";
+import type { Owner, PgTree } from "../fs/tree.ts";
 import { quoteConfValue } from "../config/conf_file.ts";
 import { command } from "../process/command.ts";
 import { pump } from "../process/pump.ts";
@@ -31,6 +32,16 @@ import { formatLsn } from "../wal/names.ts";
 import type { BackupManifest, RestoreTarget } from "./manifest.ts";
 
 export const RECOVERY_CONF = "04-recovery.conf";
+
+/**
+ * Where a backup is brought in: a data root, postgres's tree over it and who postgres is. A
+ * boot Context is one (restore); `verify --restore-test` makes one for a temporary root.
+ */
+export interface RestoreSite {
+  layout: Pick<Context["layout"], "dataRoot" | "pgdata" | "walDir">;
+  trees: { data: PgTree };
+  runAs: { switchTo?: Owner | undefined };
+}
 
 /**
  * PURE: the recovery settings for a target. Timeline: the one the restore follows, by number
@@ -59,9 +70,15 @@ export function recoveryConf(
 }
 
 /** Entries that may sit in a data root we restore into. */
-const IGNORABLE = new Set([".beyond-pg.lock", "lost+found", "restore-spool", ".restore-staging"]);
+const IGNORABLE = new Set([
+  ".beyond-pg.lock",
+  "lost+found",
+  "restore-spool",
+  ".restore-staging",
+  ".restore-test", // verify --restore-test's, if one was killed (trial_restore.ts)
+]);
 
-export function checkEmpty(ctx: Context): void {
+export function checkEmpty(ctx: RestoreSite): void {
   const root = ctx.layout.dataRoot;
   let entries: string[] = [];
   try {
@@ -99,7 +116,7 @@ async function freeBytes(dir: string): Promise<number | undefined> {
 export class DownloadInterrupted extends OperatorError {}
 
 /** Where a restore keeps the parts it downloaded (part_spool.ts). */
-export function partsDir(ctx: Context): string {
+export function partsDir(ctx: RestoreSite): string {
   return `${ctx.layout.dataRoot}/.restore-staging/parts`;
 }
 
@@ -107,7 +124,7 @@ export function partsDir(ctx: Context): string {
  * Remove what a failed restore left: the data root ends up as it was (empty), but for the
  * downloaded parts when `keepParts` (an interrupted download: the next attempt continues).
  */
-export function wipeRestore(ctx: Context, o: { keepParts?: boolean } = {}): void {
+export function wipeRestore(ctx: RestoreSite, o: { keepParts?: boolean } = {}): void {
   const data = ctx.trees.data;
   for (const name of ["main", "wal", "restore-spool"]) {
     data.remove(`${ctx.layout.dataRoot}/${name}`);
@@ -116,7 +133,7 @@ export function wipeRestore(ctx: Context, o: { keepParts?: boolean } = {}): void
 }
 
 /** Empty the staging directory, keeping the parts of the backups `keep` names (all: undefined). */
-function clearStaging(ctx: Context, keep: string[] | undefined): void {
+function clearStaging(ctx: RestoreSite, keep: string[] | undefined): void {
   const data = ctx.trees.data;
   const staging = `${ctx.layout.dataRoot}/.restore-staging`;
   if (keep !== undefined && !keep.length) {
@@ -136,7 +153,7 @@ function clearStaging(ctx: Context, keep: string[] | undefined): void {
  * checking size and SHA-256 of what was stored and the size of what was unpacked.
  */
 async function extractOne(
-  ctx: Context,
+  ctx: RestoreSite,
   cfg: ArchiveConfig,
   m: BackupManifest,
   dir: string,
@@ -323,11 +340,19 @@ export interface FetchResult {
 }
 
 export async function fetchBackup(
-  ctx: Context,
+  ctx: RestoreSite,
   cfg: ArchiveConfig,
   chain: BackupManifest[],
   target: RestoreTarget,
-  o: { progress?: (line: string) => void; timeline?: string; parallel?: number } = {},
+  o: {
+    progress?: (line: string) => void;
+    timeline?: string;
+    parallel?: number;
+    /** Keep downloaded parts so an interrupted restore can continue (default true). */
+    keepParts?: boolean;
+    /** postgres's restore_command (default `beyond-pg restore-wal %f %p`). */
+    restoreCommand?: string;
+  } = {},
 ): Promise<FetchResult> {
   const t0 = performance.now();
   const { layout } = ctx;
@@ -341,8 +366,9 @@ export async function fetchBackup(
   // earlier attempt kept is already taken from `avail`.
   const keptBytes = chain.reduce((n, b) => n + dirBytes(ctx, `${partsDir(ctx)}/${b.label}`), 0);
   const stored = chain.reduce((n, b) => n + b.stored_bytes, 0);
-  const resumable = avail === undefined || avail + keptBytes >= need + stored;
-  if (!resumable) {
+  const resumable = o.keepParts !== false &&
+    (avail === undefined || avail + keptBytes >= need + stored);
+  if (!resumable && o.keepParts !== false) {
     log.warn(
       `restore: not enough space in ${layout.dataRoot} to keep the downloaded parts as well (${
         (stored / 2 ** 30).toFixed(2)
@@ -417,7 +443,7 @@ export async function fetchBackup(
   data.ensureDir(`${main}/conf.d`, 0o700);
   data.writeAtomic(
     `${main}/conf.d/${RECOVERY_CONF}`,
-    recoveryConf(target, selfCommand("restore-wal", "%f", "%p"), o.timeline),
+    recoveryConf(target, o.restoreCommand ?? selfCommand("restore-wal", "%f", "%p"), o.timeline),
     0o600,
   );
   data.writeAtomic(`${main}/recovery.signal`, "", 0o600);
@@ -433,7 +459,7 @@ export async function fetchBackup(
 }
 
 /** The bytes of the files directly in `dir` (0 when it does not exist). */
-function dirBytes(ctx: Context, dir: string): number {
+function dirBytes(ctx: RestoreSite, dir: string): number {
   let n = 0;
   for (const e of ctx.trees.data.list(dir)) {
     if (e.isFile) n += ctx.trees.data.stat(`${dir}/${e.name}`)?.size ?? 0;

@@ -19,6 +19,7 @@ import { walFileProblem } from "../wal/validate.ts";
 import { errorMessage } from "../util/errors.ts";
 import { keyProblem } from "../wal/keys.ts";
 import type { S3Client } from "../s3/client.ts";
+import type { RestoreTestResult } from "./trial_restore.ts";
 
 export interface BackupVerdict {
   label: string;
@@ -42,6 +43,8 @@ export interface VerifyReport {
   /** The first problem of all, one line. */
   problem?: string;
   seconds: number;
+  /** `verify --restore-test` (run only when the checks above pass): trial_restore.ts. */
+  restoreTest?: RestoreTestResult;
 }
 
 export interface VerifyOptions {

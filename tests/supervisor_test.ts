@@ -348,7 +348,7 @@ Deno.test("hooks: pre-start and post-start run in order with prefixed output and
   }
 });
 
-Deno.test("warm boot: PgBouncer starts beside postgres, paused; 5432 holds clients until post-start is done, then reloads a changed auth file", async () => {
+Deno.test("warm boot after a reboot: PgBouncer starts beside postgres, paused; 5432 holds clients until post-start is done, then reloads a changed auth file", async () => {
   const root = await tempRoot();
   let pg = await startSupervisor({ root });
   const ports = { port: pg.port, directPort: pg.directPort, httpPort: pg.httpPort };
@@ -361,6 +361,8 @@ Deno.test("warm boot: PgBouncer starts beside postgres, paused; 5432 holds clien
     });
     assert.equal(await pg.stop(), 0);
     await cleanup(pg);
+    // A reboot (a VM's wake): the run dir, PgBouncer's auth file with it, is gone.
+    Deno.removeSync(`${root}/run`, { recursive: true });
 
     const marker = `${root}/post-start-done`;
     Deno.mkdirSync(`${root}/hooks/post-start.d`, { recursive: true });

@@ -17,7 +17,7 @@ import type { CloneProgress } from "../boot/upstream.ts";
 import type { Context } from "../boot/context.ts";
 import { runHooks } from "../boot/hooks.ts";
 import { renderAuthFile } from "../config/pgbouncer.ts";
-import type { RootTree } from "../fs/tree.ts";
+import type { RootTree, Tree } from "../fs/tree.ts";
 import { removeStaleFifos } from "../process/fifo.ts";
 import { errorMessage } from "../util/errors.ts";
 import { log } from "../util/log.ts";
@@ -37,6 +37,9 @@ import { postStart } from "./post_start.ts";
 import { waitReady } from "./postmaster_pid.ts";
 import { deriveState, type Facts, type State } from "./state.ts";
 import { quarantineUserConf } from "./user_conf.ts";
+
+/** PgBouncer's auth file as of the last post-start, kept in PGDATA/beyond (survives a reboot). */
+const AUTH_COPY = "pgbouncer-userlist.txt";
 
 export interface Status {
   state: State;
@@ -447,11 +450,14 @@ export class Supervisor {
           result.standby && "hot standby (read-only: nothing to write)",
         ].filter(Boolean);
         if (changes.length) log.info(`post-start: ${changes.join("; ")}`);
+        const auth = renderAuthFile([{ role: "postgres", verifier: result.verifier }]);
         const authChanged = ctx.trees.pgbouncer.writeIfChanged(
           `${ctx.layout.pgbouncerDir}/userlist.txt`,
-          renderAuthFile([{ role: "postgres", verifier: result.verifier }]),
+          auth,
           0o600,
         );
+        // A copy on the volume: the run dir is gone after a reboot (a VM's wake), this is not.
+        ctx.trees.data.writeIfChanged(`${ctx.layout.stateDir}/${AUTH_COPY}`, auth, 0o600);
         await runHooks("post-start", {
           hooksDir: ctx.layout.hooksDir,
           timeoutMs: ctx.settings.hookTimeoutMs,
@@ -472,25 +478,43 @@ export class Supervisor {
   // ---- PgBouncer beside recovery ----------------------------------------------------------
 
   /**
-   * PgBouncer may start before post-start when its auth file (from the last boot) already holds
-   * a verifier of the configured password: the admin console then takes our PAUSE. Not while a
-   * stop is an error (restore: recovery may take hours, 5432 stays closed meanwhile). The file
-   * is postgres's: read only to choose the order (a forged one makes PAUSE fail: the old order),
-   * and its iteration count is capped before we hash with it.
+   * PgBouncer may start before post-start when the auth file of the last boot holds a verifier
+   * of the configured password (the run dir's, or after a reboot the copy on the volume, which
+   * is then put in place): the admin console then takes our PAUSE, and PgBouncer accepts exactly
+   * the configured password for postgres until post-start has run. Not while a stop is an error
+   * (restore: recovery may take hours, 5432 stays closed meanwhile). Both files are postgres's:
+   * read only to choose the order, used only when they match the password, and the iteration
+   * count is capped before we hash with it.
    */
   async #pgbouncerMayStartEarly(): Promise<boolean> {
     const ctx = this.#ctx;
     if (this.#hooks.spawn || this.#hooks.failFast?.()) return false;
-    let text: string | undefined;
-    try {
-      text = ctx.trees.pgbouncer.readText(`${ctx.layout.pgbouncerDir}/userlist.txt`);
-    } catch {
-      return false;
+    const runFile = `${ctx.layout.pgbouncerDir}/userlist.txt`;
+    const sources: [Tree, string][] = [
+      [ctx.trees.pgbouncer, runFile],
+      [ctx.trees.data, `${ctx.layout.stateDir}/${AUTH_COPY}`],
+    ];
+    for (const [tree, path] of sources) {
+      let text: string | undefined;
+      try {
+        text = tree.readText(path);
+      } catch {
+        continue;
+      }
+      const verifier = text?.match(/^"postgres" "(SCRAM-SHA-256\$[^"\n]{1,400})"$/m)?.[1];
+      const parsed = verifier ? parseVerifier(verifier) : undefined;
+      if (!verifier || !parsed || parsed.iterations > 100_000) continue;
+      if (!(await verifierMatches(ctx.settings.password.reveal(), verifier))) continue;
+      if (path !== runFile) {
+        ctx.trees.pgbouncer.writeIfChanged(
+          runFile,
+          renderAuthFile([{ role: "postgres", verifier }]),
+          0o600,
+        );
+      }
+      return true;
     }
-    const verifier = text?.match(/^"postgres" "(SCRAM-SHA-256\$[^"\n]{1,400})"$/m)?.[1];
-    const parsed = verifier ? parseVerifier(verifier) : undefined;
-    if (!verifier || !parsed || parsed.iterations > 100_000) return false;
-    return await verifierMatches(ctx.settings.password.reveal(), verifier);
+    return false;
   }
 
   /**

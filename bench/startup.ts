@@ -153,6 +153,10 @@ async function floorToQuery(pgdata: string, directPort: number, password: string
   return { readyMs, ms };
 }
 
+function phaseLine(p: Record<string, number[]>): string {
+  return Object.entries(p).map(([k, v]) => `${k}=${fmt(median(v))}`).join(" ");
+}
+
 const password = "bench-secret";
 const root = await tempRoot("bpg-bench-");
 try {
@@ -165,6 +169,7 @@ try {
   const floorReady: number[] = [];
   const floorQuery: number[] = [];
   const warmBefore: number[] = [];
+  const beforePhases: Record<string, number[]> = {};
   const phases: Record<string, number[]> = {};
   const hwm: number[] = [];
   const anon: number[] = [];
@@ -181,7 +186,9 @@ try {
     floorReady.push(f.readyMs);
     floorQuery.push(f.ms);
     if (before) {
-      warmBefore.push((await supervisorToQuery(root, port, directPort, password, {}, before)).ms);
+      const b = await supervisorToQuery(root, port, directPort, password, {}, before);
+      warmBefore.push(b.ms);
+      for (const [k, v] of Object.entries(b.phases)) (beforePhases[k] ??= []).push(v);
     }
   }
   console.log(
@@ -201,13 +208,12 @@ try {
   report({ name: "  ours vs the floor (exec → first query)", ours: warmOurs, base: floorQuery });
   if (before) {
     report({ name: `  ours vs --before ${before}`, ours: warmOurs, base: warmBefore });
+    console.log(`  --before's phases (medians, ms): ${phaseLine(beforePhases)}`);
   }
   console.log(
     `  floor: postgres exec → "ready to accept connections" ${
       fmt(median(floorReady))
-    } ms median; supervisor phases (medians, ms): ${
-      Object.entries(phases).map(([k, v]) => `${k}=${fmt(median(v))}`).join(" ")
-    }`,
+    } ms median; supervisor phases (medians, ms): ${phaseLine(phases)}`,
   );
   if (!warmOnly) {
     // ---- first boot on empty volumes, alternating ----------------------------------------

@@ -318,18 +318,19 @@ export class Supervisor {
     // postgres first (its spawn happens before start() first waits); then, on a warm boot,
     // PgBouncer beside postgres's recovery, paused (see the header).
     const starting = this.#postgres.start();
-    const early = this.#pgbouncerMayStartEarly().then((yes) =>
-      yes && !this.stopping ? this.#startPaused() : undefined
-    );
+    const early = this.#pgbouncerMayStartEarly().catch((error) => {
+      log.warn(`PgBouncer starts after post-start: ${errorMessage(error)}`);
+      return false;
+    }).then((yes) => yes && !this.stopping ? this.#startPaused() : undefined);
     let postgresUp: boolean;
     try {
       postgresUp = await starting;
     } catch (error) {
-      await early;
+      (await early)?.close();
       this.#failed(error);
     }
     if (!postgresUp) {
-      await early;
+      (await early)?.close();
       return await this.#shutdown();
     }
     this.#phases["start_postgres_ms"] = Math.round(performance.now() - t);
@@ -337,7 +338,7 @@ export class Supervisor {
     t = performance.now();
     const authChanged = await this.#postStartUntilDone();
     if (authChanged === undefined) {
-      await early;
+      (await early)?.close();
       return await this.#shutdown();
     }
     this.#phases["post_start_ms"] = Math.round(performance.now() - t);

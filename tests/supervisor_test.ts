@@ -347,3 +347,63 @@ Deno.test("hooks: pre-start and post-start run in order with prefixed output and
     await removeRoot(root);
   }
 });
+
+Deno.test("warm boot after a reboot: PgBouncer starts beside postgres, paused; 5432 holds clients until post-start is done, then reloads a changed auth file", async () => {
+  const root = await tempRoot();
+  let pg = await startSupervisor({ root });
+  const ports = { port: pg.port, directPort: pg.directPort, httpPort: pg.httpPort };
+  try {
+    await pg.waitFor(READY);
+    // The app changes the role's password in SQL: the next post-start sets it back (a new
+    // verifier, so PgBouncer's auth file changes under a running PgBouncer).
+    await psql(pg.directPort, "alter role postgres password 'changed-in-sql'", {
+      password: pg.password,
+    });
+    assert.equal(await pg.stop(), 0);
+    await cleanup(pg);
+    // A reboot (a VM's wake): the run dir, PgBouncer's auth file with it, is gone.
+    Deno.removeSync(`${root}/run`, { recursive: true });
+
+    const marker = `${root}/post-start-done`;
+    Deno.mkdirSync(`${root}/hooks/post-start.d`, { recursive: true });
+    Deno.writeTextFileSync(
+      `${root}/hooks/post-start.d/10-slow`,
+      `#!/bin/sh\nsleep 2\ntouch ${marker}\n`,
+    );
+    Deno.chmodSync(`${root}/hooks/post-start.d/10-slow`, 0o755);
+    pg = await startSupervisor({ root, ...ports });
+    // 5432 listens before post-start is done (PgBouncer started beside postgres)...
+    const deadline = Date.now() + 30_000;
+    for (;;) {
+      try {
+        (await Deno.connect({ hostname: "127.0.0.1", port: pg.port })).close();
+        break;
+      } catch {
+        assert.ok(Date.now() < deadline, "5432 never listened");
+        await new Promise((r) => setTimeout(r, 5));
+      }
+    }
+    assert.ok(!exists(marker), "5432 listened only after post-start (not beside postgres)");
+    assert.ok(!pg.lines.some((l) => READY.test(l)), "ready before post-start was done");
+    // ...but a client's query waits for it (held, not refused) and is then served.
+    assert.equal(await psql(pg.port, "select 1", { password: pg.password }), "1");
+    assert.ok(exists(marker), "a query was served before post-start was done");
+    await pg.waitFor(READY);
+    assert.ok(pg.lines.some((l) => /post-start: password set/.test(l)));
+    await assert.rejects(psql(pg.port, "select 1", { password: "changed-in-sql" }));
+    assert.equal(await psql(pg.port, "select 2", { password: pg.password }), "2");
+    assert.equal(await pg.stop(), 0);
+  } finally {
+    await cleanup(pg);
+    await removeRoot(root);
+  }
+});
+
+function exists(path: string): boolean {
+  try {
+    Deno.statSync(path);
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -171,11 +171,12 @@ export async function postStart(input: PostStartInput): Promise<PostStartResult>
   const admin = await connect(input.socketDir, input.port, "postgres");
   const open: PgConnection[] = [admin];
   try {
-    if (input.preload.includes("pg_stat_statements")) {
-      await admin.query("SELECT set_config('pg_stat_statements.track_utility', 'off', false)");
-    }
-    // One round trip for everything a warm start needs to know.
-    const [state] = await admin.query(`SELECT
+    // One round trip for everything a warm start needs to know (and, with pg_stat_statements,
+    // its utility tracking off first: the role change must not be recorded).
+    const untracked = input.preload.includes("pg_stat_statements")
+      ? "set_config('pg_stat_statements.track_utility', 'off', false) AS untracked, "
+      : "";
+    const [state] = await admin.query(`SELECT ${untracked}
         (SELECT rolpassword FROM pg_authid WHERE rolname = 'postgres') AS verifier,
         EXISTS (SELECT 1 FROM pg_database WHERE datname = ${quoteLiteral(input.database)}) AS db,
         pg_is_in_recovery() AS standby`);
@@ -216,10 +217,15 @@ export async function postStart(input: PostStartInput): Promise<PostStartResult>
       await ensureExtensions(sql, specs, input.preload, result);
     }
     await ensureReplicationRole(admin, input, result);
-    const [after] = await admin.query(
-      "SELECT rolpassword FROM pg_authid WHERE rolname = 'postgres'",
-    );
-    result.verifier = after?.["rolpassword"] ?? "";
+    if (result.passwordChanged) {
+      const [after] = await admin.query(
+        "SELECT rolpassword FROM pg_authid WHERE rolname = 'postgres'",
+      );
+      result.verifier = after?.["rolpassword"] ?? "";
+    } else {
+      // Unchanged (a warm boot): the verifier read above is the stored one; no round trip.
+      result.verifier = state?.["verifier"] ?? "";
+    }
   } finally {
     for (const conn of open) conn.close();
   }

@@ -55,9 +55,10 @@ export async function waitReady(
   while (!exited && !signal.aborted) {
     const info = readPostmasterPid(data, pgdata);
     if (info?.pid === pid && info.status === "ready") return true;
-    // Tight at first (a warm start is ~20 ms), gentler once it is clearly a long recovery.
+    // Tight (≤ 5 ms) through any warm start or crash recovery of ordinary size, so a wake sees
+    // "ready" within a few ms; gentler once it is clearly a long recovery (a restore).
     const elapsed = performance.now() - started;
-    await sleep(elapsed < 2000 ? 3 : 50);
+    await sleep(elapsed < 2000 ? 3 : elapsed < 60_000 ? 5 : 50);
   }
   return false;
 }

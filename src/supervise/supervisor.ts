@@ -1,6 +1,9 @@
 /**
  * EFFECT: the long-running part. Boot, then postgres (readiness from postmaster.pid), then
- * post-start, and only then PgBouncer, so 5432 only ever serves a fully ready database. Each
+ * post-start, then PgBouncer serves, so 5432 only ever serves a fully ready database. On a warm
+ * boot (PgBouncer's auth file already holds the password's verifier) PgBouncer starts right
+ * after postgres, beside its recovery, and is PAUSEd at once: clients that come meanwhile wait
+ * and are served at RESUME, after post-start (a wake no longer pays PgBouncer's start). Each
  * child is kept running by a ChildLoop (child_loop.ts) whose decisions are the pure policy's
  * (policy.ts). A stop request runs pre-stop hooks, stops PgBouncer, then postgres (fast, then
  * immediate).
@@ -14,11 +17,13 @@ import type { CloneProgress } from "../boot/upstream.ts";
 import type { Context } from "../boot/context.ts";
 import { runHooks } from "../boot/hooks.ts";
 import { renderAuthFile } from "../config/pgbouncer.ts";
-import type { RootTree } from "../fs/tree.ts";
+import type { RootTree, Tree } from "../fs/tree.ts";
 import { removeStaleFifos } from "../process/fifo.ts";
 import { errorMessage } from "../util/errors.ts";
 import { log } from "../util/log.ts";
 import { canConnectUnix } from "../util/net.ts";
+import { parseVerifier, verifierMatches } from "../auth/scram.ts";
+import { PgConnection } from "../pg/client.ts";
 import { sleep } from "../util/sleep.ts";
 import { VERSION } from "../util/version.ts";
 import { nextRestart } from "./backoff.ts";
@@ -32,6 +37,9 @@ import { postStart } from "./post_start.ts";
 import { waitReady } from "./postmaster_pid.ts";
 import { deriveState, type Facts, type State } from "./state.ts";
 import { quarantineUserConf } from "./user_conf.ts";
+
+/** PgBouncer's auth file as of the last post-start, kept in PGDATA/beyond (survives a reboot). */
+const AUTH_COPY = "pgbouncer-userlist.txt";
 
 export interface Status {
   state: State;
@@ -307,19 +315,42 @@ export class Supervisor {
     } catch (error) {
       this.#failed(error);
     }
+    // postgres first (its spawn happens before start() first waits); then, on a warm boot,
+    // PgBouncer beside postgres's recovery, paused (see the header).
+    const starting = this.#postgres.start();
+    const early = this.#pgbouncerMayStartEarly().catch((error) => {
+      log.warn(`PgBouncer starts after post-start: ${errorMessage(error)}`);
+      return false;
+    }).then((yes) => yes && !this.stopping ? this.#startPaused() : undefined);
+    let postgresUp: boolean;
     try {
-      if (!(await this.#postgres.start())) return await this.#shutdown();
+      postgresUp = await starting;
     } catch (error) {
+      (await early)?.close();
       this.#failed(error);
+    }
+    if (!postgresUp) {
+      (await early)?.close();
+      return await this.#shutdown();
     }
     this.#phases["start_postgres_ms"] = Math.round(performance.now() - t);
 
     t = performance.now();
-    if (!(await this.#postStartUntilDone())) return await this.#shutdown();
+    const authChanged = await this.#postStartUntilDone();
+    if (authChanged === undefined) {
+      (await early)?.close();
+      return await this.#shutdown();
+    }
     this.#phases["post_start_ms"] = Math.round(performance.now() - t);
 
     t = performance.now();
-    if (!(await this.#pgbouncer.start())) return await this.#shutdown();
+    const paused = await early;
+    if (paused) {
+      // The auth file changed under a running PgBouncer: RELOAD rereads it, then clients go.
+      if (!(await this.#resume(paused, authChanged))) return await this.#shutdown();
+    } else if (!this.#pgbouncer.child?.running && !(await this.#pgbouncer.start())) {
+      return await this.#shutdown();
+    }
     this.#phases["pgbouncer_ms"] = Math.round(performance.now() - t);
     this.#phases["total_ms"] = Math.round(performance.now());
 
@@ -387,12 +418,16 @@ export class Supervisor {
     };
   }
 
-  async #postStartUntilDone(): Promise<boolean> {
+  /**
+   * Post-start until it succeeds: whether PgBouncer's auth file changed, or undefined when a
+   * stop came first.
+   */
+  async #postStartUntilDone(): Promise<boolean | undefined> {
     const ctx = this.#ctx;
     let failures = 0;
     while (!this.stopping) {
       while (!this.#facts.postgresUp) {
-        if (!(await sleep(50, this.#stop.signal))) return false;
+        if (!(await sleep(50, this.#stop.signal))) return undefined;
       }
       try {
         await this.#hooks.beforePostStart?.();
@@ -416,26 +451,126 @@ export class Supervisor {
           result.standby && "hot standby (read-only: nothing to write)",
         ].filter(Boolean);
         if (changes.length) log.info(`post-start: ${changes.join("; ")}`);
-        ctx.trees.pgbouncer.writeIfChanged(
+        const auth = renderAuthFile([{ role: "postgres", verifier: result.verifier }]);
+        const authChanged = ctx.trees.pgbouncer.writeIfChanged(
           `${ctx.layout.pgbouncerDir}/userlist.txt`,
-          renderAuthFile([{ role: "postgres", verifier: result.verifier }]),
+          auth,
           0o600,
         );
+        // A copy on the volume: the run dir is gone after a reboot (a VM's wake), this is not.
+        ctx.trees.data.writeIfChanged(`${ctx.layout.stateDir}/${AUTH_COPY}`, auth, 0o600);
         await runHooks("post-start", {
           hooksDir: ctx.layout.hooksDir,
           timeoutMs: ctx.settings.hookTimeoutMs,
           env: ctx.hookEnv,
         });
-        return true;
+        return authChanged;
       } catch (error) {
         const decision = nextRestart(failures, 0);
         failures = decision.failures;
         this.#facts.problem = `post-start failed: ${errorMessage(error)}`;
         log.error(`${this.#facts.problem}; retrying in ${decision.delayMs} ms`);
-        if (!(await sleep(decision.delayMs, this.#stop.signal))) return false;
+        if (!(await sleep(decision.delayMs, this.#stop.signal))) return undefined;
       }
     }
+    return undefined;
+  }
+
+  // ---- PgBouncer beside recovery ----------------------------------------------------------
+
+  /**
+   * PgBouncer may start before post-start when the auth file of the last boot holds a verifier
+   * of the configured password (the run dir's, or after a reboot the copy on the volume, which
+   * is then put in place): the admin console then takes our PAUSE, and PgBouncer accepts exactly
+   * the configured password for postgres until post-start has run. Not while a stop is an error
+   * (restore: recovery may take hours, 5432 stays closed meanwhile). Both files are postgres's:
+   * read only to choose the order, used only when they match the password, and the iteration
+   * count is capped before we hash with it.
+   */
+  async #pgbouncerMayStartEarly(): Promise<boolean> {
+    const ctx = this.#ctx;
+    if (this.#hooks.spawn || this.#hooks.failFast?.()) return false;
+    const runFile = `${ctx.layout.pgbouncerDir}/userlist.txt`;
+    const sources: [Tree, string][] = [
+      [ctx.trees.pgbouncer, runFile],
+      [ctx.trees.data, `${ctx.layout.stateDir}/${AUTH_COPY}`],
+    ];
+    for (const [tree, path] of sources) {
+      let text: string | undefined;
+      try {
+        text = tree.readText(path);
+      } catch {
+        continue;
+      }
+      const verifier = text?.match(/^"postgres" "(SCRAM-SHA-256\$[^"\n]{1,400})"$/m)?.[1];
+      const parsed = verifier ? parseVerifier(verifier) : undefined;
+      if (!verifier || !parsed || parsed.iterations > 100_000) continue;
+      if (!(await verifierMatches(ctx.settings.password.reveal(), verifier))) continue;
+      if (path !== runFile) {
+        ctx.trees.pgbouncer.writeIfChanged(
+          runFile,
+          renderAuthFile([{ role: "postgres", verifier }]),
+          0o600,
+        );
+      }
+      return true;
+    }
     return false;
+  }
+
+  /**
+   * Start PgBouncer and PAUSE it: its admin connection, or undefined when it could not be
+   * paused (then it is stopped, and started again after post-start as before).
+   */
+  async #startPaused(): Promise<PgConnection | undefined> {
+    const ctx = this.#ctx;
+    try {
+      if (!(await this.#pgbouncer.start())) return undefined;
+      const conn = await PgConnection.connect({
+        path: `${ctx.layout.socketDir}/.s.PGSQL.${ctx.settings.port}`,
+        user: "postgres",
+        database: "pgbouncer",
+        password: ctx.settings.password.reveal(),
+        applicationName: "beyond-pg-boot",
+        timeoutMs: 2000,
+      });
+      try {
+        await conn.query("PAUSE", 2000);
+        return conn;
+      } catch (error) {
+        conn.close();
+        throw error;
+      }
+    } catch (error) {
+      log.warn(
+        `PgBouncer could not be paused beside postgres's start (${
+          errorMessage(error)
+        }); it starts after post-start instead`,
+      );
+      await this.#pgbouncer.halt(async (b) => {
+        (await b.stop("SIGTERM", 2000)) || (await b.stop("SIGKILL", 2000));
+      });
+      return undefined;
+    }
+  }
+
+  /** RELOAD (when the auth file changed) and RESUME; false when a stop came first. */
+  async #resume(conn: PgConnection, authChanged: boolean): Promise<boolean> {
+    try {
+      if (authChanged) await conn.query("RELOAD", 5000);
+      await conn.query("RESUME", 5000);
+      return true;
+    } catch (error) {
+      // PgBouncer restarted meanwhile (its loop starts it unpaused) or the console failed:
+      // a fresh PgBouncer reads the new auth file and is not paused.
+      log.warn(`PgBouncer RESUME after post-start: ${errorMessage(error)}; restarting it`);
+      await this.#pgbouncer.halt(async (b) => {
+        (await b.stop("SIGTERM", 2000)) || (await b.stop("SIGKILL", 2000));
+      });
+      return !this.stopping && await this.#pgbouncer.start();
+    } finally {
+      conn.close();
+    }
   }
 
   // ---- stop -----------------------------------------------------------------------------

@@ -105,6 +105,25 @@ export class UnsafeFileError extends Error {
 }
 
 /**
+ * open(2) as `owner`, read-only, without following a link in the last component; O_NONBLOCK:
+ * a FIFO planted under the name must not block the open. A link and a missing file are errors
+ * of their own.
+ */
+function openNoFollow(path: string, owner: Owner | undefined): number {
+  try {
+    return asUser(owner, () => openFd(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
+  } catch (error) {
+    if (error instanceof ErrnoError && error.code === "ELOOP") {
+      throw new UnsafeFileError(`${path} is a link; refusing to read it`);
+    }
+    if (error instanceof ErrnoError && error.code === "ENOENT") {
+      throw new Deno.errors.NotFound(`${path} does not exist`);
+    }
+    throw error;
+  }
+}
+
+/**
  * The bytes of `path`, a file postgres produced: opened as `owner` without following a link
  * (O_NOFOLLOW on the last component; the kernel checks the rest as postgres), which must be a
  * regular file owned by `owner`, at most `maxBytes` long. Read off the event loop.
@@ -115,19 +134,7 @@ export async function readOwnedFile(
   maxBytes: number,
 ): Promise<Uint8Array> {
   if (!libcAvailable()) return await readOwnedFileNoFfi(path, owner, maxBytes);
-  let fd: number;
-  try {
-    // O_NONBLOCK: a FIFO planted under the name must not block the open.
-    fd = asUser(owner, () => openFd(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
-  } catch (error) {
-    if (error instanceof ErrnoError && error.code === "ELOOP") {
-      throw new UnsafeFileError(`${path} is a link; refusing to read it`);
-    }
-    if (error instanceof ErrnoError && error.code === "ENOENT") {
-      throw new Deno.errors.NotFound(`${path} does not exist`);
-    }
-    throw error;
-  }
+  const fd = openNoFollow(path, owner);
   try {
     const fdPath = `/proc/self/fd/${fd}`;
     const info = Deno.statSync(fdPath);
@@ -199,17 +206,7 @@ export async function readOwnedHead(
   let fd: number | undefined;
   let before: Deno.FileInfo | undefined;
   if (libcAvailable()) {
-    try {
-      fd = asUser(owner, () => openFd(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
-    } catch (error) {
-      if (error instanceof ErrnoError && error.code === "ELOOP") {
-        throw new UnsafeFileError(`${path} is a link; refusing to read it`);
-      }
-      if (error instanceof ErrnoError && error.code === "ENOENT") {
-        throw new Deno.errors.NotFound(`${path} does not exist`);
-      }
-      throw error;
-    }
+    fd = openNoFollow(path, owner);
   } else {
     before = Deno.lstatSync(path);
     if (before.isSymlink) throw new UnsafeFileError(`${path} is a link; refusing to read it`);

@@ -5,17 +5,7 @@
  * (enum DBState, u32, 16), time (i64, 24), checkPoint (XLogRecPtr, 32), then checkPointCopy
  * whose first field is redo (XLogRecPtr, 40) and second ThisTimeLineID (u32, 48).
  */
-
-/** DBState, in enum order. */
-const STATES = [
-  "starting up",
-  "shut down",
-  "shut down in recovery",
-  "shutting down",
-  "in crash recovery",
-  "in archive recovery",
-  "in production",
-] as const;
+import { clusterStateOf } from "../boot/pg_control.ts";
 
 export interface ControlCheckpoint {
   state: string;
@@ -29,9 +19,8 @@ export interface ControlCheckpoint {
 export function readControlCheckpoint(control: Uint8Array): ControlCheckpoint {
   if (control.length < 56) throw new Error(`pg_control is ${control.length} bytes: too short`);
   const v = new DataView(control.buffer, control.byteOffset, control.byteLength);
-  const s = v.getUint32(16, true);
   return {
-    state: STATES[s] ?? `unknown (${s})`,
+    state: clusterStateOf(control),
     checkpoint: v.getBigUint64(32, true),
     redo: v.getBigUint64(40, true),
     timeline: v.getUint32(48, true),

@@ -5,11 +5,11 @@
  */
 import { installPassfile, passfilePath } from "../boot/replication.ts";
 import { findBinDir } from "../boot/binaries.ts";
+import { replicationCommand } from "../boot/upstream.ts";
 import { REPLICATION_ROLE, upstreamConninfo } from "../config/replication_conf.ts";
 import { RootTree } from "../fs/tree.ts";
 import { serveHttp } from "../http/server.ts";
 import { counter, gauge, renderFamilies } from "../metrics/prom.ts";
-import { run } from "../process/spawner.ts";
 import type { SinkSettings } from "../settings/settings.ts";
 import { Receiver } from "../sink/receiver.ts";
 import { sinkRoutes } from "../sink/server.ts";
@@ -151,25 +151,13 @@ export async function runSink(s: SinkSettings, latch: StopLatch): Promise<number
   // The primary's position (IDENTIFY_SYSTEM), for the lag; retention.
   const probe = setInterval(async () => {
     try {
-      const conninfo = `${
-        upstreamConninfo({
+      const r = await replicationCommand(binDir, "IDENTIFY_SYSTEM", {
+        conninfo: upstreamConninfo({
           host: s.primary.host,
           port: s.primary.port,
           name: `${s.name}_probe`.slice(0, 63),
           passfile: passfilePath({ runDir: s.runDir }),
-        })
-      } replication=true dbname=replication`;
-      const r = await run(`${binDir}/psql`, [
-        "-X",
-        "-A",
-        "-t",
-        "-w",
-        "-d",
-        conninfo,
-        "-c",
-        "IDENTIFY_SYSTEM",
-      ], {
-        check: false,
+        }),
         timeoutMs: 8000,
       });
       const lsn = parseLsn(r.stdout.trim().split("|")[2] ?? "");

@@ -8,7 +8,7 @@ import { upstreamConninfo } from "../config/replication_conf.ts";
 import { pipeLines } from "../logs/lines.ts";
 import { command } from "../process/command.ts";
 import { spawnTracked } from "../process/registry.ts";
-import { run } from "../process/spawner.ts";
+import { run, type RunOptions, type RunResult } from "../process/spawner.ts";
 import { errorMessage, OperatorError } from "../util/errors.ts";
 import { log } from "../util/log.ts";
 import { sleep } from "../util/sleep.ts";
@@ -37,22 +37,35 @@ export function toolProblem(stderr: string): string {
   return telling ?? lines.at(-1) ?? "no output";
 }
 
+/**
+ * One replication-protocol command (IDENTIFY_SYSTEM, TIMELINE_HISTORY) through psql on a
+ * replication connection to `conninfo`: unaligned, tuples only, never a password prompt. The
+ * result as is (a non-zero exit is the caller's to explain).
+ */
+export function replicationCommand(
+  binDir: string,
+  sql: string,
+  o: RunOptions & { conninfo: string },
+): Promise<RunResult> {
+  const { conninfo, ...options } = o;
+  const target = `${conninfo} replication=true dbname=replication`;
+  return run(`${binDir}/psql`, ["-X", "-A", "-t", "-w", "-d", target, "-c", sql], {
+    ...options,
+    check: false,
+  });
+}
+
 /** IDENTIFY_SYSTEM on a replication connection; throws an OperatorError with the reason. */
 export async function identifyUpstream(
   ctx: BootContext,
   at: { host: string; port: number },
 ): Promise<UpstreamIdentity> {
-  const conninfo = `${upstreamConninfo(upstreamOf(ctx, at))} replication=true dbname=replication`;
-  const r = await run(`${ctx.bins.binDir}/psql`, [
-    "-X",
-    "-A",
-    "-t",
-    "-w",
-    "-d",
-    conninfo,
-    "-c",
-    "IDENTIFY_SYSTEM",
-  ], { ...ctx.runAs.switchTo, env: toolEnv(), check: false, timeoutMs: 20_000 });
+  const r = await replicationCommand(ctx.bins.binDir, "IDENTIFY_SYSTEM", {
+    conninfo: upstreamConninfo(upstreamOf(ctx, at)),
+    ...ctx.runAs.switchTo,
+    env: toolEnv(),
+    timeoutMs: 20_000,
+  });
   const [sysid, tli, lsn] = r.stdout.trim().split("|");
   if (r.code !== 0 || !sysid || !/^\d+$/.test(sysid)) {
     throw new OperatorError(
@@ -70,17 +83,12 @@ export async function upstreamHistory(
   at: { host: string; port: number },
   timeline: number,
 ): Promise<string> {
-  const conninfo = `${upstreamConninfo(upstreamOf(ctx, at))} replication=true dbname=replication`;
-  const r = await run(`${ctx.bins.binDir}/psql`, [
-    "-X",
-    "-A",
-    "-t",
-    "-w",
-    "-d",
-    conninfo,
-    "-c",
-    `TIMELINE_HISTORY ${Math.trunc(timeline)}`,
-  ], { ...ctx.runAs.switchTo, env: toolEnv(), check: false, timeoutMs: 20_000 });
+  const r = await replicationCommand(ctx.bins.binDir, `TIMELINE_HISTORY ${Math.trunc(timeline)}`, {
+    conninfo: upstreamConninfo(upstreamOf(ctx, at)),
+    ...ctx.runAs.switchTo,
+    env: toolEnv(),
+    timeoutMs: 20_000,
+  });
   const bar = r.stdout.indexOf("|");
   if (r.code !== 0 || bar < 0) {
     throw new OperatorError(

@@ -220,14 +220,14 @@ async function drainOurs(
   cleanupBuckets.push(bucket);
   const pgdata = `${root}/data/main`;
   setAutoConf(pgdata, undefined);
-  const key = btoa(String.fromCharCode(...crypto.getRandomValues(new Uint8Array(32))));
+  const key = () => btoa(String.fromCharCode(...crypto.getRandomValues(new Uint8Array(32))));
   const pg = await startSupervisor({
     root,
     keepLines: /^\[beyond-pg\]/,
     env: {
       ...s3Env(bucket, { endpoint: https }),
       BEYOND_PG_S3_CA_FILE: caFile,
-      ...(o.sealed ? { BEYOND_PG_ARCHIVE_ENCRYPTION_KEY: key } : {}),
+      ...(o.sealed ? { BEYOND_PG_ARCHIVE_ENCRYPTION_KEY: key() } : {}),
     },
   });
   try {

@@ -15,6 +15,7 @@
  * The credentials never reach postgres: root fetches the WAL recovery needs beforehand into the
  * temporary root, and postgres's restore_command only copies from there.
  */
+import { pipeLines } from "../logs/lines.ts";
 import { chainFiles } from "./chain.ts";
 import { planRestore } from "./restore_plan.ts";
 import { fetchBackup, type RestoreSite } from "./restore.ts";
@@ -175,19 +176,12 @@ export async function restoreTest(
         ...(owner ? { uid: owner.uid, gid: owner.gid } : {}),
       }),
     );
-    const logDone = (async () => {
-      let rest = "";
-      for await (const chunk of pg.stderr.pipeThrough(new TextDecoderStream())) {
-        const parts = (rest + chunk).split("\n");
-        rest = parts.pop() ?? "";
-        for (const l of parts) {
-          // Not the refusals of our own connection attempts while it recovers.
-          if (/\b(FATAL|PANIC|ERROR):/.test(l) && !/the database system is/.test(l)) {
-            lines.push(l.replace(/^.*?\b(FATAL|PANIC|ERROR):\s+/, "$1: ").trim());
-          }
-        }
+    const logDone = pipeLines(pg.stderr, (l) => {
+      // Not the refusals of our own connection attempts while it recovers.
+      if (/\b(FATAL|PANIC|ERROR):/.test(l) && !/the database system is/.test(l)) {
+        lines.push(l.replace(/^.*?\b(FATAL|PANIC|ERROR):\s+/, "$1: ").trim());
       }
-    })();
+    });
     let exited: Deno.CommandStatus | undefined;
     pg.status.then((s) => (exited = s));
     const sql = async (text: string, db = "postgres") => {

@@ -547,11 +547,16 @@ export class Supervisor {
           errorMessage(error)
         }); it starts after post-start instead`,
       );
-      await this.#pgbouncer.halt(async (b) => {
-        (await b.stop("SIGTERM", 2000)) || (await b.stop("SIGKILL", 2000));
-      });
+      await this.#haltPgbouncer();
       return undefined;
     }
+  }
+
+  /** Stop the PgBouncer started early, not to be restarted by its loop (TERM, then KILL). */
+  async #haltPgbouncer(): Promise<void> {
+    await this.#pgbouncer.halt(async (b) => {
+      (await b.stop("SIGTERM", 2000)) || (await b.stop("SIGKILL", 2000));
+    });
   }
 
   /** RELOAD (when the auth file changed) and RESUME; false when a stop came first. */
@@ -564,9 +569,7 @@ export class Supervisor {
       // PgBouncer restarted meanwhile (its loop starts it unpaused) or the console failed:
       // a fresh PgBouncer reads the new auth file and is not paused.
       log.warn(`PgBouncer RESUME after post-start: ${errorMessage(error)}; restarting it`);
-      await this.#pgbouncer.halt(async (b) => {
-        (await b.stop("SIGTERM", 2000)) || (await b.stop("SIGKILL", 2000));
-      });
+      await this.#haltPgbouncer();
       return !this.stopping && await this.#pgbouncer.start();
     } finally {
       conn.close();

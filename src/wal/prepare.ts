@@ -6,10 +6,10 @@
  * carry an XXH64 of the content, gzip a CRC-32) and the size kept in metadata.
  *
  * Three ways, same bytes stored:
- * - `prepareSegmentByTool` (the supervisor, a compressed segment): root reads the first page only (as
- *   postgres, no link, a regular file postgres owns; fs/handover.ts readOwnedHead) and the
- *   compressor, run as postgres, reads the file by itself; the size its output declares must be
- *   the file's. 16 MiB are neither read nor piped by us: that is most of the supervisor's CPU
+ * - `prepareSegmentByTool` (the supervisor, a compressed segment): root reads the first page
+ *   only (as postgres, no link, a regular file postgres owns; fs/handover.ts readOwnedHead) and
+ *   the compressor, run as postgres, reads the file by itself; the size its output declares
+ *   must be the file's. 16 MiB are neither read nor piped by us: that is most of the supervisor's CPU
  *   per segment under --jitless.
  * - `external`: the file read once, by us, as postgres and without following a link
  *   (readOwnedFile), then fed to the compressor on stdin (history files, codec none);
@@ -115,11 +115,14 @@ async function pipeThrough(tool: string[], input: Uint8Array): Promise<Uint8Arra
   const writer = child.stdin.getWriter();
   const feed = writer.write(input).then(() => writer.close()).catch(() => {});
   const [out] = await Promise.all([child.output(), feed]);
-  if (!out.success) {
-    const why = new TextDecoder().decode(out.stderr).trim().split("\n").pop();
-    throw new Error(`${tool[0]} failed: ${why || `exit ${out.code}`}`);
-  }
+  if (!out.success) throw new Error(toolFailure(tool, out));
   return out.stdout;
+}
+
+/** "<tool> failed: <its last stderr line, or the exit code>". */
+function toolFailure(tool: string[], out: Deno.CommandOutput): string {
+  const why = new TextDecoder().decode(out.stderr).trim().split("\n").pop();
+  return `${tool[0]} failed: ${why || `exit ${out.code}`}`;
 }
 
 /**
@@ -160,10 +163,7 @@ export async function prepareSegmentByTool(
       ...(o.owner ? { uid: o.owner.uid, gid: o.owner.gid } : {}),
     }),
   );
-  if (!out.success) {
-    const why = new TextDecoder().decode(out.stderr).trim().split("\n").pop();
-    throw new ArchiveError(`${name}: ${tool[0]} failed: ${why || `exit ${out.code}`}`, true);
-  }
+  if (!out.success) throw new ArchiveError(`${name}: ${toolFailure(tool, out)}`, true);
   const body = out.stdout;
   const declared = declaredSize(o.codec, body);
   const want = o.codec === "gzip" ? size % 2 ** 32 : size; // gzip keeps the size mod 2^32

@@ -475,7 +475,7 @@ async function zstd(args: string[], input: Uint8Array): Promise<Uint8Array> {
   return out.stdout;
 }
 
-Deno.test("verify --restore-test: a good backup is restored, recovered to the end of the archived WAL and queried; one broken under a matching SHA-256 fails with one line; the temporary root goes either way", async () => {
+Deno.test("verify --restore-test (CLI and RPC): a good backup is restored, recovered to the end of the archived WAL and queried; one broken under a matching SHA-256 fails with one line; the temporary root goes either way", async () => {
   const bucket = await freshBucket();
   const pg = await startSupervisor({ env: s3Env(bucket) });
   try {
@@ -549,6 +549,16 @@ Deno.test("verify --restore-test: a good backup is restored, recovered to the en
     const again = await cli(pg, ["verify", "--backup", "good", "--restore-test"]);
     assert.equal(again.code, 0, again.stderr);
     assert.match(again.stdout, /^restore test: backup good restored and recovered to /m);
+    // The same through the running supervisor (the RPC runs it in a child, as root).
+    const rpc = await ok<{ ok: boolean; restoreTest: { ok: boolean; backup: string } }>(
+      pg,
+      "verify",
+      { backup: "broken", "restore-test": true },
+    );
+    assert.equal(rpc.ok, false);
+    assert.equal(rpc.restoreTest.ok, false);
+    assert.equal(rpc.restoreTest.backup, "broken");
+    assert.ok(!(await exists(temp)), "removed after the RPC's restore test too");
   } finally {
     await cleanup(pg);
   }

@@ -157,7 +157,7 @@ export async function runDatabase(ctx: Context, o: RootOptions): Promise<number>
               },
               verify: {
                 summary:
-                  "prove the backups restorable: objects against manifests, WAL continuous and readable",
+                  "prove the backups restorable: objects against manifests, WAL continuous and readable (restore-test=true: and restore one for real)",
                 timeoutMs: 24 * 3600_000,
                 run: (a) => {
                   if (!archiving?.service) {
@@ -166,10 +166,10 @@ export async function runDatabase(ctx: Context, o: RootOptions): Promise<number>
                       "verify is not available: no archive target is configured (BEYOND_PG_ARCHIVE_TARGET)",
                     );
                   }
-                  return runVerifyChild(
-                    ctx,
-                    typeof a["backup"] === "string" ? a["backup"] : undefined,
-                  );
+                  return runVerifyChild(ctx, {
+                    ...(typeof a["backup"] === "string" ? { backup: a["backup"] } : {}),
+                    restoreTest: a["restore-test"] === true,
+                  });
                 },
               },
             }),

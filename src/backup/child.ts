@@ -40,12 +40,21 @@ export async function runBackupChild(
 /**
  * The RPC `verify`: `beyond-pg verify --json` as a child (hashing every byte of a backup and
  * reading the WAL back stays off the supervisor's event loop). A verify that finds a problem
- * still answers with its report (ok: false, the first problem named).
+ * still answers with its report (ok: false, the first problem named). `restoreTest`: with
+ * `--restore-test` (the child is root's, on this machine: where the restore test must run).
  */
-export async function runVerifyChild(ctx: Context, backup?: string): Promise<VerifyReport> {
+export async function runVerifyChild(
+  ctx: Context,
+  o: { backup?: string; restoreTest?: boolean } = {},
+): Promise<VerifyReport> {
   return await runChild<VerifyReport>(
     ctx,
-    ["verify", "--json", ...(backup ? ["--backup", backup] : [])],
+    [
+      "verify",
+      "--json",
+      ...(o.backup ? ["--backup", o.backup] : []),
+      ...(o.restoreTest ? ["--restore-test"] : []),
+    ],
     { reportOnFailure: true },
   );
 }

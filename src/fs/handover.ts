@@ -124,99 +124,36 @@ function openNoFollow(path: string, owner: Owner | undefined): number {
 }
 
 /**
- * The bytes of `path`, a file postgres produced: opened as `owner` without following a link
- * (O_NOFOLLOW on the last component; the kernel checks the rest as postgres), which must be a
- * regular file owned by `owner`, at most `maxBytes` long. Read off the event loop.
+ * `path`, a file postgres produced, opened for reading as `owner` without following a link
+ * (O_NOFOLLOW on the last component; the kernel checks the rest as postgres; the open file is
+ * reached through /proc/self/fd), which must be a regular file owned by `owner`, at most
+ * `maxBytes` long. Without FFI (a command whose profile has none): lstat, open, then the opened
+ * file must be the very inode lstat saw — a link swapped in between is caught by the inode.
  */
-export async function readOwnedFile(
+async function openOwned(
   path: string,
   owner: Owner | undefined,
   maxBytes: number,
-): Promise<Uint8Array> {
-  if (!libcAvailable()) return await readOwnedFileNoFfi(path, owner, maxBytes);
-  const fd = openNoFollow(path, owner);
-  try {
-    const fdPath = `/proc/self/fd/${fd}`;
-    const info = Deno.statSync(fdPath);
-    if (!info.isFile) throw new UnsafeFileError(`${path} is not a regular file; refusing it`);
-    const wantUid = owner?.uid ?? Deno.uid();
-    if (info.uid !== wantUid) {
-      throw new UnsafeFileError(`${path} is owned by uid ${info.uid}, not ${wantUid}; refusing it`);
-    }
-    if (info.size > maxBytes) {
-      throw new UnsafeFileError(`${path} is ${info.size} bytes, more than ${maxBytes}`);
-    }
-    return await readExactly(fdPath, info.size, path);
-  } finally {
-    closeFd(fd);
-  }
-}
-
-/**
- * The same without FFI (a command whose profile has none): lstat, open, then the opened file
- * must be the very inode lstat saw — a link swapped in between is caught by the inode.
- */
-async function readOwnedFileNoFfi(
-  path: string,
-  owner: Owner | undefined,
-  maxBytes: number,
-): Promise<Uint8Array> {
-  const wantUid = owner?.uid ?? Deno.uid();
-  const before = Deno.lstatSync(path);
-  if (before.isSymlink) throw new UnsafeFileError(`${path} is a link; refusing to read it`);
-  if (!before.isFile) throw new UnsafeFileError(`${path} is not a regular file; refusing it`);
-  if (before.uid !== wantUid) {
-    throw new UnsafeFileError(`${path} is owned by uid ${before.uid}, not ${wantUid}; refusing it`);
-  }
-  if (before.size > maxBytes) {
-    throw new UnsafeFileError(`${path} is ${before.size} bytes, more than ${maxBytes}`);
-  }
-  const file = await Deno.open(path, { read: true });
-  try {
-    const after = await file.stat();
-    if (after.ino !== before.ino || after.dev !== before.dev || !after.isFile) {
-      throw new UnsafeFileError(`${path} changed while it was opened; refusing it`);
-    }
-    const out = new Uint8Array(after.size + 1);
-    let got = 0;
-    for (;;) {
-      const n = await file.read(out.subarray(got));
-      if (n === null) break;
-      got += n;
-      if (got > after.size) throw new UnsafeFileError(`${path} grew while it was read`);
-    }
-    return out.subarray(0, got);
-  } finally {
-    file.close();
-  }
-}
-
-/**
- * The first `bytes` of `path` and its size, with readOwnedFile's checks (no link, a regular
- * file `owner` owns, at most `maxBytes` long): for a tool that then reads the rest by itself,
- * as `owner` (wal/prepare.ts).
- */
-export async function readOwnedHead(
-  path: string,
-  owner: Owner | undefined,
-  o: { maxBytes: number; bytes: number },
-): Promise<{ head: Uint8Array; size: number }> {
+): Promise<{ file: Deno.FsFile; size: number }> {
   const wantUid = owner?.uid ?? Deno.uid();
   let file: Deno.FsFile;
-  let fd: number | undefined;
   let before: Deno.FileInfo | undefined;
   if (libcAvailable()) {
-    fd = openNoFollow(path, owner);
+    const fd = openNoFollow(path, owner);
+    try {
+      // Checked before it is opened again: a FIFO would block that open.
+      if (!Deno.statSync(`/proc/self/fd/${fd}`).isFile) {
+        throw new UnsafeFileError(`${path} is not a regular file; refusing it`);
+      }
+      file = await Deno.open(`/proc/self/fd/${fd}`, { read: true });
+    } finally {
+      closeFd(fd);
+    }
   } else {
     before = Deno.lstatSync(path);
     if (before.isSymlink) throw new UnsafeFileError(`${path} is a link; refusing to read it`);
     if (!before.isFile) throw new UnsafeFileError(`${path} is not a regular file; refusing it`);
-  }
-  try {
-    const at = fd === undefined ? path : `/proc/self/fd/${fd}`;
-    file = await Deno.open(at, { read: true });
-  } finally {
-    if (fd !== undefined) closeFd(fd);
+    file = await Deno.open(path, { read: true });
   }
   try {
     const info = await file.stat();
@@ -227,25 +164,23 @@ export async function readOwnedHead(
     if (info.uid !== wantUid) {
       throw new UnsafeFileError(`${path} is owned by uid ${info.uid}, not ${wantUid}; refusing it`);
     }
-    if (info.size > o.maxBytes) {
-      throw new UnsafeFileError(`${path} is ${info.size} bytes, more than ${o.maxBytes}`);
+    if (info.size > maxBytes) {
+      throw new UnsafeFileError(`${path} is ${info.size} bytes, more than ${maxBytes}`);
     }
-    const head = new Uint8Array(Math.min(o.bytes, info.size));
-    let got = 0;
-    while (got < head.length) {
-      const n = await file.read(head.subarray(got));
-      if (n === null) throw new UnsafeFileError(`${path} shrank while it was read; refusing it`);
-      got += n;
-    }
-    return { head, size: info.size };
-  } finally {
+    return { file, size: info.size };
+  } catch (error) {
     file.close();
+    throw error;
   }
 }
 
-/** Read a file of `size` bytes (as stat said), refusing one that changed size meanwhile. */
-async function readExactly(path: string, size: number, name: string): Promise<Uint8Array> {
-  const file = await Deno.open(path, { read: true });
+/** The bytes of `path`, a file postgres produced (openOwned's checks). Read off the event loop. */
+export async function readOwnedFile(
+  path: string,
+  owner: Owner | undefined,
+  maxBytes: number,
+): Promise<Uint8Array> {
+  const { file, size } = await openOwned(path, owner, maxBytes);
   try {
     const out = new Uint8Array(size + 1);
     let got = 0;
@@ -253,10 +188,34 @@ async function readExactly(path: string, size: number, name: string): Promise<Ui
       const n = await file.read(out.subarray(got));
       if (n === null) break;
       got += n;
-      if (got > size) throw new UnsafeFileError(`${name} grew while it was read; refusing it`);
+      if (got > size) throw new UnsafeFileError(`${path} grew while it was read; refusing it`);
     }
-    if (got !== size) throw new UnsafeFileError(`${name} shrank while it was read; refusing it`);
+    if (got !== size) throw new UnsafeFileError(`${path} shrank while it was read; refusing it`);
     return out.subarray(0, got);
+  } finally {
+    file.close();
+  }
+}
+
+/**
+ * The first `bytes` of `path` and its size, with readOwnedFile's checks: for a tool that then
+ * reads the rest by itself, as `owner` (wal/prepare.ts).
+ */
+export async function readOwnedHead(
+  path: string,
+  owner: Owner | undefined,
+  o: { maxBytes: number; bytes: number },
+): Promise<{ head: Uint8Array; size: number }> {
+  const { file, size } = await openOwned(path, owner, o.maxBytes);
+  try {
+    const head = new Uint8Array(Math.min(o.bytes, size));
+    let got = 0;
+    while (got < head.length) {
+      const n = await file.read(head.subarray(got));
+      if (n === null) throw new UnsafeFileError(`${path} shrank while it was read; refusing it`);
+      got += n;
+    }
+    return { head, size };
   } finally {
     file.close();
   }

@@ -76,6 +76,25 @@ function headerFor(k: ArchiveKey, salt: Uint8Array): Uint8Array {
   return header;
 }
 
+/** A new object's key (from a fresh salt) and its header. */
+function newObject(c: NodeCrypto, k: ArchiveKey): { key: Uint8Array; header: Uint8Array } {
+  const salt = c.randomBytes(16);
+  return { key: objectKey(c, k.key, salt), header: headerFor(k, salt) };
+}
+
+/**
+ * How a whole buffer of `length` bytes is cut into records: full records, the last one the
+ * rest, one empty record for nothing (what Sealer does to a stream). [start, end, last] each.
+ */
+function records(length: number): [number, number, boolean][] {
+  const n = Math.max(1, Math.ceil(length / RECORD));
+  return Array.from({ length: n }, (_, i) => [
+    i * RECORD,
+    Math.min(length, (i + 1) * RECORD),
+    i === n - 1,
+  ]);
+}
+
 /** Encrypts a stream: push() plaintext, get ciphertext; finish() for the last record. */
 export class Sealer {
   readonly #c: NodeCrypto;
@@ -87,9 +106,7 @@ export class Sealer {
 
   constructor(c: NodeCrypto, k: ArchiveKey) {
     this.#c = c;
-    const salt = c.randomBytes(16);
-    this.#key = objectKey(c, k.key, salt);
-    this.#header = headerFor(k, salt);
+    ({ key: this.#key, header: this.#header } = newObject(c, k));
   }
 
   #record(plain: Uint8Array, last: boolean): Uint8Array {
@@ -210,8 +227,8 @@ export function seal(c: NodeCrypto, k: ArchiveKey, plain: Uint8Array): Uint8Arra
 }
 
 /**
- * seal() of a whole buffer through WebCrypto: the same format, records cut the same way (full
- * records, the last one the rest, one empty record for nothing), but each record is encrypted
+ * seal() of a whole buffer through WebCrypto: the same format, records cut the same way
+ * (records()), but each record is encrypted
  * off the event loop, in parallel (Deno runs WebCrypto on its blocking pool). What the archive
  * service uses: under --jitless, sealing on the calling thread stalled every upload in flight.
  */
@@ -220,26 +237,24 @@ export async function sealAsync(
   k: ArchiveKey,
   plain: Uint8Array,
 ): Promise<Uint8Array> {
-  const salt = c.randomBytes(16);
+  const o = newObject(c, k);
   const key = await crypto.subtle.importKey(
     "raw",
-    objectKey(c, k.key, salt) as Uint8Array<ArrayBuffer>,
+    o.key as Uint8Array<ArrayBuffer>,
     "AES-GCM",
     false,
     ["encrypt"],
   );
-  const n = Math.max(1, Math.ceil(plain.length / RECORD));
-  const records = await Promise.all(
-    Array.from({ length: n }, (_, i) =>
+  const sealed = await Promise.all(
+    records(plain.length).map(([start, end, last], i) =>
       crypto.subtle.encrypt(
-        { name: "AES-GCM", iv: nonce(i, i === n - 1), tagLength: TAG * 8 },
+        { name: "AES-GCM", iv: nonce(i, last), tagLength: TAG * 8 },
         key,
-        plain.subarray(i * RECORD, Math.min(plain.length, (i + 1) * RECORD)) as Uint8Array<
-          ArrayBuffer
-        >,
-      )),
+        plain.subarray(start, end) as Uint8Array<ArrayBuffer>,
+      )
+    ),
   );
-  return concat([headerFor(k, salt), ...records.map((r) => new Uint8Array(r))]);
+  return concat([o.header, ...sealed.map((r) => new Uint8Array(r))]);
 }
 
 /** Open a whole buffer. */

@@ -158,6 +158,51 @@ export abstract class Tree {
     this.run(() => writeAtomicNow(p, content, mode));
   }
 
+  /**
+   * writeAtomic() of several files at once: every temp file written first (this tree's
+   * identity, O_EXCL), then all fsynced together off the event loop (the disk writes them back
+   * in one go: one file's fsync after another's costs each its own flush), then renamed, each
+   * directory fsynced once. On a failure no temp file is left.
+   */
+  async writeAtomicAll(
+    files: { path: string; content: Uint8Array }[],
+    mode: number,
+  ): Promise<void> {
+    const open: { tmp: string; path: string; file: Deno.FsFile }[] = [];
+    let renamed = 0;
+    try {
+      for (const f of files) {
+        const path = this.inside(f.path);
+        const tmp = `${path}.tmp-${crypto.randomUUID().slice(0, 8)}`;
+        const file = this.run(() => Deno.openSync(tmp, { write: true, createNew: true, mode }));
+        open.push({ tmp, path, file });
+        writeAll(file, f.content);
+      }
+      await Promise.all(open.map((o) => o.file.sync()));
+      for (const o of open) o.file.close();
+      this.run(() => {
+        for (const o of open) {
+          Deno.chmodSync(o.tmp, mode); // umask may have narrowed it
+          Deno.renameSync(o.tmp, o.path);
+          renamed++;
+        }
+        for (const dir of new Set(open.map((o) => parent(o.path)))) syncDirNow(dir);
+      });
+    } catch (error) {
+      this.run(() => {
+        for (const o of open.slice(renamed)) {
+          try {
+            o.file.close();
+          } catch { /* closed already */ }
+          try {
+            Deno.removeSync(o.tmp);
+          } catch { /* gone */ }
+        }
+      });
+      throw error;
+    }
+  }
+
   /** Returns true when the file was (re)written; an unchanged file only gets its mode fixed. */
   writeIfChanged(path: string, content: string, mode: number): boolean {
     const p = this.inside(path);

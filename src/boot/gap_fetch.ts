@@ -106,7 +106,8 @@ function readHead(tree: BootContext["trees"]["data"], path: string, n: number) {
 interface SinkClient {
   ref: SinkRef;
   listing(): Promise<SinkListing>;
-  get(name: string): Promise<Uint8Array>;
+  /** `bytes`: what the sink has; `segment`: a whole segment, `bytes` then zeros. */
+  get(name: string): Promise<{ bytes: Uint8Array; segment: Uint8Array }>;
 }
 
 class SinkError extends Error {
@@ -158,11 +159,19 @@ function client(ctx: BootContext, ref: SinkRef): SinkClient {
     },
     async get(name) {
       const res = await call(`/v1/wal/${name}`, 60_000);
-      const body = new Uint8Array(await res.arrayBuffer());
-      if (body.length > SEGMENT_BYTES) {
-        throw new SinkError(`${name} is larger than a segment`, false);
+      // Read into a whole segment's buffer (zeros past the end: what gets placed), chunk by
+      // chunk: Response.arrayBuffer() of 16 MiB costs several times more here.
+      const segment = new Uint8Array(SEGMENT_BYTES);
+      let got = 0;
+      for await (const chunk of res.body ?? []) {
+        if (got + chunk.length > SEGMENT_BYTES) {
+          await res.body?.cancel().catch(() => {});
+          throw new SinkError(`${name} is larger than a segment`, false);
+        }
+        segment.set(chunk, got);
+        got += chunk.length;
       }
-      return body;
+      return { bytes: segment.subarray(0, got), segment };
     },
   };
 }
@@ -211,12 +220,6 @@ export async function fetchGap(
   const t0 = performance.now();
   const r = ctx.settings.replication;
   const ms = () => Math.round(performance.now() - t0);
-  const clients = r.sinks.map((ref) => client(ctx, ref));
-  // The sinks' first listings are asked for before the volume's WAL is read (CPU here, network
-  // and the sinks' CPU there): the two overlap.
-  const firstListings = new Map(
-    clients.map((c) => [c.ref.name, c.listing().then((l) => ({ l }), (error) => ({ error }))]),
-  );
   const local = localWal(ctx);
   const localMs = ms();
   if (!local) {
@@ -228,6 +231,7 @@ export async function fetchGap(
       warning: "gap fetch: no valid WAL segment found in pg_wal; booting without it",
     };
   }
+  const clients = r.sinks.map((ref) => client(ctx, ref));
   // Enough sinks must answer to be sure to see every acknowledged commit: with ANY k of n,
   // one commit may be on only k of them, so n - k + 1.
   const need = Math.max(1, r.sinks.length - r.sinkQuorum + 1);
@@ -238,9 +242,7 @@ export async function fetchGap(
     await Promise.all(clients.map(async (c) => {
       if (listings.has(c.ref.name) || refused.has(c.ref.name)) return;
       try {
-        const early = round === 0 ? await firstListings.get(c.ref.name)! : undefined;
-        if (early && "error" in early) throw early.error;
-        listings.set(c.ref.name, early?.l ?? await c.listing());
+        listings.set(c.ref.name, await c.listing());
       } catch (error) {
         if (error instanceof SinkError && !error.unreachable) {
           refused.set(c.ref.name, `sink ${c.ref.name}: ${error.message}`);
@@ -307,7 +309,9 @@ export async function fetchGap(
       // FETCH_PARALLEL at a time (one 16 MiB body at a time leaves the link and both CPUs idle
       // between requests), kept in order.
       const segs = plan.segments;
-      const fetched: { name: string; bytes: Uint8Array }[] = new Array(segs.length);
+      const fetched: { name: string; bytes: Uint8Array; segment: Uint8Array }[] = new Array(
+        segs.length,
+      );
       let next = 0;
       await Promise.all(
         Array.from({ length: Math.min(FETCH_PARALLEL, segs.length) }, async () => {
@@ -315,7 +319,9 @@ export async function fetchGap(
             const i = next++;
             const seg = segs[i]!;
             try {
-              const body = await c.get(seg.partial ? `${seg.name}.partial` : seg.name);
+              const { bytes: body, segment } = await c.get(
+                seg.partial ? `${seg.name}.partial` : seg.name,
+              );
               if (body.length < seg.bytes) {
                 throw new SinkError(
                   `${seg.name}: ${body.length} bytes, the listing said ${seg.bytes}`,
@@ -324,7 +330,7 @@ export async function fetchGap(
               }
               const problem = pagesProblem(body, seg.name, format);
               if (problem) throw new SinkError(problem, false);
-              fetched[i] = { name: seg.name, bytes: body };
+              fetched[i] = { name: seg.name, bytes: body, segment };
             } catch (error) {
               next = segs.length; // the others stop too: this sink is refused
               throw error;
@@ -348,9 +354,7 @@ export async function fetchGap(
       let bytes = 0;
       const files = fetched.map((f) => {
         bytes += f.bytes.length;
-        const full = new Uint8Array(SEGMENT_BYTES);
-        full.set(f.bytes);
-        return { path: `${ctx.layout.walDir}/${f.name}`, content: full };
+        return { path: `${ctx.layout.walDir}/${f.name}`, content: f.segment };
       });
       await ctx.trees.data.writeAtomicAll(files, 0o600);
       bytes -= mine;

@@ -14,7 +14,14 @@
 import { acceptLoop } from "../util/accept_loop.ts";
 import { errorMessage } from "../util/errors.ts";
 import { log } from "../util/log.ts";
-import { type HttpResponse, MAX_HEAD_BYTES, parseHead, renderResponse } from "./wire.ts";
+import {
+  type FileBody,
+  type HttpResponse,
+  isFileBody,
+  MAX_HEAD_BYTES,
+  parseHead,
+  renderResponse,
+} from "./wire.ts";
 
 export interface HttpHandlers {
   live(): boolean;
@@ -132,6 +139,20 @@ async function writeAll(conn: Deno.Conn, bytes: Uint8Array, ms: number): Promise
   }
 }
 
+/**
+ * The first `length` bytes of a file, read and written a chunk at a time (off the event loop).
+ * A file shorter than it said ends the connection early: the client sees a short body.
+ */
+async function sendFile(conn: Deno.Conn, body: FileBody, ms: number): Promise<void> {
+  const buf = new Uint8Array(Math.min(1 << 20, Math.max(1, body.length)));
+  for (let left = body.length; left > 0;) {
+    const n = await body.file.read(buf.subarray(0, Math.min(buf.length, left)));
+    if (n === null) throw new Error(`a file ended ${left} bytes before its content-length`);
+    await writeAll(conn, buf.subarray(0, n), ms);
+    left -= n;
+  }
+}
+
 /** Half-close, then discard what the peer still sends, for at most 1 s or 64 KiB. */
 async function lingerClose(conn: Deno.Conn): Promise<void> {
   const timer = setTimeout(() => closeQuietly(conn), 1000);
@@ -180,6 +201,7 @@ export function serveHttp(
     const { conn } = slot;
     const buf = new Uint8Array(l.maxHeadBytes);
     let len = 0;
+    let res: HttpResponse | undefined;
     const timer = setTimeout(() => {
       stats.timedOut++;
       closeQuietly(conn);
@@ -193,18 +215,16 @@ export function serveHttp(
         if (head.kind === "need-more") continue;
         clearTimeout(timer);
         slot.answering = true;
-        const res = head.kind === "reject"
+        res = head.kind === "reject"
           ? {
             status: head.status,
             body: head.body,
             ...(head.headers ? { headers: head.headers } : {}),
           }
           : await route(head, h);
-        await writeAll(
-          conn,
-          renderResponse(res, { head: head.kind === "request" && head.method === "HEAD" }),
-          l.writeTimeoutMs,
-        );
+        const headOnly = head.kind === "request" && head.method === "HEAD";
+        await writeAll(conn, renderResponse(res, { head: headOnly }), l.writeTimeoutMs);
+        if (isFileBody(res.body) && !headOnly) await sendFile(conn, res.body, l.writeTimeoutMs);
         // A refused request may still be arriving: closing with unread bytes would reset the
         // connection and the client could lose the answer. Read a little more first.
         if (head.kind === "reject") await lingerClose(conn);
@@ -216,6 +236,11 @@ export function serveHttp(
       clearTimeout(timer);
       slots.delete(slot);
       closeQuietly(conn);
+      if (res && isFileBody(res.body)) {
+        try {
+          res.body.file.close();
+        } catch { /* closed already */ }
+      }
     }
   }
 

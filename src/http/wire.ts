@@ -11,10 +11,20 @@ export type HeadParse =
   | { kind: "request"; method: "GET" | "HEAD"; path: string; authorization?: string }
   | { kind: "reject"; status: number; body: string; headers?: Record<string, string> };
 
+/** A body sent from an open file as it is read (never whole in memory): its first `length` bytes. */
+export interface FileBody {
+  file: Deno.FsFile;
+  length: number;
+}
+
 export interface HttpResponse {
   status: number;
-  body: string | Uint8Array;
+  body: string | Uint8Array | FileBody;
   headers?: Record<string, string>;
+}
+
+export function isFileBody(body: HttpResponse["body"]): body is FileBody {
+  return typeof body === "object" && !(body instanceof Uint8Array);
 }
 
 const reasons: Record<number, string> = {
@@ -75,19 +85,26 @@ export function parseHead(buf: Uint8Array, maxBytes = MAX_HEAD_BYTES): HeadParse
   return { kind: "request", method, path, ...(auth ? { authorization: auth } : {}) };
 }
 
-/** The whole response; HEAD gets the same headers and no body. */
+/**
+ * The whole response; HEAD gets the same headers and no body; a FileBody's bytes are not in
+ * it (the server sends them after it).
+ */
 export function renderResponse(res: HttpResponse, o: { head?: boolean } = {}): Uint8Array {
-  const body = typeof res.body === "string" ? new TextEncoder().encode(res.body) : res.body;
+  const body = typeof res.body === "string"
+    ? new TextEncoder().encode(res.body)
+    : isFileBody(res.body)
+    ? undefined
+    : res.body;
   const headers: Record<string, string> = {
     "content-type": "text/plain; charset=utf-8",
     ...res.headers,
-    "content-length": String(body.length),
+    "content-length": String(body?.length ?? (res.body as FileBody).length),
     "connection": "close",
   };
   const lines = [`HTTP/1.1 ${res.status} ${reasons[res.status] ?? "Unknown"}`];
   for (const [k, v] of Object.entries(headers)) lines.push(`${k}: ${v}`);
   const headBytes = new TextEncoder().encode(lines.join("\r\n") + "\r\n\r\n");
-  if (o.head) return headBytes;
+  if (o.head || !body) return headBytes;
   const out = new Uint8Array(headBytes.length + body.length);
   out.set(headBytes);
   out.set(body, headBytes.length);

@@ -41,12 +41,12 @@ export function sinkRoutes(
     }
     if (req.path === "/v1/wal" || req.path === "/v1/wal/") return json(200, store.listing());
     const name = req.path.slice("/v1/wal/".length);
-    const bytes = store.read(name);
-    if (!bytes) return { status: 404, body: `no WAL file ${JSON.stringify(name)} here\n` };
+    const body = store.openToServe(name);
+    if (!body) return { status: 404, body: `no WAL file ${JSON.stringify(name)} here\n` };
     return {
       status: 200,
-      body: bytes,
-      headers: { "content-type": "application/octet-stream", "x-valid-bytes": `${bytes.length}` },
+      body,
+      headers: { "content-type": "application/octet-stream", "x-valid-bytes": `${body.length}` },
     };
   };
 }

@@ -133,18 +133,33 @@ export class SinkStore {
     };
   }
 
-  /** A segment's bytes to serve: a complete one whole, a partial up to its valid end. */
-  read(name: string): Uint8Array | undefined {
+  /**
+   * A segment to serve, open, and how many of its bytes to send: a complete one whole, a
+   * partial up to its valid end. The server streams them (a 16 MiB read on the event loop
+   * before the first byte would hold up every other request).
+   */
+  openToServe(name: string): { file: Deno.FsFile; length: number } | undefined {
     const partial = name.endsWith(".partial");
     const base = name.replace(/\.partial$/, "");
     if (walKind(base) !== "segment") return undefined;
-    const file = this.#files().find((f) => f.name === base && f.partial === partial);
-    if (!file) return undefined;
-    if (!partial) return this.#read(base, 0);
-    const st = this.#partialEnd(base);
-    if (!st) return new Uint8Array();
-    const segStart = parseSegment(base)!.number * BigInt(SEGMENT_BYTES);
-    return this.#read(name, 0).subarray(0, Number(st.end - segStart));
+    const entry = this.#files().find((f) => f.name === base && f.partial === partial);
+    if (!entry) return undefined;
+    let length = SEGMENT_BYTES;
+    if (partial) {
+      const st = this.#partialEnd(base);
+      const segStart = parseSegment(base)!.number * BigInt(SEGMENT_BYTES);
+      length = st ? Number(st.end - segStart) : 0;
+    }
+    const file = this.#tree.open(`${this.#dir}/${name}`, { read: true });
+    if (!partial) {
+      try {
+        length = Math.min(length, file.statSync().size);
+      } catch (error) {
+        file.close();
+        throw error;
+      }
+    }
+    return { file, length };
   }
 
   /**

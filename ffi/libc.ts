@@ -1,5 +1,5 @@
 /**
- * The only place that calls Deno.dlopen. Typed wrappers over libc: each turns -1 + errno into
+ * The only place that dlopens libc (libcrypto.ts is the other library). Typed wrappers over libc: each turns -1 + errno into
  * an ErrnoError naming the call and the errno (e.g. "mount /proc failed: EBUSY").
  * errno is read on the calling thread right after the call, so only `poll` runs off-thread
  * (its errno is not needed: a failed poll is retried by the caller).

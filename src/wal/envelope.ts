@@ -13,6 +13,7 @@
  * Streaming (a backup is never in memory whole): `Sealer` and `Opener` take chunks of any size.
  */
 import { hex } from "../util/crypto.ts";
+import { aeadAvailable, gcmOpen, gcmSeal } from "../../ffi/mod.ts";
 
 export const RECORD = 1 << 20;
 const TAG = 16;
@@ -76,6 +77,34 @@ function headerFor(k: ArchiveKey, salt: Uint8Array): Uint8Array {
   return header;
 }
 
+/**
+ * One record: AES-256-GCM by OpenSSL (ffi/libcrypto.ts: ~50× Deno's own here) where it can be
+ * loaded, else node:crypto. The same bytes either way.
+ */
+function sealRecord(c: NodeCrypto, key: Uint8Array, iv: Uint8Array, plain: Uint8Array): Uint8Array {
+  if (aeadAvailable()) return gcmSeal(key, iv, plain);
+  const cipher = c.createCipheriv("aes-256-gcm", key, iv);
+  return concat([cipher.update(plain), cipher.final(), cipher.getAuthTag()]);
+}
+
+/** The plaintext of one record, or undefined when it fails its check. */
+function openRecord(
+  c: NodeCrypto,
+  key: Uint8Array,
+  iv: Uint8Array,
+  record: Uint8Array,
+): Uint8Array | undefined {
+  if (aeadAvailable()) return gcmOpen(key, iv, record);
+  if (record.length < TAG) return undefined;
+  const d = c.createDecipheriv("aes-256-gcm", key, iv);
+  d.setAuthTag(record.subarray(record.length - TAG));
+  try {
+    return concat([d.update(record.subarray(0, record.length - TAG)), d.final()]);
+  } catch {
+    return undefined;
+  }
+}
+
 /** A new object's key (from a fresh salt) and its header. */
 function newObject(c: NodeCrypto, k: ArchiveKey): { key: Uint8Array; header: Uint8Array } {
   const salt = c.randomBytes(16);
@@ -110,9 +139,7 @@ export class Sealer {
   }
 
   #record(plain: Uint8Array, last: boolean): Uint8Array {
-    const cipher = this.#c.createCipheriv("aes-256-gcm", this.#key, nonce(this.#i++, last));
-    const out = concat([cipher.update(plain), cipher.final(), cipher.getAuthTag()]);
-    return out;
+    return sealRecord(this.#c, this.#key, nonce(this.#i++, last), plain);
   }
 
   #take(n: number): Uint8Array {
@@ -167,17 +194,15 @@ export class Opener {
   }
 
   #open(record: Uint8Array, last: boolean): Uint8Array {
-    const d = this.#c.createDecipheriv("aes-256-gcm", this.#key!, nonce(this.#i++, last));
-    d.setAuthTag(record.subarray(record.length - TAG));
-    try {
-      return concat([d.update(record.subarray(0, record.length - TAG)), d.final()]);
-    } catch {
+    const plain = openRecord(this.#c, this.#key!, nonce(this.#i++, last), record);
+    if (!plain) {
       throw new EnvelopeError(
         `${this.#what} does not decrypt (record ${
           this.#i - 1
         } fails its check): it is corrupt or cut short; restore from another copy`,
       );
     }
+    return plain;
   }
 
   push(cipher: Uint8Array): Uint8Array {
@@ -227,12 +252,22 @@ export function seal(c: NodeCrypto, k: ArchiveKey, plain: Uint8Array): Uint8Arra
 }
 
 /**
- * seal() of a whole buffer through WebCrypto: the same format, records cut the same way
- * (records()), but each record is encrypted
- * off the event loop, in parallel (Deno runs WebCrypto on its blocking pool). What the archive
- * service uses: under --jitless, sealing on the calling thread stalled every upload in flight.
+ * seal() of a whole buffer, for the archive service: with OpenSSL, seal() itself (a WAL object
+ * in about a millisecond); without it, through WebCrypto: the same format, records cut the same
+ * way (records()), but each record encrypted off the event loop, in parallel (Deno runs
+ * WebCrypto on its blocking pool): under --jitless, Deno's own AES on the calling thread
+ * stalled every upload in flight.
  */
 export async function sealAsync(
+  c: NodeCrypto,
+  k: ArchiveKey,
+  plain: Uint8Array,
+): Promise<Uint8Array> {
+  return aeadAvailable() ? seal(c, k, plain) : await sealWithWebCrypto(c, k, plain);
+}
+
+/** sealAsync() without OpenSSL (exported for its test). */
+export async function sealWithWebCrypto(
   c: NodeCrypto,
   k: ArchiveKey,
   plain: Uint8Array,

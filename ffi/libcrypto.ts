@@ -112,10 +112,20 @@ function update(
   return written;
 }
 
-/** AES-256-GCM of `plain` (no associated data): the ciphertext, then the 16-byte tag. */
-export function gcmSeal(key: Uint8Array, iv: Uint8Array, plain: Uint8Array): Uint8Array {
+/**
+ * AES-256-GCM of `plain` (no associated data): the ciphertext, then the 16-byte tag. Written
+ * into `into` (at least plain.length + 16 bytes) when given: no copy for a caller assembling
+ * many records.
+ */
+export function gcmSeal(
+  key: Uint8Array,
+  iv: Uint8Array,
+  plain: Uint8Array,
+  into?: Uint8Array,
+): Uint8Array {
+  if (into && into.length < plain.length + TAG) throw new Error("gcmSeal: output too small");
   return run(false, key, iv, (c, ctx) => {
-    const out = new Uint8Array(plain.length + TAG);
+    const out = into ?? new Uint8Array(plain.length + TAG);
     const n = update(c.EVP_EncryptUpdate, ctx, plain, out);
     const outl = new Int32Array(1);
     if (c.EVP_EncryptFinal_ex(ctx, out.subarray(n) as BufferSource, outl) !== 1) {

@@ -270,7 +270,7 @@ export async function archivePrepared(
     }
     const put = await client.put(key, p.body, {
       ifAbsent: true,
-      payloadHash: p.bodySha256,
+      ...(p.bodySha256 ? { payloadHash: p.bodySha256 } : {}),
       metadata: {
         "beyond-codec": p.codec,
         "beyond-size": String(p.size),

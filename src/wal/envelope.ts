@@ -247,8 +247,21 @@ export class Opener {
 
 /** Seal a whole buffer (a WAL object). */
 export function seal(c: NodeCrypto, k: ArchiveKey, plain: Uint8Array): Uint8Array {
-  const s = new Sealer(c, k);
-  return concat([s.push(plain), s.finish()]);
+  // Records cut as Sealer cuts a stream (records()), each sealed straight into its place:
+  // Sealer's buffering copies a whole WAL object several times over.
+  const o = newObject(c, k);
+  const cuts = records(plain.length);
+  const out = new Uint8Array(HEADER + plain.length + cuts.length * TAG);
+  out.set(o.header);
+  let at = HEADER;
+  cuts.forEach(([start, end, last], i) => {
+    const iv = nonce(i, last);
+    const part = plain.subarray(start, end);
+    if (aeadAvailable()) gcmSeal(o.key, iv, part, out.subarray(at));
+    else out.set(sealRecord(c, o.key, iv, part), at);
+    at += end - start + TAG;
+  });
+  return out;
 }
 
 /**

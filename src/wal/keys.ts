@@ -11,7 +11,6 @@ import {
 import type { StoredObject } from "../s3/store.ts";
 import { ArchiveError } from "./errors.ts";
 import type { Prepared } from "./prepare.ts";
-import { sha256Hex } from "../util/crypto.ts";
 
 const cache = new Map<string, ArchiveKey[]>();
 
@@ -55,7 +54,8 @@ export async function sealPrepared(cfg: ArchiveConfig, p: Prepared): Promise<Pre
   const keys = await archiveKeys(cfg);
   if (!keys.length) return p;
   const body = await sealAsync(await loadCrypto(), keys[0]!, p.body);
-  return { ...p, body, bodySha256: await sha256Hex(body), keyId: keys[0]!.id };
+  const { bodySha256: _plainHash, ...rest } = p;
+  return { ...rest, body, keyId: keys[0]!.id };
 }
 
 /** Why this machine cannot decrypt a sealed backup (its key is not configured), or undefined. */

@@ -18,7 +18,6 @@
  */
 import { readOwnedFile, readOwnedHead } from "../fs/handover.ts";
 import type { Owner } from "../fs/identity.ts";
-import { sha256Hex } from "../util/crypto.ts";
 import { ArchiveError } from "./errors.ts";
 import { type Codec, compress, declaredSize } from "./codec.ts";
 import { command } from "../process/command.ts";
@@ -39,7 +38,12 @@ export interface Prepared {
   size: number;
   codec: Codec;
   body: Uint8Array;
-  bodySha256: string;
+  /**
+   * The body's SHA-256 when it came for free (openssl hashed an uncompressed file); else the S3
+   * client hashes what it sends (once: a body sealed after this would make an earlier hash
+   * wasted work).
+   */
+  bodySha256?: string;
   /** The key that sealed the body (client-side encryption: keys.ts sealPrepared). */
   keyId?: string;
 }
@@ -83,7 +87,7 @@ export async function prepareInline(
   codec: Codec,
 ): Promise<Prepared> {
   const body = await compress(codec, data);
-  return { name, path, size: data.length, codec, body, bodySha256: await sha256Hex(body) };
+  return { name, path, size: data.length, codec, body };
 }
 
 const TOOL: Record<Codec, string[]> = {
@@ -175,7 +179,7 @@ export async function prepareSegmentByTool(
       true,
     );
   }
-  return { name, path, size, codec: o.codec, body, bodySha256: await sha256Hex(body) };
+  return { name, path, size, codec: o.codec, body };
 }
 
 export async function prepareExternal(
@@ -196,6 +200,5 @@ export async function prepareExternal(
       bodySha256: new TextDecoder().decode(out).slice(0, 64),
     };
   }
-  // A compressed segment is small (WAL compresses 3–30×): hashing it here is ~1 ms.
-  return { name, path, size: data.length, codec, body: out, bodySha256: await sha256Hex(out) };
+  return { name, path, size: data.length, codec, body: out };
 }

@@ -61,7 +61,9 @@ export class RestoreSpool {
     try {
       if ((codec === "zstd" || codec === "gzip") && await externalToolsAvailable()) {
         // Decompress (which checks the codec's checksum) in a child process.
-        const tool = codec === "zstd" ? ["zstd", "-d", "-q", "-c"] : ["gzip", "-d", "-c"];
+        const tool = codec === "zstd"
+          ? ["zstd", "-d", "-q", "-c", "--no-asyncio"] // one object: no I/O threads to start
+          : ["gzip", "-d", "-c"];
         const child = spawnTracked(
           command(tool[0]!, {
             args: tool.slice(1),

@@ -413,7 +413,7 @@ export class Supervisor {
       cmd: ctx.bins.pgbouncer,
       args: [`${ctx.layout.pgbouncerDir}/pgbouncer.ini`],
       env: {},
-      cwd: ctx.layout.pgbouncerDir,
+      // No cwd (every path in its config is absolute): spawned through setpriv, as postgres is.
       runAs: ctx.runAs.switchTo,
       fifoDir: this.#fifoDir(),
     };

@@ -7,31 +7,29 @@
  * is false and callers use Deno's own.
  */
 
+/** (ctx, cipher, engine, key, iv) */
+const INIT = {
+  parameters: ["pointer", "pointer", "pointer", "buffer", "buffer"],
+  result: "i32",
+} as const;
+/** (ctx, out, int *outl, in, inl) */
+const UPDATE = {
+  parameters: ["pointer", "buffer", "buffer", "buffer", "i32"],
+  result: "i32",
+} as const;
+/** (ctx, out, int *outl) */
+const FINAL = { parameters: ["pointer", "buffer", "buffer"], result: "i32" } as const;
+
 const symbols = {
   EVP_CIPHER_CTX_new: { parameters: [], result: "pointer" },
   EVP_CIPHER_CTX_free: { parameters: ["pointer"], result: "void" },
   EVP_aes_256_gcm: { parameters: [], result: "pointer" },
-  // (ctx, cipher, engine, key, iv)
-  EVP_EncryptInit_ex: {
-    parameters: ["pointer", "pointer", "pointer", "buffer", "buffer"],
-    result: "i32",
-  },
-  EVP_DecryptInit_ex: {
-    parameters: ["pointer", "pointer", "pointer", "buffer", "buffer"],
-    result: "i32",
-  },
-  // (ctx, out, int *outl, in, inl)
-  EVP_EncryptUpdate: {
-    parameters: ["pointer", "buffer", "buffer", "buffer", "i32"],
-    result: "i32",
-  },
-  EVP_DecryptUpdate: {
-    parameters: ["pointer", "buffer", "buffer", "buffer", "i32"],
-    result: "i32",
-  },
-  // (ctx, out, int *outl)
-  EVP_EncryptFinal_ex: { parameters: ["pointer", "buffer", "buffer"], result: "i32" },
-  EVP_DecryptFinal_ex: { parameters: ["pointer", "buffer", "buffer"], result: "i32" },
+  EVP_EncryptInit_ex: INIT,
+  EVP_DecryptInit_ex: INIT,
+  EVP_EncryptUpdate: UPDATE,
+  EVP_DecryptUpdate: UPDATE,
+  EVP_EncryptFinal_ex: FINAL,
+  EVP_DecryptFinal_ex: FINAL,
   // (ctx, type, arg, ptr)
   EVP_CIPHER_CTX_ctrl: { parameters: ["pointer", "i32", "i32", "buffer"], result: "i32" },
 } as const;

@@ -366,9 +366,10 @@ export async function fetchBackup(
   // earlier attempt kept is already taken from `avail`.
   const keptBytes = chain.reduce((n, b) => n + dirBytes(ctx, `${partsDir(ctx)}/${b.label}`), 0);
   const stored = chain.reduce((n, b) => n + b.stored_bytes, 0);
-  const resumable = o.keepParts !== false &&
-    (avail === undefined || avail + keptBytes >= need + stored);
-  if (!resumable && o.keepParts !== false) {
+  const wantParts = o.keepParts !== false;
+  const roomForParts = avail === undefined || avail + keptBytes >= need + stored;
+  const resumable = wantParts && roomForParts;
+  if (wantParts && !roomForParts) {
     log.warn(
       `restore: not enough space in ${layout.dataRoot} to keep the downloaded parts as well (${
         (stored / 2 ** 30).toFixed(2)

@@ -79,12 +79,21 @@ function headerFor(k: ArchiveKey, salt: Uint8Array): Uint8Array {
 
 /**
  * One record: AES-256-GCM by OpenSSL (ffi/libcrypto.ts: ~50× Deno's own here) where it can be
- * loaded, else node:crypto. The same bytes either way.
+ * loaded, else node:crypto. The same bytes either way; written into `into` when given.
  */
-function sealRecord(c: NodeCrypto, key: Uint8Array, iv: Uint8Array, plain: Uint8Array): Uint8Array {
-  if (aeadAvailable()) return gcmSeal(key, iv, plain);
+function sealRecord(
+  c: NodeCrypto,
+  key: Uint8Array,
+  iv: Uint8Array,
+  plain: Uint8Array,
+  into?: Uint8Array,
+): Uint8Array {
+  if (aeadAvailable()) return gcmSeal(key, iv, plain, into);
   const cipher = c.createCipheriv("aes-256-gcm", key, iv);
-  return concat([cipher.update(plain), cipher.final(), cipher.getAuthTag()]);
+  const sealed = concat([cipher.update(plain), cipher.final(), cipher.getAuthTag()]);
+  if (!into) return sealed;
+  into.set(sealed);
+  return into.subarray(0, sealed.length);
 }
 
 /** The plaintext of one record, or undefined when it fails its check. */
@@ -255,11 +264,8 @@ export function seal(c: NodeCrypto, k: ArchiveKey, plain: Uint8Array): Uint8Arra
   out.set(o.header);
   let at = HEADER;
   cuts.forEach(([start, end, last], i) => {
-    const iv = nonce(i, last);
-    const part = plain.subarray(start, end);
-    if (aeadAvailable()) gcmSeal(o.key, iv, part, out.subarray(at));
-    else out.set(sealRecord(c, o.key, iv, part), at);
-    at += end - start + TAG;
+    at += sealRecord(c, o.key, nonce(i, last), plain.subarray(start, end), out.subarray(at))
+      .length;
   });
   return out;
 }

@@ -87,3 +87,43 @@ Deno.test("sealAsync() and its WebCrypto fallback write what open() reads, recor
     }
   }
 });
+
+Deno.test("without ffi (node:crypto records), seal() and the Sealer stream write what open() reads here (OpenSSL)", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "bpg-envelope-" });
+  try {
+    const script = `${dir}/seal.ts`;
+    await Deno.writeTextFile(
+      script,
+      `import { keyFromBase64, loadCrypto, seal, Sealer } from ${
+        JSON.stringify(new URL("./envelope.ts", import.meta.url).href)
+      };
+import { aeadAvailable } from ${JSON.stringify(new URL("../../ffi/mod.ts", import.meta.url).href)};
+const c = await loadCrypto();
+const k = keyFromBase64(btoa(String.fromCharCode(...new Uint8Array(32).fill(1))), c);
+const plain = new Uint8Array(${3 * RECORD + 17}).map((_, i) => (i * 13) % 251);
+const s = new Sealer(c, k);
+const parts = [s.push(plain.subarray(0, 5000)), s.push(plain.subarray(5000)), s.finish()];
+const streamed = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+let at = 0;
+for (const p of parts) { streamed.set(p, at); at += p.length; }
+console.log(JSON.stringify({ ffi: aeadAvailable(), whole: btoa(Array.from(seal(c, k, plain), (b) => String.fromCharCode(b)).join("")), streamed: btoa(Array.from(streamed, (b) => String.fromCharCode(b)).join("")) }));
+`,
+    );
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "--quiet", "--no-prompt", "--no-config", "--allow-read", "--allow-env", script],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    assert.ok(out.success, new TextDecoder().decode(out.stderr));
+    const r = JSON.parse(new TextDecoder().decode(out.stdout));
+    assert.equal(r.ffi, false, "the child has no ffi: node:crypto sealed it");
+    const plain = new Uint8Array(3 * RECORD + 17).map((_, i) => (i * 13) % 251);
+    for (const b64 of [r.whole, r.streamed]) {
+      const sealed = Uint8Array.from(atob(b64), (ch) => ch.charCodeAt(0));
+      assert.equal(sealed.length, 32 + plain.length + 4 * 16);
+      assert.deepEqual(open(c, [k1], sealed, "x"), plain);
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -32,10 +32,9 @@ import {
   RGW_DIR,
   RGW_HTTP,
   RGW_HTTPS,
-  s3Client,
   s3Env,
 } from "../tests/support/s3.ts";
-import { median, sh } from "./lib.ts";
+import { emptyBuckets, median, sh } from "./lib.ts";
 
 const READY = /\[beyond-pg\] ready:/;
 const repo = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
@@ -188,7 +187,7 @@ async function sequentialPut(endpoint: string): Promise<number> {
 }
 const seqHttps = await sequentialPut(https);
 const seqHttp = await sequentialPut(`http://127.0.0.1:${RGW_HTTP}`);
-await emptyBuckets();
+await emptyBuckets(cleanupBuckets.splice(0));
 console.log(
   `\nsequential uncompressed PutObject, one process: ${seqHttps.toFixed(1)} seg/s HTTPS, ${
     seqHttp.toFixed(1)
@@ -329,7 +328,7 @@ drain round ${round + 1} of ${ROUNDS}:`);
     const root = await backlogCopy();
     if (arm === "pgbr") rates.pgbr.push(await drainPgbr(root));
     else rates[arm].push((await drainOurs(root, { sealed: arm === "sealed" })).rate);
-    await emptyBuckets();
+    await emptyBuckets(cleanupBuckets.splice(0));
   }
 }
 const ours = median(rates.ours);
@@ -547,24 +546,4 @@ const oursInstance = (await drainOurs(rootA, { keep: true })).pg;
   await Deno.remove(empty);
 }
 
-async function emptyBuckets(): Promise<void> {
-  for (const bucket of cleanupBuckets.splice(0)) {
-    const client = s3Client(bucket);
-    for (const o of await client.list("")) await client.delete(o.key);
-    await client.request("DELETE", "").then((r) => r.body?.cancel()).catch(() => {});
-  }
-  // radosgw's garbage collection runs where radosgw does: not inside a test lane's chroot.
-  if (Deno.env.get("BEYOND_TEST_LANE")) return;
-  await sh("radosgw-admin", [
-    "-n",
-    "client.rgw",
-    "--admin-socket=",
-    "gc",
-    "process",
-    "--include-all",
-  ], {
-    env: { CEPH_CONF: `${RGW_DIR}/ceph.conf`, PATH: Deno.env.get("PATH") ?? "" },
-    check: false,
-  });
-}
-await emptyBuckets();
+await emptyBuckets(cleanupBuckets.splice(0));

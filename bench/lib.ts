@@ -1,4 +1,5 @@
 /** Benchmark helpers: medians, side-by-side tables, and timing of real commands. */
+import { RGW_DIR, s3Client } from "../tests/support/s3.ts";
 
 export function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -60,4 +61,26 @@ export async function sh(
 export function runsFromArgs(fallback = 5): number {
   const i = Deno.args.indexOf("--runs");
   return i >= 0 ? Number(Deno.args[i + 1]) : Number(Deno.env.get("BENCH_RUNS") ?? fallback);
+}
+
+/** Delete these buckets and what they hold, then have radosgw collect the space now. */
+export async function emptyBuckets(buckets: string[]): Promise<void> {
+  for (const bucket of buckets) {
+    const client = s3Client(bucket);
+    for (const o of await client.list("")) await client.delete(o.key);
+    await client.request("DELETE", "").then((r) => r.body?.cancel()).catch(() => {});
+  }
+  // radosgw's garbage collection runs where radosgw does: not inside a test lane's chroot.
+  if (Deno.env.get("BEYOND_TEST_LANE")) return;
+  await sh("radosgw-admin", [
+    "-n",
+    "client.rgw",
+    "--admin-socket=",
+    "gc",
+    "process",
+    "--include-all",
+  ], {
+    env: { CEPH_CONF: `${RGW_DIR}/ceph.conf`, PATH: Deno.env.get("PATH") ?? "" },
+    check: false,
+  });
 }

@@ -290,7 +290,7 @@ Deno.test("boundary: the archive — run-dir state, done markers, planted WAL li
   }
 });
 
-Deno.test("boundary: a base backup with a link in it is refused before extraction; the data root stays empty", async () => {
+Deno.test("boundary: a base backup with a link in it is refused (tar runs as postgres, what it made is checked); the data root stays empty", async () => {
   const v = victim();
   const bucket = await freshBucket();
   const pg = await startSupervisor({ env: s3Env(bucket) });

@@ -3,8 +3,9 @@
  * while one range is extracted the next ones download (one stream capped what a restore could
  * reach), and a range whose stream stalls or breaks is asked for again from the byte where it
  * stopped — never the whole object again. When the manifest lists the parts' SHA-256, each range
- * is one part and is checked before it is handed on (a store that serves wrong bytes is caught
- * at that part, and asked once more); the whole object's SHA-256 is still checked at the end.
+ * is one part and is checked as it ends (a store that serves wrong bytes is caught at that part;
+ * asked once more if none of it was handed on yet: Flight); the whole object's SHA-256 is still
+ * checked at the end, and nothing is committed before it.
  * With a `cache` (part_spool.ts), each checked part is also kept on disk, and a part kept by an
  * earlier, interrupted restore is used instead of downloading it — once its SHA-256 matches.
  */
@@ -81,6 +82,37 @@ export interface DownloadOptions {
   cache?: PartCache;
 }
 
+/**
+ * A range in flight: its buffer fills in order (`got`), and the range at the head of the line
+ * hands its bytes on as they arrive (`handed`), before its SHA-256 can be checked: the restore
+ * commits nothing until the whole object's SHA-256 matches, and what takes the bytes (tar, as
+ * postgres) is no more than postgres. A range that fails its hash is fetched again only while
+ * none of it was handed on.
+ */
+class Flight {
+  readonly buf: Uint8Array;
+  got = 0;
+  handed = 0;
+  ok = false;
+  error: unknown;
+  #wake: (() => void) | undefined;
+
+  constructor(size: number) {
+    this.buf = new Uint8Array(size);
+  }
+
+  /** Something changed: bytes arrived, or the range settled. */
+  changed(): void {
+    this.#wake?.();
+    this.#wake = undefined;
+  }
+
+  /** Until the next change. */
+  next(): Promise<void> {
+    return new Promise((r) => this.#wake = r);
+  }
+}
+
 /** One range, resumed from where a broken stream stopped. */
 async function fetchRange(
   client: S3Client,
@@ -88,7 +120,8 @@ async function fetchRange(
   r: Range,
   i: number,
   o: DownloadOptions,
-): Promise<Uint8Array> {
+  f: Flight,
+): Promise<void> {
   const cache = r.sha256 ? o.cache : undefined;
   const kept = await cache?.get(i);
   if (kept) {
@@ -97,13 +130,14 @@ async function fetchRange(
         o.stats.reused = (o.stats.reused ?? 0) + 1;
         o.stats.reusedBytes = (o.stats.reusedBytes ?? 0) + kept.length;
       }
-      return kept;
+      f.buf.set(kept);
+      f.got = kept.length;
+      return;
     }
     if (o.stats) o.stats.discarded = (o.stats.discarded ?? 0) + 1;
   }
-  const buf = await downloadRange(client, key, r, o);
-  await cache?.put(i, buf);
-  return buf;
+  await downloadRange(client, key, r, o, f);
+  await cache?.put(i, f.buf);
 }
 
 async function downloadRange(
@@ -111,15 +145,16 @@ async function downloadRange(
   key: string,
   r: Range,
   o: DownloadOptions,
-): Promise<Uint8Array> {
+  f: Flight,
+): Promise<void> {
   const attempts = o.attempts ?? 8;
+  const buf = f.buf;
   for (let whole = 0;; whole++) {
-    const buf = new Uint8Array(r.end - r.start);
-    let got = 0;
-    for (let failed = 0; got < buf.length;) {
+    f.got = 0;
+    for (let failed = 0; f.got < buf.length;) {
       try {
         const stream = await client.getStream(key, o.idleMs, {
-          range: { start: r.start + got, end: r.end },
+          range: { start: r.start + f.got, end: r.end },
           ...(o.etag ? { etag: o.etag } : {}),
           ...(o.signal ? { signal: o.signal } : {}),
         });
@@ -127,15 +162,16 @@ async function downloadRange(
           throw new S3Error(`${key} vanished while being restored`, { transient: false });
         }
         for await (const chunk of stream) {
-          if (got + chunk.length > buf.length) {
+          if (f.got + chunk.length > buf.length) {
             throw new S3Error(`${key}: the store sent more than the range asked for`, {
               transient: false,
             });
           }
-          buf.set(chunk, got);
-          got += chunk.length;
+          buf.set(chunk, f.got);
+          f.got += chunk.length;
+          f.changed();
         }
-        if (got < buf.length) {
+        if (f.got < buf.length) {
           throw new S3Error(`${key}: the range ended early`, { transient: true, code: "Short" });
         }
       } catch (error) {
@@ -145,10 +181,12 @@ async function downloadRange(
         await sleep(Math.min(5000, 100 * 2 ** failed) * Math.random(), o.signal);
       }
     }
-    if (!r.sha256 || (await sha256Hex(buf)) === r.sha256) return buf;
-    if (whole >= 1) {
+    if (!r.sha256 || (await sha256Hex(buf)) === r.sha256) return;
+    if (whole >= 1 || f.handed > 0) {
       throw new S3Error(
-        `${key}: bytes ${r.start}–${r.end} do not match the manifest's SHA-256 of that part, twice; the backup is corrupt`,
+        `${key}: bytes ${r.start}–${r.end} do not match the manifest's SHA-256 of that part${
+          whole ? ", twice" : ""
+        }; the backup is corrupt`,
         { transient: false, code: "Corrupt" },
       );
     }
@@ -156,7 +194,7 @@ async function downloadRange(
   }
 }
 
-/** The object's bytes in order, `parallel` ranges in flight. */
+/** The object's bytes in order, `parallel` ranges in flight; the first streams as it comes. */
 export function downloadRanges(
   client: S3Client,
   key: string,
@@ -164,25 +202,40 @@ export function downloadRanges(
 ): ReadableStream<Uint8Array> {
   const ranges = rangesOf(o.size, o);
   const parallel = Math.max(1, o.parallel ?? 3);
-  const pending: Promise<Uint8Array>[] = [];
+  const pending: Flight[] = [];
   let next = 0;
   const fill = () => {
     while (pending.length < parallel && next < ranges.length) {
       const i = next++;
-      const p = fetchRange(client, key, ranges[i]!, i, o);
-      p.catch(() => {}); // read (and thrown) in order by pull
-      pending.push(p);
+      const r = ranges[i]!;
+      const f = new Flight(r.end - r.start);
+      fetchRange(client, key, r, i, o, f).then(
+        () => f.ok = true,
+        (error) => f.error = error ?? new Error("range failed"),
+      ).finally(() => f.changed());
+      pending.push(f);
     }
   };
   return new ReadableStream<Uint8Array>({
     async pull(ctl) {
-      fill();
-      const p = pending.shift();
-      if (!p) return ctl.close();
-      const bytes = await p;
-      fill();
-      if (bytes.length) ctl.enqueue(bytes);
-      if (!pending.length && next >= ranges.length) ctl.close();
+      // One pull ends with bytes enqueued or the stream closed (a pull that did neither would
+      // leave the read that asked for it waiting).
+      for (;;) {
+        fill();
+        const f = pending[0];
+        if (!f) return ctl.close();
+        if (f.error !== undefined) throw f.error;
+        if (f.handed < f.got) {
+          const bytes = f.buf.subarray(f.handed, f.got);
+          f.handed = f.got;
+          return ctl.enqueue(bytes);
+        }
+        if (f.ok) {
+          pending.shift();
+          continue;
+        }
+        await f.next();
+      }
     },
   }, { highWaterMark: 0 });
 }

@@ -616,7 +616,10 @@ export class Supervisor {
     const bouncer = this.#pgbouncer.child;
     if (bouncer?.running) {
       const sig = pgbouncerSignals(ctx.bins.pgbouncerVersion);
-      (await bouncer.stop(sig.safe, 5000)) ||
+      // Without postgres (parked by a handoff, or never up) no transaction can finish: the
+      // clients PgBouncer holds are let go at once (a handoff's reconnect to the next one).
+      const hasServer = this.#postgres.child?.running ?? false;
+      (hasServer && await bouncer.stop(sig.safe, 5000)) ||
         (await bouncer.stop(sig.immediate, 5000)) ||
         (await bouncer.stop("SIGKILL", 5000));
     }

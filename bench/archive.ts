@@ -10,17 +10,15 @@
  *   3. pgbench TPS with archiving on vs off (target ≥ 0.95);
  *   4. archive_command without a target, as postgres runs it (target ≤ 50 ms), vs /bin/true;
  *      and the `archive` process itself beside Deno's own floor;
- *   5. base backup and restore MB/s vs pg_basebackup to local disk;
+ *   5. (base backup and restore vs pg_basebackup: bench/restore.ts)
  *   6. (issue 17) the same drain with client-side encryption on: vs plain (target ≥ 0.9×) and vs
  *      pgBackRest best (target ≥ 1.2×).
  */
 import { S3Client } from "../src/s3/client.ts";
 import { archiveCommandFor } from "../src/wal/config.ts";
-import { ok } from "../tests/support/control.ts";
 import {
   beyondPgCommand,
   cleanup,
-  type Instance,
   psql,
   removeRoot,
   startSupervisor,
@@ -34,7 +32,7 @@ import {
   RGW_HTTPS,
   s3Env,
 } from "../tests/support/s3.ts";
-import { emptyBuckets, median, sh } from "./lib.ts";
+import { emptyBuckets, median, pgbench, sh } from "./lib.ts";
 
 const READY = /\[beyond-pg\] ready:/;
 const repo = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
@@ -43,9 +41,6 @@ await sh(Deno.execPath(), ["task", "--quiet", "build"], {
   env: { PATH: Deno.env.get("PATH") ?? "" },
 });
 Deno.env.set("BEYOND_PG_TEST_BIN", `${repo}/dist/beyond-pg`);
-const binDir = `/usr/lib/postgresql/${
-  [...Deno.readDirSync("/usr/lib/postgresql")].map((e) => e.name).sort().pop()
-}/bin`;
 const https = `https://127.0.0.1:${RGW_HTTPS}`;
 const caFile = `${RGW_DIR}/ca.crt`;
 const postgresUid = Number((await sh("id", ["-u", "postgres"])).trim());
@@ -64,20 +59,6 @@ function readyNames(pgdata: string): string[] {
   } catch {
     return [];
   }
-}
-
-async function pgbench(pg: Instance, args: string[]): Promise<number> {
-  const out = await sh(`${binDir}/pgbench`, [
-    "-h",
-    "127.0.0.1",
-    "-p",
-    String(pg.directPort),
-    "-U",
-    "postgres",
-    ...args,
-    "postgres",
-  ], { env: { PGPASSWORD: pg.password } });
-  return Number(out.match(/tps = ([\d.]+)/)?.[1] ?? 0);
 }
 
 function setAutoConf(pgdata: string, archiveCommand: string | undefined): void {
@@ -210,11 +191,8 @@ async function backlogCopy(): Promise<string> {
   return copy;
 }
 
-/** beyond-pg drains the backlog at `root`; seg/s. `keep`: leave it running (section 6). */
-async function drainOurs(
-  root: string,
-  o: { sealed?: boolean; keep?: boolean } = {},
-): Promise<{ rate: number; pg?: Instance }> {
+/** beyond-pg drains the backlog at `root`; seg/s. */
+async function drainOurs(root: string, o: { sealed?: boolean } = {}): Promise<number> {
   const bucket = await freshBucket(o.sealed ? "sealed" : "ours");
   cleanupBuckets.push(bucket);
   const pgdata = `${root}/data/main`;
@@ -241,13 +219,10 @@ async function drainOurs(
         rate.toFixed(1)
       } seg/s  [${line.replace(/^.*archiving to /, "")}]`,
     );
-    if (o.keep) return { rate, pg };
-    return { rate };
+    return rate;
   } finally {
-    if (!o.keep) {
-      await cleanup(pg);
-      await removeRoot(root);
-    }
+    await cleanup(pg);
+    await removeRoot(root);
   }
 }
 
@@ -327,7 +302,7 @@ drain round ${round + 1} of ${ROUNDS}:`);
   for (const arm of round % 2 ? [...arms].reverse() : arms) {
     const root = await backlogCopy();
     if (arm === "pgbr") rates.pgbr.push(await drainPgbr(root));
-    else rates[arm].push((await drainOurs(root, { sealed: arm === "sealed" })).rate);
+    else rates[arm].push(await drainOurs(root, { sealed: arm === "sealed" }));
     await emptyBuckets(cleanupBuckets.splice(0));
   }
 }
@@ -356,95 +331,7 @@ console.log(
     sealed / pgbr >= 1.2 ? "PASS" : "FAIL"
   })  [encrypted ${list(rates.sealed)}]`,
 );
-// The base backup below runs on the original, drained by one more (unmeasured) run of ours.
-const oursInstance = (await drainOurs(rootA, { keep: true })).pg;
-
-// ---- 6. base backup and restore vs pg_basebackup to local disk -----------------------------
-{
-  const pg = oursInstance!;
-  try {
-    const size = Number(
-      await psql(pg.directPort, "select sum(pg_database_size(oid)) from pg_database", {
-        password: pg.password,
-      }),
-    );
-    const local = await tempRoot("bpg-bench-pgbb-");
-    await sh("chown", ["postgres:postgres", local]);
-    let t = performance.now();
-    await sh(`${binDir}/pg_basebackup`, [
-      "-h",
-      pg.socketDir,
-      "-p",
-      String(pg.directPort),
-      "-U",
-      "postgres",
-      "-D",
-      `${local}/b`,
-      "-F",
-      "tar",
-      "-X",
-      "fetch",
-      "-c",
-      "fast",
-    ], { uid: postgresUid, gid: postgresGid });
-    const pgbbSeconds = (performance.now() - t) / 1000;
-    const tarBytes = Number((await sh("du", ["-sb", `${local}/b`])).split(/\s/)[0]);
-    await removeRoot(local);
-    const pgbbRate = tarBytes / 2 ** 20 / pgbbSeconds;
-
-    t = performance.now();
-    const m = await ok<{ bytes: number; stored_bytes: number; duration_ms: number }>(pg, "backup", {
-      label: "bench",
-    });
-    const backupSeconds = (performance.now() - t) / 1000;
-    const backupRate = m.bytes / 2 ** 20 / backupSeconds;
-
-    const rootR = await tempRoot("bpg-bench-r-");
-    const r = await startSupervisor({
-      root: rootR,
-      args: ["restore", "--latest"],
-      password: pg.password,
-      keepLines: /^\[beyond-pg\]|restore/,
-      env: pg.env["BEYOND_PG_ARCHIVE_TARGET"]
-        ? {
-          BEYOND_PG_ARCHIVE_TARGET: pg.env["BEYOND_PG_ARCHIVE_TARGET"],
-          BEYOND_PG_S3_ENDPOINT: https,
-          BEYOND_PG_S3_CA_FILE: caFile,
-          BEYOND_PG_S3_ACCESS_KEY: "test",
-          BEYOND_PG_S3_SECRET_KEY: "testtesttest",
-        }
-        : {},
-    });
-    const line = await r.waitFor(/restore: [\d.]+ MiB restored in/, 600_000);
-    await r.exited;
-    await cleanup(r);
-    await removeRoot(rootR);
-    const restoreRate = Number(line.match(/\(([\d.]+) MiB\/s\)/)?.[1]);
-    console.log(
-      `\nbase backup (database ${(size / 2 ** 20).toFixed(0)} MiB, tar ${
-        (tarBytes / 2 ** 20).toFixed(0)
-      } MiB):`,
-    );
-    console.log(
-      `  pg_basebackup to local disk (tar, uncompressed): ${pgbbSeconds.toFixed(1)} s = ${
-        pgbbRate.toFixed(0)
-      } MiB/s`,
-    );
-    console.log(
-      `  beyond-pg backup → S3 (HTTPS, zstd, ${(m.bytes / m.stored_bytes).toFixed(1)}× smaller): ${
-        backupSeconds.toFixed(1)
-      } s = ${backupRate.toFixed(0)} MiB/s → ${(backupRate / pgbbRate).toFixed(2)}× pg_basebackup`,
-    );
-    console.log(
-      `  beyond-pg restore ← S3 (download, verify, extract): ${restoreRate.toFixed(0)} MiB/s → ${
-        (restoreRate / pgbbRate).toFixed(2)
-      }× pg_basebackup`,
-    );
-  } finally {
-    await cleanup(pg);
-    await removeRoot(rootA);
-  }
-}
+await removeRoot(rootA);
 
 // ---- 7. pgbench TPS, archiving on vs off ---------------------------------------------------
 {

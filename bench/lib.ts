@@ -84,3 +84,37 @@ export async function emptyBuckets(buckets: string[]): Promise<void> {
     check: false,
   });
 }
+
+/** The newest PostgreSQL's client programs here (the server the benchmarks run). */
+export const binDir = `/usr/lib/postgresql/${
+  [...Deno.readDirSync("/usr/lib/postgresql")].map((e) => e.name).sort().pop()
+}/bin`;
+
+/** pgbench against an instance's direct port as postgres; its TPS (0 when it prints none). */
+export async function pgbench(
+  pg: { directPort: number; password: string },
+  args: string[],
+): Promise<number> {
+  return tpsOf(await pgbenchOutput(pg, args));
+}
+
+export function tpsOf(pgbenchOutput: string): number {
+  return Number(pgbenchOutput.match(/tps = ([\d.]+)/)?.[1] ?? 0);
+}
+
+/** pgbench against an instance's direct port as postgres; what it printed. */
+export function pgbenchOutput(
+  pg: { directPort: number; password: string },
+  args: string[],
+): Promise<string> {
+  return sh(`${binDir}/pgbench`, [
+    "-h",
+    "127.0.0.1",
+    "-p",
+    String(pg.directPort),
+    "-U",
+    "postgres",
+    ...args,
+    "postgres",
+  ], { env: { PGPASSWORD: pg.password } });
+}

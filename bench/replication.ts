@@ -21,28 +21,11 @@ import {
   startReplica,
   streaming,
 } from "../tests/support/replication.ts";
-import { median, runsFromArgs, sh } from "./lib.ts";
+import { binDir, median, pgbench, runsFromArgs, sh } from "./lib.ts";
 
 const runs = runsFromArgs(5);
 const only = Deno.args.includes("--only") ? Deno.args[Deno.args.indexOf("--only") + 1] : "";
-const binDir = `/usr/lib/postgresql/${
-  [...Deno.readDirSync("/usr/lib/postgresql")].map((e) => e.name).sort().pop()
-}/bin`;
 const SECONDS = Number(Deno.env.get("BENCH_SECONDS") ?? 8);
-
-async function pgbench(pg: Instance, args: string[]): Promise<number> {
-  const out = await sh(`${binDir}/pgbench`, [
-    "-h",
-    "127.0.0.1",
-    "-p",
-    String(pg.directPort),
-    "-U",
-    "postgres",
-    ...args,
-    "postgres",
-  ], { env: { PGPASSWORD: pg.password } });
-  return Number(out.match(/tps = ([\d.]+)/)?.[1] ?? 0);
-}
 
 function pct(xs: number[], p: number): number {
   const s = [...xs].sort((a, b) => a - b);

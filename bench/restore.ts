@@ -11,7 +11,7 @@
 import { ok } from "../tests/support/control.ts";
 import { cleanup, psql, removeRoot, startSupervisor, tempRoot } from "../tests/support/harness.ts";
 import { ensureRgw, freshBucket, RGW_DIR, RGW_HTTPS, s3Env } from "../tests/support/s3.ts";
-import { emptyBuckets, median, runsFromArgs, sh } from "./lib.ts";
+import { binDir, emptyBuckets, median, pgbench, runsFromArgs, sh } from "./lib.ts";
 
 const READY = /\[beyond-pg\] ready:/;
 const repo = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
@@ -21,9 +21,6 @@ await sh(Deno.execPath(), ["task", "--quiet", "build"], {
   env: { PATH: Deno.env.get("PATH") ?? "" },
 });
 Deno.env.set("BEYOND_PG_TEST_BIN", `${repo}/dist/beyond-pg`);
-const binDir = `/usr/lib/postgresql/${
-  [...Deno.readDirSync("/usr/lib/postgresql")].map((e) => e.name).sort().pop()
-}/bin`;
 const postgresUid = Number((await sh("id", ["-u", "postgres"])).trim());
 const postgresGid = Number((await sh("id", ["-g", "postgres"])).trim());
 
@@ -38,19 +35,7 @@ const pg = await startSupervisor({ root: rootA, env, keepLines: /^\[beyond-pg\]/
 const rows: { pgbb: number; backup: number; restore: number }[] = [];
 try {
   await pg.waitFor(READY, 60_000);
-  await sh(`${binDir}/pgbench`, [
-    "-h",
-    "127.0.0.1",
-    "-p",
-    String(pg.directPort),
-    "-U",
-    "postgres",
-    "-i",
-    "-q",
-    "-s",
-    String(SCALE),
-    "postgres",
-  ], { env: { PGPASSWORD: pg.password } });
+  await pgbench(pg, ["-i", "-q", "-s", String(SCALE)]);
   await psql(pg.directPort, "checkpoint", { password: pg.password });
   const size = Number(
     await psql(pg.directPort, "select sum(pg_database_size(oid)) from pg_database", {

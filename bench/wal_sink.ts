@@ -23,7 +23,7 @@ import {
 import { hostLossTrial } from "../tests/support/host_loss.ts";
 import { READY, replEnv, startReplica, streaming } from "../tests/support/replication.ts";
 import { type Sink, sinkEnv, startSink } from "../tests/support/sink.ts";
-import { median, runsFromArgs, sh } from "./lib.ts";
+import { median, pgbenchOutput, runsFromArgs, sh, tpsOf } from "./lib.ts";
 
 const runs = runsFromArgs(10);
 const only = Deno.args.includes("--only") ? Deno.args[Deno.args.indexOf("--only") + 1] : "";
@@ -42,13 +42,7 @@ function pct(xs: number[], p: number): number {
 async function pgbench(pg: Instance): Promise<{ tps: number; p50: number; p99: number }> {
   const dir = await Deno.makeTempDir({ prefix: "bpg-pgbench-" });
   try {
-    const out = await sh(`${binDir}/pgbench`, [
-      "-h",
-      "127.0.0.1",
-      "-p",
-      String(pg.directPort),
-      "-U",
-      "postgres",
+    const out = await pgbenchOutput(pg, [
       "-c",
       "4",
       "-j",
@@ -58,8 +52,7 @@ async function pgbench(pg: Instance): Promise<{ tps: number; p50: number; p99: n
       "-n",
       "-l",
       `--log-prefix=${dir}/tx`,
-      "postgres",
-    ], { env: { PGPASSWORD: pg.password } });
+    ]);
     const lat: number[] = [];
     for (const e of Deno.readDirSync(dir)) {
       for (const line of Deno.readTextFileSync(`${dir}/${e.name}`).split("\n")) {
@@ -68,7 +61,7 @@ async function pgbench(pg: Instance): Promise<{ tps: number; p50: number; p99: n
       }
     }
     return {
-      tps: Number(out.match(/tps = ([\d.]+)/)?.[1] ?? 0),
+      tps: tpsOf(out),
       p50: pct(lat, 50),
       p99: pct(lat, 99),
     };

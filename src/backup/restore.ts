@@ -316,6 +316,26 @@ async function extractOne(
   };
 }
 
+/** Run a tool as `owner` (postgres); its output, or the last line it printed when it failed. */
+async function runAs(
+  owner: Owner | undefined,
+  cmd: string,
+  args: string[],
+): Promise<{ stdout: Uint8Array; failed?: string }> {
+  const out = await outputTracked(
+    command(cmd, {
+      args,
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+      ...(owner ? { uid: owner.uid, gid: owner.gid } : {}),
+    }),
+  );
+  if (out.success) return { stdout: out.stdout };
+  const why = new TextDecoder().decode(out.stderr).trim().split("\n").pop();
+  return { stdout: out.stdout, failed: why || `${cmd.split("/").pop()} exited ${out.code}` };
+}
+
 const KINDS: Record<string, string> = {
   l: "a symbolic link",
   f: "a hard link",
@@ -335,37 +355,26 @@ export async function strayMember(
   dir: string,
   owner: Owner | undefined,
 ): Promise<string | undefined> {
-  const out = await outputTracked(
-    command("find", {
-      args: [
-        dir,
-        "(",
-        "!",
-        "-type",
-        "f",
-        "!",
-        "-type",
-        "d",
-        "-o",
-        "-type",
-        "f",
-        "-links",
-        "+1",
-        ")",
-        "-printf",
-        "%y %P\\n",
-        "-quit",
-      ],
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-      ...(owner ? { uid: owner.uid, gid: owner.gid } : {}),
-    }),
-  );
-  if (!out.success) {
-    const why = new TextDecoder().decode(out.stderr).trim().split("\n").pop();
-    return `that could not be checked (${why || `find exited ${out.code}`})`;
-  }
+  const out = await runAs(owner, "find", [
+    dir,
+    "(",
+    "!",
+    "-type",
+    "f",
+    "!",
+    "-type",
+    "d",
+    "-o",
+    "-type",
+    "f",
+    "-links",
+    "+1",
+    ")",
+    "-printf",
+    "%y %P\\n",
+    "-quit",
+  ]);
+  if (out.failed) return `that could not be checked (${out.failed})`;
   const line = new TextDecoder().decode(out.stdout).split("\n")[0] ?? "";
   if (!line) return undefined;
   const kind = line.slice(0, 1);
@@ -459,22 +468,16 @@ export async function fetchBackup(
     // PostgreSQL 17+: the full backup and each incremental, then pg_combinebackup into main.
     const dirs = chain.map((_, i) => `${staging}/chain-${i}`);
     for (const [i, b] of chain.entries()) await extract(b, dirs[i]!);
-    const owner = ctx.runAs.switchTo;
-    const out = await outputTracked(
-      command(`${cfg.binDir}/pg_combinebackup`, {
-        args: ["-o", `${staging}/main`, ...dirs],
-        stdin: "null",
-        stdout: "null",
-        stderr: "piped",
-        ...(owner ? { uid: owner.uid, gid: owner.gid } : {}),
-      }),
-    );
-    if (!out.success) {
-      const why = new TextDecoder().decode(out.stderr).trim().split("\n").pop();
+    const out = await runAs(ctx.runAs.switchTo, `${cfg.binDir}/pg_combinebackup`, [
+      "-o",
+      `${staging}/main`,
+      ...dirs,
+    ]);
+    if (out.failed) {
       throw new OperatorError(
-        `combining backup ${m.label} with the ${chain.length - 1} it builds on failed: ${
-          why || `pg_combinebackup exited ${out.code}`
-        }`,
+        `combining backup ${m.label} with the ${
+          chain.length - 1
+        } it builds on failed: ${out.failed}`,
       );
     }
     for (const d of dirs) data.remove(d);

@@ -146,7 +146,8 @@ if (!only || only === "tps") {
     // The same two sinks keeping their WAL in memory (tmpfs): on their own hosts a sink's fsync
     // is its own disk's; here every node shares one disk, and a sink's flush queues behind the
     // primary's. An upper bound for a sink on a separate fast disk, not a durable setup.
-    const shm = await Deno.makeTempDir({ dir: "/dev/shm", prefix: "bpg-bench-sinks-" });
+    const shm = await Deno.makeTempDir({ prefix: "bpg-bench-sinks-" });
+    await sh("mount", ["-t", "tmpfs", "-o", "size=2g,mode=0700", "tmpfs", shm]);
     try {
       const mem = await Promise.all(
         ["s1", "s2"].map((name) =>
@@ -158,6 +159,7 @@ if (!only || only === "tps") {
       for (const s of mem) await s.stop();
       await cleanup(...mem);
     } finally {
+      await sh("umount", [shm], { check: false });
       await Deno.remove(shm, { recursive: true });
     }
     await ok(p, "add-standby", { name: "r1" });

@@ -78,6 +78,23 @@ Deno.test("verify: a sound archive verifies (CLI, RPC, metric); a deleted segmen
     assert.equal((await cli(pg, ["verify", "--backup", "second"])).code, 0);
     await s3.put(wal(bad), kept.body, { metadata: kept.metadata });
 
+    // A backup object with one byte changed, restored: tar gets the bytes before they can be
+    // checked (and fails on them), but the message is the part's SHA-256, and nothing stays.
+    const key = `db/pg${major}-${sysid}/basebackups/second/base.tar.zst`;
+    const original = (await s3.get(key, 60_000, { maxBytes: 1 << 30 }))!;
+    const flipped = original.body.slice();
+    flipped[Math.floor(flipped.length / 3)]! ^= 0x55;
+    await s3.put(key, flipped, { metadata: original.metadata });
+    const { restoreOnce } = await import("./support/restore.ts");
+    const refused = await restoreOnce(bucket, pg.password, ["--latest"]);
+    assert.notEqual(refused.code, 0);
+    assert.match(
+      refused.stderr,
+      /backup second .*the backup is corrupt|backup second in the archive is corrupt/,
+    );
+    assert.deepEqual(refused.entries, []);
+    await s3.put(key, original.body, { metadata: original.metadata });
+
     // A deleted segment: a hole, named, with what is still reachable.
     await s3.delete(wal(hole));
     const gap = await cli(pg, ["verify"]);
@@ -91,7 +108,6 @@ Deno.test("verify: a sound archive verifies (CLI, RPC, metric); a deleted segmen
     assert.equal(gap.stderr.trim().split("\n").length, 1, gap.stderr);
 
     // A corrupted backup object: its SHA-256 is not the manifest's.
-    const key = `db/pg${major}-${sysid}/basebackups/second/base.tar.zst`;
     const size = (await s3.head(key))!.size;
     await s3.put(key, new Uint8Array(size).fill(7));
     const corrupt = await cli(pg, ["verify", "--backup", "second", "--json"]);

@@ -194,6 +194,21 @@ async function downloadRange(
   }
 }
 
+const HAND_ON = 1 << 20;
+
+/**
+ * Whether the bytes a range has and has not handed on go now: checked ones, yes; a range that
+ * has all its bytes but not yet its verdict, and handed nothing on, waits for it (wrong bytes can
+ * still be fetched again); one that streams, in pieces of 1 MiB or more (what follows copies per
+ * piece: decryption joins each one to what it holds), and its last piece at once.
+ */
+function handOn(f: Flight): boolean {
+  if (f.ok) return true;
+  const whole = f.got === f.buf.length;
+  if (whole) return f.handed > 0;
+  return f.got - f.handed >= HAND_ON;
+}
+
 /** The object's bytes in order, `parallel` ranges in flight; the first streams as it comes. */
 export function downloadRanges(
   client: S3Client,
@@ -202,6 +217,10 @@ export function downloadRanges(
 ): ReadableStream<Uint8Array> {
   const ranges = rangesOf(o.size, o);
   const parallel = Math.max(1, o.parallel ?? 3);
+  // Cancelling the stream (its reader gave up) stops the ranges in flight.
+  const stop = new AbortController();
+  const signal = o.signal ? AbortSignal.any([o.signal, stop.signal]) : stop.signal;
+  const opts = { ...o, signal };
   const pending: Flight[] = [];
   let next = 0;
   const fill = () => {
@@ -209,7 +228,7 @@ export function downloadRanges(
       const i = next++;
       const r = ranges[i]!;
       const f = new Flight(r.end - r.start);
-      fetchRange(client, key, r, i, o, f).then(
+      fetchRange(client, key, r, i, opts, f).then(
         () => f.ok = true,
         (error) => f.error = error ?? new Error("range failed"),
       ).finally(() => f.changed());
@@ -225,7 +244,7 @@ export function downloadRanges(
         const f = pending[0];
         if (!f) return ctl.close();
         if (f.error !== undefined) throw f.error;
-        if (f.handed < f.got) {
+        if (f.handed < f.got && handOn(f)) {
           const bytes = f.buf.subarray(f.handed, f.got);
           f.handed = f.got;
           return ctl.enqueue(bytes);
@@ -236,6 +255,9 @@ export function downloadRanges(
         }
         await f.next();
       }
+    },
+    cancel() {
+      stop.abort();
     },
   }, { highWaterMark: 0 });
 }

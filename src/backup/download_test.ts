@@ -25,7 +25,7 @@ Deno.test("rangesOf(): the parts when the manifest lists their hashes, else 16 M
 /**
  * A stand-in for S3Client.getStream over an in-memory object: each range arrives in 64 KiB
  * chunks; `corrupt` flips a byte of the first response that covers it (the next is right);
- * `gate` holds the rest of a response after its first chunk until released.
+ * `gate` holds the rest of the first range's response after its first MiB until released.
  */
 function rangeServer(object: Uint8Array, o: { corrupt?: number; gate?: Promise<void> } = {}) {
   let corrupt = o.corrupt;
@@ -49,7 +49,7 @@ function rangeServer(object: Uint8Array, o: { corrupt?: number; gate?: Promise<v
         new ReadableStream<Uint8Array>({
           async pull(ctl) {
             if (off >= bytes.length) return ctl.close();
-            if (off > 0 && start === 0) await o.gate;
+            if (off >= 1 << 20 && start === 0) await o.gate;
             ctl.enqueue(bytes.slice(off, off + 65536));
             off += 65536;
           },
@@ -82,18 +82,18 @@ function noise(n: number): Uint8Array {
 }
 
 Deno.test("downloadRanges(): in order and exact; the first part streams before it is whole", async () => {
-  const object = noise(1_500_000);
+  const object = noise(9 << 20);
   let release!: () => void;
   const gate = new Promise<void>((r) => (release = r));
   const { client } = rangeServer(object, { gate });
   const reader = downloadRanges(client, "k", {
     size: object.length,
-    partSize: 300_000,
-    partSha256: await parts(object, 300_000),
+    partSize: 3 << 20,
+    partSha256: await parts(object, 3 << 20),
   }).getReader();
-  // The rest of part 1 is held back: its first chunk comes through all the same.
+  // The rest of part 1 is held back: its first MiB comes through all the same.
   const first = await reader.read();
-  assert.equal(first.value?.length, 65536);
+  assert.equal(first.value?.length, 1 << 20);
   release();
   const got = new Uint8Array(object.length);
   got.set(first.value!);
@@ -107,32 +107,34 @@ Deno.test("downloadRanges(): in order and exact; the first part streams before i
 });
 
 Deno.test("downloadRanges(): a part with wrong bytes is fetched again while none of it was handed on, and is an error once some was", async () => {
-  const object = noise(600_000);
-  const partSha256 = await parts(object, 200_000);
-  // Part 3 downloads while part 1 is read: nothing of it was handed on when its hash fails.
+  const object = noise(9 << 20);
+  const partSha256 = await parts(object, 3 << 20);
+  const opts = { size: object.length, partSize: 3 << 20, partSha256 };
+  // Part 3 downloads whole while part 1 is held after its first MiB: nothing of part 3 was
+  // handed on when its hash fails, and it is fetched again.
   let release!: () => void;
   const gate = new Promise<void>((r) => (release = r));
-  const later = rangeServer(object, { corrupt: 450_000, gate });
+  const later = rangeServer(object, { corrupt: 7 << 20, gate });
   const stats = { resumed: 0, refetched: 0 };
-  const stream = downloadRanges(later.client, "k", {
-    size: object.length,
-    partSize: 200_000,
-    partSha256,
-    stats,
-  });
-  const done = readAll(stream);
-  await new Promise((r) => setTimeout(r, 50));
+  const done = readAll(downloadRanges(later.client, "k", { ...opts, stats }));
+  await new Promise((r) => setTimeout(r, 100));
   release();
   assert.deepEqual(await done, object);
   assert.equal(stats.refetched, 1);
-  assert.equal(later.requests.filter((r) => r === "400000-600000").length, 2);
+  assert.equal(later.requests.filter((r) => r === `${6 << 20}-${9 << 20}`).length, 2);
 
-  // Part 1 is handed on as it arrives: wrong bytes in it cannot be taken back.
-  const first = rangeServer(object, { corrupt: 150_000 });
+  // Part 1 streams (its first MiB is handed on before the rest comes): wrong bytes after that
+  // cannot be taken back.
+  let go!: () => void;
+  const held = new Promise<void>((r) => (go = r));
+  const first = rangeServer(object, { corrupt: 2 << 20, gate: held });
+  const reader = downloadRanges(first.client, "k", opts).getReader();
+  assert.equal((await reader.read()).value?.length, 1 << 20);
+  go();
   await assert.rejects(
-    readAll(
-      downloadRanges(first.client, "k", { size: object.length, partSize: 200_000, partSha256 }),
-    ),
-    /bytes 0–200000 do not match the manifest's SHA-256 of that part; the backup is corrupt/,
+    (async () => {
+      while (!(await reader.read()).done) { /* on */ }
+    })(),
+    /bytes 0–3145728 do not match the manifest's SHA-256 of that part; the backup is corrupt/,
   );
 });

@@ -1,6 +1,6 @@
 /**
  * EFFECT: bring a base backup into an empty data root, ready for recovery to a target.
- * Streamed (S3 → zstd → tar, no local copy of the archive), verified (SHA-256 and size of the
+ * Streamed (S3 → tar with its own zstd, no local copy of the archive), verified (SHA-256 and size of the
  * stored object), extracted into a staging directory and committed by renames: `main` appears
  * only once it is complete, with recovery.signal and conf.d/04-recovery.conf in place. The
  * supervisor's normal boot then runs recovery (see cli/restore.ts).
@@ -15,7 +15,6 @@ import type { Context } from "../boot/context.ts";
 import type { Owner, PgTree } from "../fs/tree.ts";
 import { quoteConfValue } from "../config/conf_file.ts";
 import { command } from "../process/command.ts";
-import { pump } from "../process/pump.ts";
 import { outputTracked, spawnTracked } from "../process/registry.ts";
 import { selfCommand } from "../process/self.ts";
 import { errorMessage, OperatorError } from "../util/errors.ts";
@@ -164,156 +163,225 @@ async function extractOne(
   const { layout } = ctx;
   const owner = ctx.runAs.switchTo;
   const client = clientFor(cfg);
-  const key = layoutFor(cfg).backup(m.label, m.object);
-  let head;
   try {
-    head = await client.head(key);
-  } catch (error) {
-    throw new OperatorError(errorMessage(error), { cause: error });
-  }
-  if (!head) {
-    throw new OperatorError(`backup ${m.label} has a manifest but no ${m.object}; choose another`);
-  }
-  // Parts kept by an earlier attempt at this restore are used once they pass their SHA-256;
-  // parts downloaded now are kept until the restore is done (part_spool.ts).
-  const spool = o.keepParts && m.part_sha256
-    ? PartSpool.open(
-      ctx.trees.data,
-      `${partsDir(ctx)}/${m.label}`,
-      JSON.stringify({ key, etag: head.etag ?? "", size: head.size }),
-    )
-    : undefined;
-  // Ranged GETs, a few at once, each resumed where it stopped (download.ts).
-  const stats: DownloadStats = {
-    resumed: 0,
-    refetched: 0,
-    reused: 0,
-    reusedBytes: 0,
-    discarded: 0,
-  };
-  const stream = downloadRanges(client, key, {
-    size: head.size,
-    ...(head.etag ? { etag: head.etag } : {}),
-    ...(m.part_size && m.part_sha256 ? { partSize: m.part_size, partSha256: m.part_sha256 } : {}),
-    // Ranges wait in memory: at most ~256 MiB of them (large clusters have large parts).
-    parallel: o.parallel ??
-      Math.max(1, Math.min(3, Math.floor((256 << 20) / (m.part_size ?? 16 << 20)))),
-    stats,
-    ...(spool ? { cache: spool } : {}),
-  });
-  // tar unpacks and decompresses (its own zstd child), as postgres: the stream of the stored
-  // bytes is all that passes through here (~20× less than the unpacked tar).
-  const tar = spawnTracked(
-    command("tar", {
-      // Never keeping ownership or modes from the archive beyond the usual; no `-P`: tar strips
-      // a leading `/`, skips members with `..`, and makes a link that points out of `dir` only
-      // at the end (a placeholder till then), so nothing is written through it.
-      args: [
-        "-x",
-        "-f",
-        "-",
-        "-C",
-        dir,
-        "--no-same-owner",
-        "--no-same-permissions",
-        // 1 MiB records (20 blocks by default): a 1.2 GB backup unpacked here in 1.6–1.8 s
-        // instead of 2.2–2.4 s. zstd keeps its I/O thread (unlike archiving's many small
-        // ones, a restore is one stream where wall time is what counts).
-        "--blocking-factor=2048",
-        "--use-compress-program=zstd",
-      ],
-      stdin: "piped",
-      stdout: "null",
-      stderr: "piped",
-      ...(owner ? { uid: owner.uid, gid: owner.gid } : {}),
-    }),
-  );
-  const hash = createHash("sha256");
-  let got = 0;
-  let lastReport = 0;
-  // The stored bytes are hashed as they arrive; sealed ones are opened after that.
-  const tapped = stream.pipeThrough(
-    new TransformStream<Uint8Array, Uint8Array>({
-      transform(chunk, ctl) {
-        hash.update(chunk);
-        got += chunk.length;
-        ctl.enqueue(chunk);
-      },
-    }),
-  );
-  const keys = m.encryption ? await archiveKeys(cfg) : [];
-  const source = m.encryption
-    ? tapped.pipeThrough(openStream(await loadCrypto(), keys, `backup ${m.label}`))
-    : tapped;
-  const download = pump(source, tar.stdin, () => {
-    if (progress && performance.now() - lastReport > 500) {
-      lastReport = performance.now();
-      progress(
-        `restoring ${m.label}: ${(got / 2 ** 20).toFixed(0)} / ${
-          (m.stored_bytes / 2 ** 20).toFixed(0)
-        } MiB`,
+    const key = layoutFor(cfg).backup(m.label, m.object);
+    let head;
+    try {
+      head = await client.head(key);
+    } catch (error) {
+      throw new OperatorError(errorMessage(error), { cause: error });
+    }
+    if (!head) {
+      throw new OperatorError(
+        `backup ${m.label} has a manifest but no ${m.object}; choose another`,
       );
     }
-  });
-  const text = async (s: ReadableStream<Uint8Array>) => (await new Response(s).text()).trim();
-  const [dl, tErr, tStatus] = await Promise.allSettled([download, text(tar.stderr), tar.status]);
-  const tarMessage = tErr.status === "fulfilled" ? tErr.value : "";
-  if (/No space left/i.test(tarMessage)) {
-    throw new OperatorError(
-      `no space left in ${layout.dataRoot} while restoring ${m.label}; grow the volume`,
+    // Parts kept by an earlier attempt at this restore are used once they pass their SHA-256;
+    // parts downloaded now are kept until the restore is done (part_spool.ts).
+    const spool = o.keepParts && m.part_sha256
+      ? PartSpool.open(
+        ctx.trees.data,
+        `${partsDir(ctx)}/${m.label}`,
+        JSON.stringify({ key, etag: head.etag ?? "", size: head.size }),
+      )
+      : undefined;
+    // Ranged GETs, a few at once, each resumed where it stopped (download.ts).
+    const stats: DownloadStats = {
+      resumed: 0,
+      refetched: 0,
+      reused: 0,
+      reusedBytes: 0,
+      discarded: 0,
+    };
+    const stream = downloadRanges(client, key, {
+      size: head.size,
+      ...(head.etag ? { etag: head.etag } : {}),
+      ...(m.part_size && m.part_sha256 ? { partSize: m.part_size, partSha256: m.part_sha256 } : {}),
+      // Ranges wait in memory: at most ~256 MiB of them (large clusters have large parts).
+      parallel: o.parallel ??
+        Math.max(1, Math.min(3, Math.floor((256 << 20) / (m.part_size ?? 16 << 20)))),
+      stats,
+      ...(spool ? { cache: spool } : {}),
+    });
+    // tar unpacks and decompresses (its own zstd child), as postgres: the stream of the stored
+    // bytes is all that passes through here (~20× less than the unpacked tar).
+    const tar = spawnTracked(
+      command("tar", {
+        // Never keeping ownership or modes from the archive beyond the usual; no `-P`: tar strips
+        // a leading `/`, skips members with `..`, and makes a link that points out of `dir` only
+        // at the end (a placeholder till then), so nothing is written through it.
+        args: [
+          "-x",
+          "-f",
+          "-",
+          "-C",
+          dir,
+          "--no-same-owner",
+          "--no-same-permissions",
+          // 1 MiB records (20 blocks by default): a 1.2 GB backup unpacked here in 1.6–1.8 s
+          // instead of 2.2–2.4 s. zstd keeps its I/O thread (unlike archiving's many small
+          // ones, a restore is one stream where wall time is what counts).
+          "--blocking-factor=2048",
+          "--use-compress-program=zstd",
+        ],
+        stdin: "piped",
+        stdout: "null",
+        stderr: "piped",
+        ...(owner ? { uid: owner.uid, gid: owner.gid } : {}),
+      }),
     );
-  }
-  if (dl.status === "rejected") {
-    // A download that failed ends the stream: tar's "unexpected EOF" is its consequence, not
-    // the reason (a tar that failed first breaks the pipe, which is not an S3 error).
-    if (dl.reason instanceof EnvelopeError) throw new OperatorError(dl.reason.message);
-    if (spool && dl.reason instanceof S3Error && dl.reason.transient) {
-      const k = spool.kept();
-      throw new DownloadInterrupted(
-        `downloading backup ${m.label} failed: ${
-          errorMessage(dl.reason)
-        }; the ${k.parts} part(s) downloaded (${
-          (k.bytes / 2 ** 20).toFixed(1)
-        } MiB) are kept: run the same restore again to continue from them`,
+    const hash = createHash("sha256");
+    let got = 0;
+    let lastReport = 0;
+    // The stored bytes are hashed as they arrive; sealed ones are opened after that.
+    const tapped = stream.pipeThrough(
+      new TransformStream<Uint8Array, Uint8Array>({
+        transform(chunk, ctl) {
+          hash.update(chunk);
+          got += chunk.length;
+          ctl.enqueue(chunk);
+        },
+      }),
+    );
+    const keys = m.encryption ? await archiveKeys(cfg) : [];
+    const source = m.encryption
+      ? tapped.pipeThrough(openStream(await loadCrypto(), keys, `backup ${m.label}`))
+      : tapped;
+    // Into tar until it ends. If tar fails first (bytes it cannot unpack), reading goes on for up
+    // to one more part, unwritten: wrong bytes in the part that streamed are then named by its
+    // SHA-256 (an S3Error) or the whole object's, not by what tar made of them.
+    let complete = false;
+    const download = (async () => {
+      const reader = source.getReader();
+      const writer = tar.stdin.getWriter();
+      let tarGone = false;
+      let after = 0;
+      try {
+        for (;;) {
+          const { value, done } = await reader.read();
+          if (done) {
+            complete = true;
+            return;
+          }
+          if (progress && performance.now() - lastReport > 500) {
+            lastReport = performance.now();
+            progress(
+              `restoring ${m.label}: ${(got / 2 ** 20).toFixed(0)} / ${
+                (m.stored_bytes / 2 ** 20).toFixed(0)
+              } MiB`,
+            );
+          }
+          if (!tarGone) {
+            await writer.write(value).catch(() => (tarGone = true));
+          } else if ((after += value.length) > (m.part_size ?? 16 << 20)) {
+            return;
+          }
+        }
+      } finally {
+        if (!complete) await reader.cancel().catch(() => {}); // the ranges in flight stop
+        await writer.close().catch(() => {});
+      }
+    })();
+    const [dl, tErr, tStatus] = await Promise.allSettled([
+      download,
+      boundedText(tar.stderr),
+      tar.status,
+    ]);
+    const tarMessage = tErr.status === "fulfilled" ? tErr.value : "";
+    if (/No space left/i.test(tarMessage)) {
+      throw new OperatorError(
+        `no space left in ${layout.dataRoot} while restoring ${m.label}; grow the volume`,
       );
     }
-    if (dl.reason instanceof S3Error) {
+    if (dl.status === "rejected") {
+      // A download that failed ends the stream: tar's "unexpected EOF" is its consequence, not
+      // the reason (a tar that failed first breaks the pipe, which is not an S3 error).
+      if (dl.reason instanceof EnvelopeError) throw new OperatorError(dl.reason.message);
+      if (spool && dl.reason instanceof S3Error && dl.reason.transient) {
+        const k = spool.kept();
+        throw new DownloadInterrupted(
+          `downloading backup ${m.label} failed: ${
+            errorMessage(dl.reason)
+          }; the ${k.parts} part(s) downloaded (${
+            (k.bytes / 2 ** 20).toFixed(1)
+          } MiB) are kept: run the same restore again to continue from them`,
+        );
+      }
+      if (dl.reason instanceof S3Error) {
+        throw new OperatorError(`downloading backup ${m.label} failed: ${errorMessage(dl.reason)}`);
+      }
+    } else if (complete) {
+      // All of it came: bytes that are not what was stored explain whatever tar made of them.
+      const sha = hash.digest("hex");
+      if (got !== m.stored_bytes || sha !== m.sha256) {
+        throw new OperatorError(
+          `backup ${m.label} in the archive is corrupt (${got} bytes, sha256 ${
+            sha.slice(0, 16)
+          }…; the manifest says ${m.stored_bytes} bytes, ${
+            m.sha256.slice(0, 16)
+          }…); restore from another backup`,
+        );
+      }
+    }
+    if (tStatus.status === "rejected" || !tStatus.value.success) {
+      throw new OperatorError(`extracting backup ${m.label} failed: ${tarReason(tarMessage)}`);
+    }
+    if (dl.status === "rejected") {
       throw new OperatorError(`downloading backup ${m.label} failed: ${errorMessage(dl.reason)}`);
     }
-  } else {
-    // All of it came: bytes that are not what was stored explain whatever tar made of them.
-    const sha = hash.digest("hex");
-    if (got !== m.stored_bytes || sha !== m.sha256) {
+    const refused = await strayMember(dir, owner);
+    if (refused) {
       throw new OperatorError(
-        `backup ${m.label} in the archive is corrupt (${got} bytes, sha256 ${
-          sha.slice(0, 16)
-        }…; the manifest says ${m.stored_bytes} bytes, ${
-          m.sha256.slice(0, 16)
-        }…); restore from another backup`,
+        `backup ${m.label} refused: member ${refused}; it was not made by beyond-pg backup (restore from another backup)`,
       );
     }
+    return {
+      resumed: stats.resumed + stats.refetched,
+      reused: stats.reused ?? 0,
+      reusedBytes: stats.reusedBytes ?? 0,
+      discarded: stats.discarded ?? 0,
+    };
+  } finally {
+    client.close();
   }
-  if (tStatus.status === "rejected" || !tStatus.value.success) {
-    throw new OperatorError(
-      `extracting backup ${m.label} failed: ${tarMessage.split("\n").pop() || "tar failed"}`,
-    );
+}
+
+/**
+ * A child's stderr, at most its first and last 4 KiB: a forged backup can make tar warn once
+ * per member, millions of times.
+ */
+async function boundedText(stream: ReadableStream<Uint8Array>): Promise<string> {
+  const LIMIT = 4096;
+  let head: Uint8Array = new Uint8Array(0);
+  let tail: Uint8Array = new Uint8Array(0);
+  let skipped = false;
+  for await (const chunk of stream) {
+    if (head.length < LIMIT) {
+      const take = chunk.subarray(0, LIMIT - head.length);
+      head = concat(head, take);
+      tail = concat(tail, chunk.subarray(take.length)).slice(-LIMIT);
+    } else {
+      skipped ||= tail.length + chunk.length > LIMIT;
+      tail = concat(tail, chunk).slice(-LIMIT);
+    }
   }
-  if (dl.status === "rejected") {
-    throw new OperatorError(`downloading backup ${m.label} failed: ${errorMessage(dl.reason)}`);
-  }
-  const refused = await strayMember(dir, owner);
-  if (refused) {
-    throw new OperatorError(
-      `backup ${m.label} refused: member ${refused}; it was not made by beyond-pg backup (restore from another backup)`,
-    );
-  }
-  client.close();
-  return {
-    resumed: stats.resumed + stats.refetched,
-    reused: stats.reused ?? 0,
-    reusedBytes: stats.reusedBytes ?? 0,
-    discarded: stats.discarded ?? 0,
-  };
+  const d = new TextDecoder();
+  return (d.decode(head) + (skipped ? "\n…\n" : "") + d.decode(tail)).trim();
+}
+
+function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
+  const out = new Uint8Array(a.length + b.length);
+  out.set(a);
+  out.set(b, a.length);
+  return out;
+}
+
+/** What tar said went wrong: its last line that is not its generic sign-off (zstd's, if it failed). */
+export function tarReason(stderr: string): string {
+  const lines = stderr.split("\n").map((l) => l.trim()).filter((l) =>
+    l && !/Error is not recoverable|Child returned status|Exiting with failure status|^…$/.test(l)
+  );
+  return (lines.at(-1) ?? "").slice(0, 300) || "tar failed";
 }
 
 /** Run a tool as `owner` (postgres); its output, or the last line it printed when it failed. */
@@ -378,7 +446,7 @@ export async function strayMember(
   const line = new TextDecoder().decode(out.stdout).split("\n")[0] ?? "";
   if (!line) return undefined;
   const kind = line.slice(0, 1);
-  return `${line.slice(2)} is ${KINDS[kind] ?? `of type ${kind}`}`;
+  return `${JSON.stringify(line.slice(2))} is ${KINDS[kind] ?? `of type ${kind}`}`;
 }
 
 /** What fetchBackup did. */

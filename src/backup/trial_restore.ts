@@ -3,7 +3,7 @@
  * (the newest on the primary's lineage, or one by label; with the incrementals it builds on) is
  * brought into a temporary data root on the data volume (`<data root>/.restore-test`) by the
  * restore's own code (restore_plan.ts planRestore, restore.ts fetchBackup: the same checks,
- * the same tar gate, pg_combinebackup for a chain). Postgres then starts on it as postgres's
+ * tar as postgres and the same check of what it made, pg_combinebackup for a chain). Postgres then starts on it as postgres's
  * user, on a private socket and no TCP, not archiving, and recovers to the end of the archived
  * WAL, as `restore --latest` would. Then every database that accepts connections must answer
  * `select 1`; then postgres stops and the temporary root is removed, whatever happened.

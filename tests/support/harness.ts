@@ -326,15 +326,18 @@ export async function readLines(
 
 const registry = new Set<Instance>();
 
-/** Kill everything any instance started (by PID) and remove its temp root. */
+/**
+ * Kill everything any instance started (by PID), then remove their temp roots: all are killed
+ * first, since a later instance may run on an earlier one's root (a restarted node).
+ */
 export async function cleanup(...instances: Instance[]): Promise<void> {
-  for (const inst of instances.length ? instances : [...registry]) {
-    const pids = inst.pids();
-    killPids(pids, "SIGKILL");
+  const all = instances.length ? instances : [...registry];
+  for (const inst of all) {
+    killPids(inst.pids(), "SIGKILL");
     await inst.exited.catch(() => {});
     registry.delete(inst);
-    if (inst.ownsRoot) await removeRoot(inst.root);
   }
+  for (const inst of all) if (inst.ownsRoot) await removeRoot(inst.root);
 }
 
 export async function removeRoot(root: string): Promise<void> {

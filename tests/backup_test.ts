@@ -95,6 +95,22 @@ Deno.test("verify: a sound archive verifies (CLI, RPC, metric); a deleted segmen
     assert.deepEqual(refused.entries, []);
     await s3.put(key, original.body, { metadata: original.metadata });
 
+    // The right bytes, but the manifest says the backup's tar stream was longer: refused, not
+    // restored short (zstd says how much it unpacked).
+    const manifestKey = `db/pg${major}-${sysid}/basebackups/second/manifest.json`;
+    const manifestBody = (await s3.get(manifestKey))!.body;
+    const longer = JSON.parse(new TextDecoder().decode(manifestBody));
+    longer.bytes += 512;
+    await s3.put(manifestKey, new TextEncoder().encode(JSON.stringify(longer)));
+    const short = await restoreOnce(bucket, pg.password, ["--latest"]);
+    assert.notEqual(short.code, 0);
+    assert.match(
+      short.stderr,
+      new RegExp(`backup second unpacked to ${longer.bytes - 512} bytes, expected ${longer.bytes}`),
+    );
+    assert.deepEqual(short.entries, []);
+    await s3.put(manifestKey, manifestBody);
+
     // A deleted segment: a hole, named, with what is still reachable.
     await s3.delete(wal(hole));
     const gap = await cli(pg, ["verify"]);

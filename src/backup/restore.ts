@@ -220,9 +220,10 @@ async function extractOne(
           "--no-same-permissions",
           // 1 MiB records (20 blocks by default): a 1.2 GB backup unpacked here in 1.6–1.8 s
           // instead of 2.2–2.4 s. zstd keeps its I/O thread (unlike archiving's many small
-          // ones, a restore is one stream where wall time is what counts).
+          // ones, a restore is one stream where wall time is what counts); -v: it prints how
+          // many bytes it unpacked (unpackedBytes).
           "--blocking-factor=2048",
-          "--use-compress-program=zstd",
+          "--use-compress-program=zstd -v",
         ],
         stdin: "piped",
         stdout: "null",
@@ -329,6 +330,21 @@ async function extractOne(
     if (dl.status === "rejected") {
       throw new OperatorError(`downloading backup ${m.label} failed: ${errorMessage(dl.reason)}`);
     }
+    // tar succeeded: it must have read every stored byte, and they must unpack to what the
+    // backup wrote (the manifest's size of the tar stream).
+    if (!complete) {
+      throw new OperatorError(
+        `extracting backup ${m.label} failed: tar ended after ${got} of ${m.stored_bytes} stored bytes`,
+      );
+    }
+    const unpacked = unpackedBytes(tarMessage);
+    if (unpacked !== m.bytes) {
+      throw new OperatorError(
+        `backup ${m.label} unpacked to ${
+          unpacked ?? "an unknown number of"
+        } bytes, expected ${m.bytes}; restore from another backup`,
+      );
+    }
     const refused = await strayMember(dir, owner);
     if (refused) {
       throw new OperatorError(
@@ -376,10 +392,21 @@ function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
   return out;
 }
 
-/** What tar said went wrong: its last line that is not its generic sign-off (zstd's, if it failed). */
-export function tarReason(stderr: string): string {
+/** What zstd -v said it unpacked ("/*stdin*\\ : 3010560 bytes"), or undefined. */
+function unpackedBytes(stderr: string): number | undefined {
+  const n = stderr.match(/^\/\*stdin\*\\\s*:\s*(\d+) bytes\s*$/m)?.[1];
+  return n === undefined ? undefined : Number(n);
+}
+
+/**
+ * What tar said went wrong: its last line that is not a sign-off (tar's, or zstd's banner and
+ * size); zstd's own error, if it failed.
+ */
+function tarReason(stderr: string): string {
   const lines = stderr.split("\n").map((l) => l.trim()).filter((l) =>
-    l && !/Error is not recoverable|Child returned status|Exiting with failure status|^…$/.test(l)
+    l &&
+    !/Error is not recoverable|Child returned status|Exiting with failure status|^…$|^\*\*\* Zstandard CLI|^\/\*stdin\*\\\s*:\s*\d+ bytes$/
+      .test(l)
   );
   return (lines.at(-1) ?? "").slice(0, 300) || "tar failed";
 }

@@ -90,7 +90,8 @@ export interface DownloadOptions {
  * none of it was handed on.
  */
 class Flight {
-  readonly buf: Uint8Array;
+  /** Its bytes: filled as they arrive, or a kept part taken whole. */
+  buf: Uint8Array;
   got = 0;
   handed = 0;
   ok = false;
@@ -130,7 +131,7 @@ async function fetchRange(
         o.stats.reused = (o.stats.reused ?? 0) + 1;
         o.stats.reusedBytes = (o.stats.reusedBytes ?? 0) + kept.length;
       }
-      f.buf.set(kept);
+      f.buf = kept;
       f.got = kept.length;
       return;
     }

@@ -17,6 +17,7 @@ import { quoteConfValue } from "../config/conf_file.ts";
 import { command } from "../process/command.ts";
 import { outputTracked, spawnTracked } from "../process/registry.ts";
 import { selfCommand } from "../process/self.ts";
+import { concat } from "../util/bytes.ts";
 import { errorMessage, OperatorError } from "../util/errors.ts";
 import { log } from "../util/log.ts";
 import { clientFor, layoutFor } from "../wal/archive.ts";
@@ -370,26 +371,16 @@ async function boundedText(stream: ReadableStream<Uint8Array>): Promise<string> 
   const LIMIT = 4096;
   let head: Uint8Array = new Uint8Array(0);
   let tail: Uint8Array = new Uint8Array(0);
-  let skipped = false;
+  let total = 0;
   for await (const chunk of stream) {
-    if (head.length < LIMIT) {
-      const take = chunk.subarray(0, LIMIT - head.length);
-      head = concat(head, take);
-      tail = concat(tail, chunk.subarray(take.length)).slice(-LIMIT);
-    } else {
-      skipped ||= tail.length + chunk.length > LIMIT;
-      tail = concat(tail, chunk).slice(-LIMIT);
-    }
+    total += chunk.length;
+    const take = chunk.subarray(0, Math.max(0, LIMIT - head.length));
+    head = concat([head, take]);
+    tail = concat([tail, chunk.subarray(take.length)]).slice(-LIMIT);
   }
   const d = new TextDecoder();
+  const skipped = total > head.length + tail.length;
   return (d.decode(head) + (skipped ? "\n…\n" : "") + d.decode(tail)).trim();
-}
-
-function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
-  const out = new Uint8Array(a.length + b.length);
-  out.set(a);
-  out.set(b, a.length);
-  return out;
 }
 
 /** What zstd -v said it unpacked ("/*stdin*\\ : 3010560 bytes"), or undefined. */

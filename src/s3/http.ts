@@ -23,6 +23,7 @@ import {
   type ResponseHead,
 } from "./http_parse.ts";
 import { IdlePool } from "./pool.ts";
+import { concat } from "../util/bytes.ts";
 
 export { HttpError };
 
@@ -59,14 +60,6 @@ export interface HttpRequest {
   signal?: AbortSignal;
   /** Turns a transport failure into the caller's error, for the answer's body too. */
   wrapError?: (error: HttpError) => Error;
-}
-
-function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
-  if (!a.length) return b;
-  const out = new Uint8Array(a.length + b.length);
-  out.set(a);
-  out.set(b, a.length);
-  return out;
 }
 
 export class HttpTransport {
@@ -218,7 +211,7 @@ export class HttpTransport {
     };
     let early: { head: ResponseHead; rest: Uint8Array } | undefined;
     try {
-      if (body.length <= COALESCE_BYTES) await conn.write(ex, concat(head, body), count);
+      if (body.length <= COALESCE_BYTES) await conn.write(ex, concat([head, body]), count);
       else {
         await conn.write(ex, head, count);
         await conn.write(ex, body, count);
@@ -268,7 +261,7 @@ export class HttpTransport {
       const chunk = await conn.read(ex, idleMs);
       if (chunk === null) throw ex.closed();
       const searched = buf.length;
-      buf = concat(buf, chunk);
+      buf = buf.length ? concat([buf, chunk]) : chunk;
       let end = findHeadEnd(buf, searched);
       while (end !== -1) {
         const head = parseHead(buf.subarray(0, end));

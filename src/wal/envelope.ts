@@ -14,6 +14,7 @@
  */
 import { hex } from "../util/crypto.ts";
 import { aeadAvailable, gcmOpen, gcmSeal } from "../../ffi/mod.ts";
+import { concat } from "../util/bytes.ts";
 
 export const RECORD = 1 << 20;
 const TAG = 16;
@@ -56,16 +57,6 @@ function nonce(i: number, last: boolean): Uint8Array<ArrayBuffer> {
 
 function objectKey(c: NodeCrypto, master: Uint8Array, salt: Uint8Array): Uint8Array {
   return new Uint8Array(c.hkdfSync("sha256", master, salt, "beyond-pg archive v1", 32));
-}
-
-function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let off = 0;
-  for (const p of parts) {
-    out.set(p, off);
-    off += p.length;
-  }
-  return out;
 }
 
 function headerFor(k: ArchiveKey, salt: Uint8Array): Uint8Array {

@@ -399,6 +399,49 @@ Deno.test("warm boot after a reboot: PgBouncer starts beside postgres, paused; 5
   }
 });
 
+Deno.test("a wake with nothing for post-start to do serves 5432 first and runs post-start a second later; changed inputs keep the order", async () => {
+  const root = await tempRoot();
+  let pg = await startSupervisor({ root });
+  const ports = { port: pg.port, directPort: pg.directPort, httpPort: pg.httpPort };
+  try {
+    await pg.waitFor(READY);
+    // What the finished post-start depended on, in PGDATA/beyond (no secret in it).
+    const stamp = Deno.readTextFileSync(`${pg.pgdata}/beyond/post-start.json`);
+    assert.match(stamp, /"database":"postgres"/);
+    assert.ok(!stamp.includes(pg.password));
+    await psql(pg.directPort, "alter role postgres password 'changed-in-sql'", {
+      password: pg.password,
+    });
+    assert.equal(await pg.stop(), 0);
+    await cleanup(pg);
+
+    // The wake: ready (5432 serving) without post-start in the phases; it runs after.
+    pg = await startSupervisor({ root, ...ports });
+    const phases = await pg.waitFor(/startup phases/);
+    assert.ok(!/post_start_ms/.test(phases), phases);
+    assert.ok(!pg.lines.some((l) => /post-start: password set/.test(l)), "post-start ran first");
+    await pg.waitFor(/post-start ran beside the first clients: \d+ ms/);
+    // It still checked the catalog: the password set in SQL is set back.
+    assert.ok(pg.lines.some((l) => /post-start: password set/.test(l)));
+    assert.equal(await psql(pg.port, "select 1", { password: pg.password }), "1");
+    await assert.rejects(psql(pg.directPort, "select 1", { password: "changed-in-sql" }));
+    assert.equal(await pg.stop(), 0);
+    await cleanup(pg);
+
+    // Changed inputs (another app database): post-start runs before 5432 serves.
+    pg = await startSupervisor({ root, ...ports, env: { POSTGRES_DATABASE: "app" } });
+    await pg.waitFor(READY);
+    const created = pg.lines.findIndex((l) => /post-start: database app created/.test(l));
+    const ready = pg.lines.findIndex((l) => READY.test(l));
+    assert.ok(created >= 0 && created < ready, pg.lines.join("\n"));
+    assert.match(await pg.waitFor(/startup phases/), /post_start_ms=\d+/);
+    assert.equal(await pg.stop(), 0);
+  } finally {
+    await cleanup(pg);
+    await removeRoot(root);
+  }
+});
+
 function exists(path: string): boolean {
   try {
     Deno.statSync(path);

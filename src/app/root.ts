@@ -86,6 +86,7 @@ export async function runDatabase(ctx: Context, o: RootOptions): Promise<number>
         await runnables.enter("booted");
       },
       beforePostStart: () => life.beforePostStart(),
+      postStartFirst: () => life.postStartFirst(),
       statusExtra: (): Record<string, unknown> => ({
         tls: tls?.status() ??
           (booted?.tls

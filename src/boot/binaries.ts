@@ -16,6 +16,8 @@ export interface Binaries {
   /** The full version line, e.g. "PostgreSQL 15.20 (Debian 15.20-0+deb12u1)". */
   versionText: string;
   pkglibdir: string;
+  /** pg_config's SHAREDIR (extension control files are under extension/); unknown without it. */
+  sharedir?: string;
   pgbouncer: string;
   /** "1.18.0" */
   pgbouncerVersion: string;
@@ -93,13 +95,17 @@ export interface Probe {
   key: string;
   versionText: string;
   pkglibdir: string;
+  sharedir?: string;
   lz4: boolean;
   pgbouncerVersion: string;
   settings: string[];
 }
 
+/** Bumped when Probe gains a field, so an older cache is probed again. */
+const PROBE_FORMAT = "probe2";
+
 function identity(paths: string[]): string {
-  return paths.map((p) => {
+  return PROBE_FORMAT + "|" + paths.map((p) => {
     try {
       const i = Deno.statSync(p);
       return `${p}:${i.size}:${i.mtime?.getTime()}:${i.ino}`;
@@ -151,6 +157,7 @@ async function spawnProbe(
     key,
     versionText: versionText.trim(),
     pkglibdir: fields.get("PKGLIBDIR") ?? `${postgres.replace(/\/bin\/postgres$/, "")}/lib`,
+    ...(fields.get("SHAREDIR") ? { sharedir: fields.get("SHAREDIR")! } : {}),
     // Without pg_config, assume the common build (PGDG and Debian build with lz4).
     lz4: pgConfig ? (fields.get("CONFIGURE") ?? "").includes("with-lz4") : true,
     pgbouncerVersion: bouncerVersion,
@@ -216,6 +223,7 @@ export async function probeInstallation(
     version: parsed.version,
     versionText: probe.versionText.replace(/^\(PostgreSQL\)\s*/, "PostgreSQL "),
     pkglibdir: probe.pkglibdir,
+    ...(probe.sharedir ? { sharedir: probe.sharedir } : {}),
     pgbouncer,
     pgbouncerVersion: probe.pgbouncerVersion,
   };
@@ -226,4 +234,22 @@ export async function probeInstallation(
     lz4: probe.lz4,
   };
   return { bins, caps, probe };
+}
+
+/**
+ * What changes when extension packages are installed, upgraded or removed: the extension
+ * directory's modification time (packages replace control files by rename) and entry count.
+ * Undefined when it is not known (no pg_config): then nothing may rely on it.
+ */
+export function extensionDirStamp(bins: Pick<Binaries, "sharedir">): string | undefined {
+  if (!bins.sharedir) return undefined;
+  const dir = `${bins.sharedir}/extension`;
+  try {
+    const info = Deno.statSync(dir);
+    let entries = 0;
+    for (const _ of Deno.readDirSync(dir)) entries++;
+    return `${dir} ${info.mtime?.getTime() ?? 0} ${entries}`;
+  } catch {
+    return undefined;
+  }
 }

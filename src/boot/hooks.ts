@@ -68,6 +68,16 @@ function executables(dir: string, stage: HookStage): string[] {
     .sort();
 }
 
+/** Whether `stage` has anything that may be a hook (refused ones count too). */
+export function hasHooks(hooksDir: string, stage: HookStage): boolean {
+  try {
+    for (const e of Deno.readDirSync(`${hooksDir}/${stage}.d`)) {
+      if (!e.name.startsWith(".")) return true;
+    }
+  } catch { /* no such directory */ }
+  return false;
+}
+
 export interface RunHooksOptions {
   hooksDir: string;
   timeoutMs: number;

@@ -84,6 +84,11 @@ export class Lifecycle {
     await this.fork.dropInheritedSlots(this.#ctx, this.#need().admin);
   }
 
+  /** A fork's first boot runs post-start before 5432 serves (its inherited slots go first). */
+  postStartFirst(): boolean {
+    return this.fork.decision.fresh || this.fork.decision.record.dropSlots === true;
+  }
+
   /** Phase "ready": the idle watcher. */
   ready(): Part {
     let done: Promise<void> | undefined;

@@ -15,14 +15,15 @@
 import { boot, type BootResult } from "../boot/boot.ts";
 import type { CloneProgress } from "../boot/upstream.ts";
 import type { Context } from "../boot/context.ts";
-import { runHooks } from "../boot/hooks.ts";
+import { extensionDirStamp } from "../boot/binaries.ts";
+import { hasHooks, runHooks } from "../boot/hooks.ts";
 import { renderAuthFile } from "../config/pgbouncer.ts";
 import type { RootTree, Tree } from "../fs/tree.ts";
 import { removeStaleFifos } from "../process/fifo.ts";
 import { errorMessage } from "../util/errors.ts";
 import { log } from "../util/log.ts";
 import { canConnectUnix } from "../util/net.ts";
-import { parseVerifier, verifierMatches } from "../auth/scram.ts";
+import { buildVerifier, parseVerifier, verifierMatches } from "../auth/scram.ts";
 import { PgConnection } from "../pg/client.ts";
 import { sleep } from "../util/sleep.ts";
 import { VERSION } from "../util/version.ts";
@@ -40,6 +41,10 @@ import { quarantineUserConf } from "./user_conf.ts";
 
 /** PgBouncer's auth file as of the last post-start, kept in PGDATA/beyond (survives a reboot). */
 const AUTH_COPY = "pgbouncer-userlist.txt";
+/** The inputs of the last post-start that finished (#postStartStamp). */
+const POST_START_STAMP = "post-start.json";
+/** How long after 5432 serves a wake's post-start runs (#postStartBesideClients). */
+const POST_START_AFTER_READY_MS = 1000;
 
 export interface Status {
   state: State;
@@ -71,6 +76,11 @@ export interface SupervisorHooks {
   failFast?: () => boolean;
   /** How children are started (default: real processes through Child). Tests pass fakes. */
   spawn?: (spec: ChildSpec) => ChildHandle;
+  /**
+   * True when post-start must finish before 5432 serves even on a warm boot whose inputs are
+   * unchanged (a fork's first boot: its inherited slots go first).
+   */
+  postStartFirst?: () => boolean;
 }
 
 export class Supervisor {
@@ -89,6 +99,8 @@ export class Supervisor {
   #fifoDirReady = false;
   /** shared_preload_libraries as rendered this boot. */
   #preload: string[] = [];
+  /** Post-start running after 5432 serves (a wake with nothing for it to do). */
+  #besideClients: Promise<void> | undefined;
   readonly #restarts = { postgres: 0, pgbouncer: 0 };
   readonly #lastExit: Status["lastExit"] = {};
   readonly #phases: Record<string, number> = {};
@@ -318,6 +330,7 @@ export class Supervisor {
     // postgres first (its spawn happens before start() first waits); then, on a warm boot,
     // PgBouncer beside postgres's recovery, paused (see the header).
     const starting = this.#postgres.start();
+    const stamping = this.#postStartStamp().catch(() => ({ text: undefined, deferrable: false }));
     const early = this.#pgbouncerMayStartEarly().catch((error) => {
       log.warn(`PgBouncer starts after post-start: ${errorMessage(error)}`);
       return false;
@@ -336,15 +349,25 @@ export class Supervisor {
     this.#phases["start_postgres_ms"] = Math.round(performance.now() - t);
 
     t = performance.now();
-    const authChanged = await this.#postStartUntilDone();
-    if (authChanged === undefined) {
-      (await early)?.close();
-      return await this.#shutdown();
+    // A wake whose post-start would find nothing to do (its inputs are those of the last one
+    // that finished) lets the clients in first and runs it beside them (see #postStartStamp).
+    const stamp = await stamping;
+    let paused: PgConnection | undefined;
+    if (stamp.deferrable) paused = await early;
+    const deferred = paused !== undefined;
+    let authChanged = false;
+    if (!deferred) {
+      const changed = await this.#postStartUntilDone(stamp.text);
+      if (changed === undefined) {
+        (await early)?.close();
+        return await this.#shutdown();
+      }
+      authChanged = changed;
+      this.#phases["post_start_ms"] = Math.round(performance.now() - t);
+      t = performance.now();
+      paused = await early;
     }
-    this.#phases["post_start_ms"] = Math.round(performance.now() - t);
 
-    t = performance.now();
-    const paused = await early;
     if (paused) {
       // The auth file changed under a running PgBouncer: RELOAD rereads it, then clients go.
       if (!(await this.#resume(paused, authChanged))) return await this.#shutdown();
@@ -364,6 +387,7 @@ export class Supervisor {
       `startup phases: ${Object.entries(this.#phases).map(([k, v]) => `${k}=${v}`).join(" ")}`,
     );
     this.#readyResolve();
+    if (deferred) this.#besideClients = this.#postStartBesideClients(stamp.text);
     await new Promise((r) => this.#stop.signal.addEventListener("abort", r, { once: true }));
     const code = await this.#shutdown();
     if (this.#fatal) throw this.#fatal;
@@ -420,10 +444,72 @@ export class Supervisor {
   }
 
   /**
-   * Post-start until it succeeds: whether PgBouncer's auth file changed, or undefined when a
-   * stop came first.
+   * What post-start depends on besides the catalog, as the stamp the last finished post-start
+   * left in PGDATA/beyond, and whether this boot may run it after 5432 serves: only when the
+   * stamp is this boot's, PgBouncer started early (its auth file holds the configured password),
+   * no post-start hook is installed (hooks may prepare what clients use) and this is not a
+   * fork's first boot. The stamp is postgres's file and holds no secret (the replication
+   * password only as a SCRAM verifier, as pg_authid has it); a forged one changes only the
+   * order: post-start still runs, its checks are the SQL itself, and postgres's uid can do
+   * anything it does.
    */
-  async #postStartUntilDone(): Promise<boolean | undefined> {
+  async #postStartStamp(): Promise<{ text: string | undefined; deferrable: boolean }> {
+    const ctx = this.#ctx;
+    const extDir = extensionDirStamp(ctx.bins);
+    if (extDir === undefined) return { text: undefined, deferrable: false };
+    const inputs = {
+      beyondPg: VERSION,
+      postgres: ctx.bins.versionText,
+      extensionDir: extDir,
+      database: ctx.settings.database,
+      extensions: ctx.manifest.extensions.filter((e) => e.create),
+      preload: this.#preload,
+      slots: ctx.settings.replication.sinks.map((s) => s.name),
+    };
+    const path = `${ctx.layout.stateDir}/${POST_START_STAMP}`;
+    let found: string | undefined;
+    try {
+      found = ctx.trees.data.readText(path);
+    } catch { /* none */ }
+    const replication = ctx.settings.replication.password?.reveal();
+    let verifier: string | undefined;
+    if (replication !== undefined) {
+      // Same inputs otherwise: the last verifier is reused when the password still matches it.
+      const last = (found ?? "").match(/"replicationVerifier":"(SCRAM-SHA-256\$[^"]{1,400})"/)?.[1];
+      const parsed = last ? parseVerifier(last) : undefined;
+      verifier = parsed && parsed.iterations <= 100_000 && await verifierMatches(replication, last!)
+        ? last
+        : await buildVerifier(replication);
+    }
+    const text = JSON.stringify({ ...inputs, replicationVerifier: verifier ?? null }) + "\n";
+    const deferrable = found === text && !this.#hooks.spawn &&
+      !(this.#hooks.postStartFirst?.() ?? false) &&
+      !hasHooks(ctx.layout.hooksDir, "post-start");
+    return { text, deferrable };
+  }
+
+  /**
+   * Post-start after 5432 serves (a wake with nothing to do), a second later: the first
+   * clients' backends start without a second backend starting beside them (on 2 vCPUs that
+   * cost the first query ~60 ms). What it changed is logged.
+   */
+  async #postStartBesideClients(stamp: string | undefined): Promise<void> {
+    if (!(await sleep(POST_START_AFTER_READY_MS, this.#stop.signal))) return;
+    const t = performance.now();
+    const authChanged = await this.#postStartUntilDone(stamp);
+    if (authChanged === undefined) return;
+    const ms = Math.round(performance.now() - t);
+    this.#phases["post_start_ms"] = ms;
+    // PgBouncer rereads its auth file on SIGHUP (only when another client changed the role).
+    if (authChanged) this.#pgbouncer.child?.signal("SIGHUP");
+    log.info(`post-start ran beside the first clients: ${ms} ms`);
+  }
+
+  /**
+   * Post-start until it succeeds: whether PgBouncer's auth file changed, or undefined when a
+   * stop came first. Its stamp (#postStartStamp) is written once it finished.
+   */
+  async #postStartUntilDone(stamp?: string): Promise<boolean | undefined> {
     const ctx = this.#ctx;
     let failures = 0;
     while (!this.stopping) {
@@ -465,6 +551,9 @@ export class Supervisor {
           timeoutMs: ctx.settings.hookTimeoutMs,
           env: ctx.hookEnv,
         });
+        if (stamp !== undefined && !result.standby) {
+          ctx.trees.data.writeIfChanged(`${ctx.layout.stateDir}/${POST_START_STAMP}`, stamp, 0o600);
+        }
         return authChanged;
       } catch (error) {
         const decision = nextRestart(failures, 0);
@@ -637,6 +726,7 @@ export class Supervisor {
       clean &&= pg.exitStatus?.code === 0;
     }
     this.#facts.postgresUp = false;
+    await this.#besideClients;
     log.info(clean ? "stopped cleanly" : "stopped (not cleanly)");
     return clean ? 0 : 1;
   }

@@ -32,7 +32,8 @@ interface Sample {
 async function bootOnce(
   disk: string,
   wantRss = false,
-): Promise<Sample & { rss?: number; hwm?: number; cpu?: number }> {
+  extra: Record<string, string> = {},
+): Promise<Sample & { rss?: number; hwm?: number; cpu?: number; huge?: string }> {
   const vm = await Vm.boot({
     image,
     dataDisk: disk,
@@ -40,6 +41,7 @@ async function bootOnce(
       POSTGRES_PASSWORD: PASSWORD,
       BEYOND_PG_HTTP: "0.0.0.0:9188",
       BEYOND_LOG_VSOCK: "false",
+      ...extra,
     },
   });
   try {
@@ -60,12 +62,13 @@ async function bootOnce(
     const phases = await vm.waitFor(/startup phases:/);
     const ms = (k: string) => Number(phases.match(new RegExp(`${k}_ms=(\\d+)`))?.[1] ?? 0) / 1000;
     // Guest uptime at PID 1 ≈ kernel + initramfs; total_ms is measured from the supervisor's start.
-    const sample: Sample & { rss?: number; hwm?: number; cpu?: number } = {
+    const sample: Sample & { rss?: number; hwm?: number; cpu?: number; huge?: string } = {
       total,
       kernel: init,
       initToReady: ms("total") - ms("post_start") - ms("pgbouncer"),
       postStart: ms("post_start"),
     };
+    sample.huge = vm.console.find((l) => /huge pages:/.test(l))?.replace(/.*huge pages: /, "");
     if (wantRss) {
       const scrape = async () =>
         await (await fetch(`http://127.0.0.1:${vm.httpPort}/metrics`)).text();
@@ -93,12 +96,17 @@ try {
   blankDisk(existing, 2048);
   await bootOnce(existing); // first boot makes it an existing disk
   const warm: Sample[] = [];
+  const warmOff: Sample[] = [];
+  let huge: string | undefined;
   const cold: Sample[] = [];
   let idle: { rss?: number; hwm?: number; cpu?: number } = {};
   for (let i = 0; i < runs; i++) {
     const s = await bootOnce(existing, i === 0);
     if (i === 0) idle = s;
     warm.push(s);
+    huge ??= s.huge;
+    // The same disk with huge pages off (BEYOND_PG_HUGE_PAGES=off), alternating.
+    warmOff.push(await bootOnce(existing, false, { BEYOND_PG_HUGE_PAGES: "off" }));
     const blank = `${work}/blank-${i}.img`;
     blankDisk(blank, 2048);
     cold.push(await bootOnce(blank));
@@ -123,6 +131,14 @@ try {
     );
   console.log(`# microVM benchmark (QEMU microvm, ${accel}, 2 vCPU, 1 GiB)`);
   row("existing data disk", warm);
+  row("existing data disk, BEYOND_PG_HUGE_PAGES=off", warmOff);
+  console.log(
+    `  init → postgres ready with huge pages vs without: ${
+      (median(warm.map((s) => s.initToReady)) / median(warmOff.map((s) => s.initToReady))).toFixed(
+        2,
+      )
+    }× (huge pages: ${huge ?? "not reported"})`,
+  );
   row("blank data disk (mkfs + seed first boot)", cold);
   console.log(
     `PID 1 at idle (30 s after boot): RSS ${idle.rss?.toFixed(1)} MB, peak ${

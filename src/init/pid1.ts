@@ -15,6 +15,7 @@ import { kernelRamMb } from "../resources/resources.ts";
 import { loadRawSettings, resolveMmdsUrl } from "../settings/load.ts";
 import { errorMessage } from "../util/errors.ts";
 import { log } from "../util/log.ts";
+import { reserveHugePages, trimHugePages } from "./hugepages.ts";
 import { parseCmdline } from "./parse.ts";
 import type { Platform } from "./platform.ts";
 import { Reaper } from "./reaper.ts";
@@ -116,9 +117,16 @@ export async function initMain(platform: Platform): Promise<number> {
       log.warn(`no data volume at ${device}: the database lives on the root disk`);
     } else log.info(`data volume ${device} ${volume} on ${ctx.layout.dataRoot}`);
     await setUpZram(Math.max(64, Math.floor(ramMb / 4)));
+    // Before postgres starts; trimmed to what it mapped once it is up.
+    const huge = ctx.settings.hugePages === "auto";
+    if (huge) reserveHugePages(ctx.ramMb);
     log.info(`init: handing over to the supervisor at uptime ${uptime()} s`);
 
-    const code = await runDatabase(ctx, { latch, inOwnVm: true });
+    const code = await runDatabase(ctx, {
+      latch,
+      inOwnVm: true,
+      ...(huge ? { onReady: trimHugePages } : {}),
+    });
     log.info(`supervisor exited ${code}; powering off`);
   } catch (error) {
     // Setup errors are one line on the console (as from the CLI), then a clean power-off.

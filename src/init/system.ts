@@ -42,7 +42,7 @@ function mounted(): Set<string> {
 const system = RootTree.system();
 
 /** Write a small system file (a sysctl, a zram knob, /etc/hostname). */
-function writeSystemFile(path: string, text: string): void {
+export function writeSystemFile(path: string, text: string): void {
   const f = system.open(path, { write: true, create: true, truncate: true });
   try {
     f.writeSync(new TextEncoder().encode(text));

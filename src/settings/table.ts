@@ -27,7 +27,12 @@ import { type ExternalSetting, type Setting, setting, shownDefault } from "./set
 import { external } from "./setting.ts";
 import { archiveSettings } from "./table_archive.ts";
 import { replicationSettings } from "./table_replication.ts";
-import { idleSettings, lockWaitSettings, volumeSettings } from "./table_lifecycle.ts";
+import {
+  hugePageSettings,
+  idleSettings,
+  lockWaitSettings,
+  volumeSettings,
+} from "./table_lifecycle.ts";
 
 const detected = "detected (cgroup v2, v1, `/proc`)";
 
@@ -191,6 +196,7 @@ export const settingsTable = {
   }),
   ...idleSettings,
   ...lockWaitSettings,
+  ...hugePageSettings,
   BEYOND_PG_CONTROL_SOCKET: setting({
     group: "control",
     shown: "`<run dir>/control/control.sock`",

@@ -1,5 +1,5 @@
 /** PURE: the settings table's lifecycle rows (fork, idle shutdown); table.ts merges them. */
-import { type SettingContext, SettingsError, wholeNumber } from "./parsers.ts";
+import { choice, type SettingContext, SettingsError, wholeNumber } from "./parsers.ts";
 import { setting } from "./setting.ts";
 
 /** A volume id as platforms spell them: letters, digits and `._:-`, at most 128. */
@@ -36,6 +36,16 @@ export const lockWaitSettings = {
     shown: "1.5 s",
     doc: "seconds to wait for the volume's lock (a next generation started before a handoff)",
     parse: wholeNumber(0, 86400),
+  }),
+};
+
+export const hugePageSettings = {
+  BEYOND_PG_HUGE_PAGES: setting({
+    group: "supervision",
+    default: "auto",
+    doc:
+      "`auto`: as PID 1 in its own VM, reserve huge pages for postgres's shared memory (trimmed to what it maps once up); `off`",
+    parse: choice(["auto", "off"] as const),
   }),
 };
 

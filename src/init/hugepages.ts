@@ -1,10 +1,11 @@
 /**
- * Explicit huge pages for postgres's shared memory, as PID 1 in our own VM (the design:
- * "vm.nr_hugepages + huge_pages"; THP stays off). Every page of the shared segment is
- * faulted in while postgres starts and as it runs: with 2 MiB pages a wake's postgres start
- * and a clean stop's final WAL switch take about half as long (here: exec → ready 285 → 148 ms,
- * clean stop 384 → 250 ms). postgres keeps `huge_pages = try`: with too few pages it uses 4 KiB
- * pages as before, and says nothing; we say it.
+ * Explicit huge pages for postgres's shared memory, as PID 1 in our own VM, when asked for
+ * (BEYOND_PG_HUGE_PAGES=on; the design: "vm.nr_hugepages + huge_pages"; THP stays off).
+ * Whether they pay depends on what a page fault costs against zeroing 2 MiB at once: on this
+ * machine's host (a VM whose page faults are slow) postgres's exec → ready went 285 → 148 ms
+ * and a clean stop 384 → 250 ms; in the QEMU TCG test VM init → ready went 8.9 → 11.1 s
+ * (bench/vm.ts). So off by default. postgres keeps `huge_pages = try`: with too few pages it
+ * uses 4 KiB pages as before, and says nothing; we say it.
  *
  * Before postgres starts, a bound is reserved (the pool never shrinks below what is in use);
  * once it is up, the pool is trimmed to what it mapped, so the rest of RAM is free again.

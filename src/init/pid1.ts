@@ -118,7 +118,7 @@ export async function initMain(platform: Platform): Promise<number> {
     } else log.info(`data volume ${device} ${volume} on ${ctx.layout.dataRoot}`);
     await setUpZram(Math.max(64, Math.floor(ramMb / 4)));
     // Before postgres starts; trimmed to what it mapped once it is up.
-    const huge = ctx.settings.hugePages === "auto";
+    const huge = ctx.settings.hugePages === "on";
     if (huge) reserveHugePages(ctx.ramMb);
     log.info(`init: handing over to the supervisor at uptime ${uptime()} s`);
 

@@ -74,8 +74,8 @@ export interface Settings {
   s3: S3Settings | undefined;
   /** Fork detection, idle shutdown (lifecycle/). */
   lifecycle: LifecycleSettings;
-  /** BEYOND_PG_HUGE_PAGES: reserve huge pages for postgres as PID 1 in our own VM. */
-  hugePages: "auto" | "off";
+  /** BEYOND_PG_HUGE_PAGES: reserve huge pages for postgres as PID 1 in our own VM (opt-in). */
+  hugePages: "on" | "off";
   dataRoot: string;
   runDir: string;
   socketDir: string;
@@ -435,7 +435,7 @@ export function parseSettings(
     archivePromote: get("BEYOND_PG_ARCHIVE_PROMOTE"),
     archiveTimeoutS: get("BEYOND_PG_ARCHIVE_TIMEOUT"),
     s3: archiveTarget ? parseS3(get) : undefined,
-    hugePages: get("BEYOND_PG_HUGE_PAGES") ?? "auto",
+    hugePages: get("BEYOND_PG_HUGE_PAGES") ?? "off",
     lifecycle: {
       volumeId: get("BEYOND_PG_VOLUME_ID"),
       forkOf: get("BEYOND_PG_FORK_OF"),

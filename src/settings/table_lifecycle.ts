@@ -42,10 +42,10 @@ export const lockWaitSettings = {
 export const hugePageSettings = {
   BEYOND_PG_HUGE_PAGES: setting({
     group: "supervision",
-    default: "auto",
+    default: "off",
     doc:
-      "`auto`: as PID 1 in its own VM, reserve huge pages for postgres's shared memory (trimmed to what it maps once up); `off`",
-    parse: choice(["auto", "off"] as const),
+      "`on`: as PID 1 in its own VM, reserve huge pages for postgres's shared memory (trimmed to what it maps once up); `off`",
+    parse: choice(["on", "off"] as const),
   }),
 };
 

@@ -435,6 +435,7 @@ Deno.test("a wake with nothing for post-start to do serves 5432 first and runs p
     const ready = pg.lines.findIndex((l) => READY.test(l));
     assert.ok(created >= 0 && created < ready, pg.lines.join("\n"));
     assert.match(await pg.waitFor(/startup phases/), /post_start_ms=\d+/);
+    assert.match(Deno.readTextFileSync(`${pg.pgdata}/beyond/post-start.json`), /"database":"app"/);
     assert.equal(await pg.stop(), 0);
   } finally {
     await cleanup(pg);

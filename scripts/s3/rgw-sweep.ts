@@ -28,10 +28,13 @@ if (!listed.success) {
   Deno.exit(0);
 }
 const cutoff = Date.now() - hours * 3600_000;
+/** What tests/support/s3.ts freshBucket() names them: a prefix, 12 characters of a UUID. */
+const TEST_BUCKET = /^[a-z0-9]+-[0-9a-f]{8}-[0-9a-f]{3}$/;
 const old = (JSON.parse(new TextDecoder().decode(listed.stdout)) as {
   bucket: string;
   creation_time?: string;
-}[]).filter((b) => Date.parse(b.creation_time ?? "") < cutoff).map((b) => b.bucket);
+}[]).filter((b) => TEST_BUCKET.test(b.bucket) && Date.parse(b.creation_time ?? "") < cutoff)
+  .map((b) => b.bucket);
 let removed = 0;
 const queue = [...old];
 await Promise.all([0, 1, 2, 3].map(async () => {

@@ -49,6 +49,8 @@ export interface RootOptions {
   inOwnVm: boolean;
   /** Called once, when 5432 first serves a ready database (dev prints DSNs here). */
   onReady?: () => void;
+  /** Called once, after boot (initdb, restore, config), right before postgres first starts. */
+  beforePostgres?: () => void;
   /** See SupervisorHooks.failFast (restore). */
   failFast?: () => boolean;
   /** This cluster takes its archive prefix's lineage over (restore --promote-as-primary). */
@@ -84,6 +86,7 @@ export async function runDatabase(ctx: Context, o: RootOptions): Promise<number>
       afterBoot: async (b) => {
         booted = b;
         await runnables.enter("booted");
+        o.beforePostgres?.();
       },
       beforePostStart: () => life.beforePostStart(),
       postStartFirst: () => life.postStartFirst(),

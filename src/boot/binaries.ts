@@ -237,18 +237,32 @@ export async function probeInstallation(
 }
 
 /**
- * What changes when extension packages are installed, upgraded or removed: the extension
- * directory's modification time (packages replace control files by rename) and entry count.
- * Undefined when it is not known (no pg_config): then nothing may rely on it.
+ * What changes when extension packages are installed, upgraded or removed: a SHA-256 over the
+ * extension directory's control files (name, size, mtime, inode) and the directory's own
+ * mtime. Undefined when it is not known (no pg_config): then nothing may rely on it.
  */
-export function extensionDirStamp(bins: Pick<Binaries, "sharedir">): string | undefined {
+export async function extensionDirStamp(
+  bins: Pick<Binaries, "sharedir">,
+): Promise<string | undefined> {
   if (!bins.sharedir) return undefined;
   const dir = `${bins.sharedir}/extension`;
   try {
-    const info = Deno.statSync(dir);
-    let entries = 0;
-    for (const _ of Deno.readDirSync(dir)) entries++;
-    return `${dir} ${info.mtime?.getTime() ?? 0} ${entries}`;
+    const parts = [`${dir} ${Deno.statSync(dir).mtime?.getTime() ?? 0}`];
+    const names = [...Deno.readDirSync(dir)].map((e) => e.name).filter((n) =>
+      n.endsWith(".control")
+    )
+      .sort();
+    for (const name of names) {
+      const i = Deno.statSync(`${dir}/${name}`);
+      parts.push(`${name} ${i.size} ${i.mtime?.getTime() ?? 0} ${i.ino ?? 0}`);
+    }
+    const digest = await crypto.subtle.digest(
+      "SHA-256",
+      new TextEncoder().encode(parts.join("\n")),
+    );
+    return `${names.length} control files, sha256 ${
+      [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("")
+    }`;
   } catch {
     return undefined;
   }

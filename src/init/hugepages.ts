@@ -7,8 +7,10 @@
  * (bench/vm.ts). So off by default. postgres keeps `huge_pages = try`: with too few pages it
  * uses 4 KiB pages as before, and says nothing; we say it.
  *
- * Before postgres starts, a bound is reserved (the pool never shrinks below what is in use);
- * once it is up, the pool is trimmed to what it mapped, so the rest of RAM is free again.
+ * Right before postgres first starts, a bound is reserved (the pool never shrinks below what is
+ * in use); once it is up, the pool is trimmed to what it mapped (0 when it mapped none), so the
+ * rest of RAM is free again. A later restart that needs more shared memory (a larger
+ * shared_buffers in user.conf) runs on 4 KiB pages until the next boot.
  */
 import { log } from "../util/log.ts";
 import { errorMessage } from "../util/errors.ts";
@@ -80,8 +82,12 @@ export function reserveHugePages(ramMb: number): void {
   }
   const after = meminfo();
   if (after && after.total < target) {
+    // postgres maps its segment in one piece: a pool short of it is only wasted memory.
+    try {
+      setPool(before.total);
+    } catch { /* trimmed once postgres is up */ }
     log.warn(
-      `huge pages: ${after.total} of ${target} reserved (memory is fragmented); postgres uses them only if they suffice`,
+      `huge pages: only ${after.total} of ${target} could be reserved (memory is fragmented); postgres uses 4 KiB pages`,
     );
   }
 }

@@ -117,15 +117,17 @@ export async function initMain(platform: Platform): Promise<number> {
       log.warn(`no data volume at ${device}: the database lives on the root disk`);
     } else log.info(`data volume ${device} ${volume} on ${ctx.layout.dataRoot}`);
     await setUpZram(Math.max(64, Math.floor(ramMb / 4)));
-    // Before postgres starts; trimmed to what it mapped once it is up.
-    const huge = ctx.settings.hugePages === "on";
-    if (huge) reserveHugePages(ctx.ramMb);
     log.info(`init: handing over to the supervisor at uptime ${uptime()} s`);
 
+    // Reserved right before postgres starts (not during initdb, a clone or a restore), trimmed
+    // to what it mapped once it is up.
+    const huge = ctx.settings.hugePages === "on";
     const code = await runDatabase(ctx, {
       latch,
       inOwnVm: true,
-      ...(huge ? { onReady: trimHugePages } : {}),
+      ...(huge
+        ? { beforePostgres: () => reserveHugePages(ctx.ramMb), onReady: trimHugePages }
+        : {}),
     });
     log.info(`supervisor exited ${code}; powering off`);
   } catch (error) {

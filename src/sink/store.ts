@@ -14,6 +14,9 @@ import { log } from "../util/log.ts";
 
 const KNOWN_MAGIC = new Set(Object.values(WAL_MAGIC));
 
+/** How much of a partial segment past its known end a walk reads first. */
+const PARTIAL_READ_BYTES = 1 << 20;
+
 interface PartialState {
   name: string;
   /** Valid WAL ends here (an LSN), and the last record began at `last`. */
@@ -46,12 +49,15 @@ export class SinkStore {
       .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   }
 
-  /** Bytes of a file from `offset` to its end (a short read: what is there now). */
-  #read(file: string, offset: number): Uint8Array {
+  /**
+   * Bytes of a file from `offset` to its end, or at most `limit` of them (a short read: what is
+   * there now); `size` is the file's.
+   */
+  #readSized(file: string, offset: number, limit = Infinity): { bytes: Uint8Array; size: number } {
     const f = this.#tree.open(`${this.#dir}/${file}`, { read: true });
     try {
       const size = f.statSync().size;
-      const out = new Uint8Array(Math.max(0, size - offset));
+      const out = new Uint8Array(Math.max(0, Math.min(size - offset, limit)));
       f.seekSync(offset, Deno.SeekMode.Start);
       let got = 0;
       while (got < out.length) {
@@ -59,10 +65,14 @@ export class SinkStore {
         if (n === null || n === 0) break;
         got += n;
       }
-      return out.subarray(0, got);
+      return { bytes: out.subarray(0, got), size };
     } finally {
       f.close();
     }
+  }
+
+  #read(file: string, offset: number): Uint8Array {
+    return this.#readSized(file, offset).bytes;
   }
 
   /** How much of the partial segment `name` is valid (whole records). */
@@ -72,7 +82,13 @@ export class SinkStore {
     let st = this.#partial?.name === name ? this.#partial : undefined;
     // Read from the page holding the current end (everything before it is known valid).
     const from = st ? Number((st.end - segStart) / BigInt(PAGE_BYTES)) * PAGE_BYTES : 0;
-    const bytes = this.#read(`${name}.partial`, from);
+    // pg_receivewal's partial is the whole 16 MiB, zero-filled past what arrived: read 1 MiB
+    // past the known end (about what a busy second brings), more only when a walk runs into
+    // the end of what was read (a following sink read the rest of the segment every second).
+    // A segment's first look reads it whole (its first record may continue a long one).
+    let limit = st ? PARTIAL_READ_BYTES : Infinity;
+    let bytes: Uint8Array = new Uint8Array(0);
+    let size = 0;
     const base = segStart + BigInt(from);
     const src: WalBytes = {
       get(lsn, len) {
@@ -81,6 +97,8 @@ export class SinkStore {
         return bytes.subarray(off, off + len);
       },
     };
+    const load = () => ({ bytes, size } = this.#readSized(`${name}.partial`, from, limit));
+    load();
     if (!st) {
       if (bytes.length < 40) return undefined;
       const h = readPageHeader(bytes.subarray(0, 40));
@@ -91,12 +109,18 @@ export class SinkStore {
       if (!("lsn" in f)) return { ...first, end: segStart };
       st = { ...first, end: f.lsn };
     }
-    const r = walk(src, st.end, {
+    const options = {
       format: { magic: st.magic, segmentBytes: SEGMENT_BYTES },
       timeline: id.timeline,
       ...(st.sysid !== undefined ? { sysid: st.sysid } : {}),
       ...(st.last !== undefined ? { prev: st.last } : {}),
-    });
+    };
+    let r = walk(src, st.end, options);
+    while (r.stop === "no-data" && from + bytes.length < size) {
+      limit *= 4;
+      load();
+      r = walk(src, st.end, options);
+    }
     const next = { ...st, end: r.end, last: r.last ?? st.last };
     this.#partial = next;
     return next;

@@ -23,6 +23,8 @@ import { removeStaleFifos } from "../process/fifo.ts";
 import { errorMessage } from "../util/errors.ts";
 import { log } from "../util/log.ts";
 import { canConnectUnix } from "../util/net.ts";
+import { readOwnedFile } from "../fs/handover.ts";
+import { controlTimeline, systemIdentifierOf } from "../wal/config.ts";
 import { buildVerifier, parseVerifier, verifierMatches } from "../auth/scram.ts";
 import { PgConnection } from "../pg/client.ts";
 import { sleep } from "../util/sleep.ts";
@@ -43,6 +45,16 @@ import { quarantineUserConf } from "./user_conf.ts";
 const AUTH_COPY = "pgbouncer-userlist.txt";
 /** The inputs of the last post-start that finished (#postStartStamp). */
 const POST_START_STAMP = "post-start.json";
+/** A stamp is a few KiB (the manifest's extensions); a larger file is not ours. */
+const POST_START_STAMP_MAX = 64 * 1024;
+
+interface PostStartStamp {
+  /** This boot's inputs (undefined: unknown, so never deferred). */
+  text: string | undefined;
+  /** The stamp found. */
+  found: string | undefined;
+  deferrable: boolean;
+}
 /** How long after 5432 serves a wake's post-start runs (#postStartBesideClients). */
 const POST_START_AFTER_READY_MS = 1000;
 
@@ -330,7 +342,11 @@ export class Supervisor {
     // postgres first (its spawn happens before start() first waits); then, on a warm boot,
     // PgBouncer beside postgres's recovery, paused (see the header).
     const starting = this.#postgres.start();
-    const stamping = this.#postStartStamp().catch(() => ({ text: undefined, deferrable: false }));
+    const stamping = this.#postStartStamp().catch((): PostStartStamp => ({
+      text: undefined,
+      found: undefined,
+      deferrable: false,
+    }));
     const early = this.#pgbouncerMayStartEarly().catch((error) => {
       log.warn(`PgBouncer starts after post-start: ${errorMessage(error)}`);
       return false;
@@ -357,6 +373,13 @@ export class Supervisor {
     const deferred = paused !== undefined;
     let authChanged = false;
     if (!deferred) {
+      // What this post-start changes may not be what the stamp says (an interrupted one would
+      // leave the catalog ahead of it): it goes until this one finished.
+      if (stamp.found !== undefined && stamp.found !== stamp.text) {
+        try {
+          ctx.trees.data.remove(`${ctx.layout.stateDir}/${POST_START_STAMP}`);
+        } catch { /* the next boot compares it again */ }
+      }
       const changed = await this.#postStartUntilDone(stamp.text);
       if (changed === undefined) {
         (await early)?.close();
@@ -453,39 +476,54 @@ export class Supervisor {
    * order: post-start still runs, its checks are the SQL itself, and postgres's uid can do
    * anything it does.
    */
-  async #postStartStamp(): Promise<{ text: string | undefined; deferrable: boolean }> {
+  async #postStartStamp(): Promise<PostStartStamp> {
     const ctx = this.#ctx;
-    const extDir = extensionDirStamp(ctx.bins);
-    if (extDir === undefined) return { text: undefined, deferrable: false };
+    const path = `${ctx.layout.stateDir}/${POST_START_STAMP}`;
+    let found: string | undefined;
+    try {
+      // postgres's file: no link, a regular file it owns, small, read as postgres.
+      found = new TextDecoder().decode(
+        await readOwnedFile(path, ctx.runAs.switchTo, POST_START_STAMP_MAX),
+      );
+    } catch { /* none, or not one we wrote */ }
+    const extensions = await extensionDirStamp(ctx.bins);
+    if (extensions === undefined) return { text: undefined, found, deferrable: false };
+    let control: Uint8Array | undefined;
+    try {
+      control = ctx.trees.data.readBytes(`${ctx.layout.pgdata}/global/pg_control`);
+    } catch { /* unreadable: no stamp */ }
+    if (!control) return { text: undefined, found, deferrable: false };
     const inputs = {
       beyondPg: VERSION,
       postgres: ctx.bins.versionText,
-      extensionDir: extDir,
+      // A promoted standby, a restore or a rewind: another history than the last post-start's.
+      systemIdentifier: systemIdentifierOf(control),
+      timeline: controlTimeline(control),
+      extensionFiles: extensions,
       database: ctx.settings.database,
       extensions: ctx.manifest.extensions.filter((e) => e.create),
       preload: this.#preload,
       slots: ctx.settings.replication.sinks.map((s) => s.name),
     };
-    const path = `${ctx.layout.stateDir}/${POST_START_STAMP}`;
-    let found: string | undefined;
-    try {
-      found = ctx.trees.data.readText(path);
-    } catch { /* none */ }
     const replication = ctx.settings.replication.password?.reveal();
     let verifier: string | undefined;
     if (replication !== undefined) {
-      // Same inputs otherwise: the last verifier is reused when the password still matches it.
+      // Same inputs otherwise: the last verifier is reused when the password still matches it
+      // (only one as root writes them: 4096 iterations).
       const last = (found ?? "").match(/"replicationVerifier":"(SCRAM-SHA-256\$[^"]{1,400})"/)?.[1];
-      const parsed = last ? parseVerifier(last) : undefined;
-      verifier = parsed && parsed.iterations <= 100_000 && await verifierMatches(replication, last!)
-        ? last
-        : await buildVerifier(replication);
+      try {
+        const parsed = last ? parseVerifier(last) : undefined;
+        if (parsed?.iterations === 4096 && await verifierMatches(replication, last!)) {
+          verifier = last;
+        }
+      } catch { /* not one we wrote */ }
+      verifier ??= await buildVerifier(replication);
     }
     const text = JSON.stringify({ ...inputs, replicationVerifier: verifier ?? null }) + "\n";
     const deferrable = found === text && !this.#hooks.spawn &&
       !(this.#hooks.postStartFirst?.() ?? false) &&
       !hasHooks(ctx.layout.hooksDir, "post-start");
-    return { text, deferrable };
+    return { text, found, deferrable };
   }
 
   /**
@@ -500,6 +538,7 @@ export class Supervisor {
     if (authChanged === undefined) return;
     const ms = Math.round(performance.now() - t);
     this.#phases["post_start_ms"] = ms;
+    if (this.#facts.problem?.startsWith("post-start failed")) this.#facts.problem = undefined;
     // PgBouncer rereads its auth file on SIGHUP (only when another client changed the role).
     if (authChanged) this.#pgbouncer.child?.signal("SIGHUP");
     log.info(`post-start ran beside the first clients: ${ms} ms`);
@@ -551,7 +590,7 @@ export class Supervisor {
           timeoutMs: ctx.settings.hookTimeoutMs,
           env: ctx.hookEnv,
         });
-        if (stamp !== undefined && !result.standby) {
+        if (stamp !== undefined && !result.standby && result.failed.length === 0) {
           ctx.trees.data.writeIfChanged(`${ctx.layout.stateDir}/${POST_START_STAMP}`, stamp, 0o600);
         }
         return authChanged;

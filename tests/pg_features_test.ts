@@ -290,6 +290,9 @@ Deno.test("extension upgrade path: a volume with an older extension version is u
         "1.4",
       );
       assert.equal(await p.stop(), 0);
+      // ...and an older image's post-start left another stamp (its version, its extension
+      // files): without it, this boot's post-start runs before 5432 serves.
+      Deno.removeSync(`${p.pgdata}/beyond/post-start.json`);
     } finally {
       await cleanup(p);
     }

@@ -6,6 +6,7 @@ import { parseDescribeConfig, type ServerCaps } from "../config/gate.ts";
 import type { RootTree } from "../fs/tree.ts";
 import { run } from "../process/spawner.ts";
 import { OperatorError } from "../util/errors.ts";
+import { sha256Hex } from "../util/crypto.ts";
 
 export interface Binaries {
   binDir: string;
@@ -256,13 +257,7 @@ export async function extensionDirStamp(
       const i = Deno.statSync(`${dir}/${name}`);
       parts.push(`${name} ${i.size} ${i.mtime?.getTime() ?? 0} ${i.ino ?? 0}`);
     }
-    const digest = await crypto.subtle.digest(
-      "SHA-256",
-      new TextEncoder().encode(parts.join("\n")),
-    );
-    return `${names.length} control files, sha256 ${
-      [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("")
-    }`;
+    return `${names.length} control files, sha256 ${await sha256Hex(parts.join("\n"))}`;
   } catch {
     return undefined;
   }

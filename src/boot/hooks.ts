@@ -41,15 +41,18 @@ export function hookProblem(path: string): string | undefined {
   return undefined;
 }
 
-function executables(dir: string, stage: HookStage): string[] {
-  let entries: Deno.DirEntry[];
+/** A stage directory's entries, dot-files left out ([] when there is no such directory). */
+function stageEntries(dir: string): Deno.DirEntry[] {
   try {
-    entries = [...Deno.readDirSync(dir)];
+    return [...Deno.readDirSync(dir)].filter((e) => !e.name.startsWith("."));
   } catch {
     return [];
   }
-  return entries
-    .filter((e) => (e.isFile || e.isSymlink) && !e.name.startsWith("."))
+}
+
+function executables(dir: string, stage: HookStage): string[] {
+  return stageEntries(dir)
+    .filter((e) => e.isFile || e.isSymlink)
     .map((e) => e.name)
     .filter((name) => {
       try {
@@ -70,12 +73,7 @@ function executables(dir: string, stage: HookStage): string[] {
 
 /** Whether `stage` has anything that may be a hook (refused ones count too). */
 export function hasHooks(hooksDir: string, stage: HookStage): boolean {
-  try {
-    for (const e of Deno.readDirSync(`${hooksDir}/${stage}.d`)) {
-      if (!e.name.startsWith(".")) return true;
-    }
-  } catch { /* no such directory */ }
-  return false;
+  return stageEntries(`${hooksDir}/${stage}.d`).length > 0;
 }
 
 export interface RunHooksOptions {

@@ -520,8 +520,8 @@ export class Supervisor {
       verifier ??= await buildVerifier(replication);
     }
     const text = JSON.stringify({ ...inputs, replicationVerifier: verifier ?? null }) + "\n";
-    const deferrable = found === text && !this.#hooks.spawn &&
-      !(this.#hooks.postStartFirst?.() ?? false) &&
+    // (PgBouncer starting early, which deferring needs too, is #pgbouncerMayStartEarly's call.)
+    const deferrable = found === text && !(this.#hooks.postStartFirst?.() ?? false) &&
       !hasHooks(ctx.layout.hooksDir, "post-start");
     return { text, found, deferrable };
   }

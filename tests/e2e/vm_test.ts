@@ -155,12 +155,20 @@ Deno.test({
       );
 
       await t.step(
-        "second boot on the same disk: rows kept, no initdb",
+        "second boot on the same disk: rows kept, no initdb; huge pages when asked for",
         () =>
-          withVm(v1!, metadata(), async (vm) => {
+          withVm(v1!, metadata({ BEYOND_PG_HUGE_PAGES: "on" }), async (vm) => {
             await vm.waitFor(READY);
             assert.equal(vm.console.some((l) => /first boot/.test(l)), false);
             assert.equal(await untilQuery(vm, "select count(*) from e2e"), "100");
+            // Reserved before postgres started, trimmed to what it mapped once it was up.
+            await vm.waitFor(/huge pages: postgres maps [1-9]\d* \(\d+ MiB\)/);
+            if (major >= 17) {
+              assert.equal(
+                await psql(vm.port, "show huge_pages_status", { password: PASSWORD }),
+                "on",
+              );
+            }
             // A user setting in 99-user.conf, written through SQL (the file is the user's).
             await psql(
               vm.port,

@@ -7,17 +7,41 @@
 import { ErrnoError } from "./errno.ts";
 import { symbols } from "./symbols.ts";
 
-let lib: Deno.DynamicLibrary<typeof symbols> | undefined;
+type Symbols = Deno.DynamicLibrary<typeof symbols>["symbols"];
+type Name = keyof typeof symbols;
 
-function libc(): Deno.DynamicLibrary<typeof symbols>["symbols"] {
-  lib ??= Deno.dlopen("libc.so.6", symbols);
-  return lib.symbols;
+/**
+ * Each symbol is bound on its first call (~0.2 ms each, against ~6.5 ms for all of them at
+ * once): the wake path before postgres starts needs only the identity calls and open/flock.
+ */
+const bound = {} as Symbols;
+/** Held for the life of the process (a library object that is collected may be unloaded). */
+const libraries: Deno.DynamicLibrary<Deno.ForeignLibraryInterface>[] = [];
+for (const name of Object.keys(symbols) as Name[]) {
+  Object.defineProperty(bound, name, {
+    configurable: true,
+    enumerable: true,
+    get() {
+      const lib = Deno.dlopen(
+        "libc.so.6",
+        { [name]: symbols[name] } as Deno.ForeignLibraryInterface,
+      );
+      libraries.push(lib);
+      const fn = lib.symbols[name];
+      Object.defineProperty(bound, name, { value: fn, enumerable: true });
+      return fn;
+    },
+  });
+}
+
+function libc(): Symbols {
+  return bound;
 }
 
 /** Whether FFI to libc is usable here (permission and library present). */
 export function libcAvailable(): boolean {
   try {
-    libc();
+    void libc().__errno_location;
     return true;
   } catch {
     return false;

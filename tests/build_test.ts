@@ -29,6 +29,14 @@ Deno.test("deno task build → dist/beyond-pg runs `version` and `boot`", async 
       /^beyond-pg \d+\.\d+\.\d+ \(deno \d+\.\d+\.\d+\)$/m,
     );
 
+    // The image build's step: every command's code loads (the bundle is split per command).
+    const warm = await new Deno.Command(bin, { args: ["warm"], stderr: "piped" }).output();
+    assert.ok(warm.success, decoder.decode(warm.stderr));
+    if (kind === "bundle") {
+      assert.ok(Deno.statSync(`${out}/dist/js/main.js`).isFile);
+      assert.ok([...Deno.readDirSync(`${out}/dist/js`)].length > 10, "a split bundle");
+    }
+
     const env = instanceEnv(`${out}/db`, {
       port: 1,
       directPort: 2,

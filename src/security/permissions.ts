@@ -66,6 +66,7 @@ export const profiles: Record<string, Profile> = {
   },
   permissions: { keep: ["read", "env"], why: "prints this table" },
   settings: { keep: [], why: "prints the settings table (no values: reads no environment)" },
+  warm: { keep: [], why: "loads code only (an image build step)" },
   version: { keep: [], why: "prints a string" },
   help: { keep: [], why: "prints usage" },
 };

@@ -21,7 +21,15 @@ function writeStderr(line: string): void {
 }
 
 let writer: LineWriter = writeStderr;
-let minLevel: Level = (Deno.env.get("BEYOND_PG_LOG_LEVEL") as Level | undefined) ?? "info";
+// Read when this module loads: after a command's permission profile is applied (the bundle is
+// split per command), so a command that keeps no env access logs at "info".
+let minLevel: Level = (() => {
+  try {
+    return Deno.env.get("BEYOND_PG_LOG_LEVEL") as Level | undefined;
+  } catch {
+    return undefined;
+  }
+})() ?? "info";
 if (!(minLevel in levelRank)) minLevel = "info";
 
 /** Replace the sink for supervisor log lines (returns the previous one). */

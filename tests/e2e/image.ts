@@ -30,16 +30,24 @@ export async function buildImage(variant: "v1" | "v2"): Promise<Image> {
     PATH: Deno.env.get("PATH") ?? "",
   });
   if (variant === "v2") {
-    const js = `${out}/dist-v2/beyond-pg.js`;
-    const text = Deno.readTextFileSync(js);
-    const changed = text.replace(
-      /name: "bgwriter_lru_maxpages",\s*value: (?:1000|1e3)\b/,
-      'name: "bgwriter_lru_maxpages", value: 1001',
-    );
-    if (changed === text) {
+    // The settings table sits in one of the bundle's chunks.
+    const dir = `${out}/dist-v2/js`;
+    let found = false;
+    for (const e of Deno.readDirSync(dir)) {
+      const js = `${dir}/${e.name}`;
+      const text = Deno.readTextFileSync(js);
+      const changed = text.replace(
+        /name: "bgwriter_lru_maxpages",\s*value: (?:1000|1e3)\b/,
+        'name: "bgwriter_lru_maxpages", value: 1001',
+      );
+      if (changed !== text) {
+        Deno.writeTextFileSync(js, changed);
+        found = true;
+      }
+    }
+    if (!found) {
       throw new Error("v2: the bgwriter_lru_maxpages entry was not found in the bundle");
     }
-    Deno.writeTextFileSync(js, changed);
   }
   await sh(`${repoRoot}/scripts/build-image.sh`, [out], {
     PATH: Deno.env.get("PATH") ?? "/usr/sbin:/usr/bin:/sbin:/bin",

@@ -7,6 +7,8 @@
  *                "ready to accept connections" → first query on the same data and config
  *   first boot:  supervisor on an empty volume         vs  initdb + pg_ctl start -w + first query
  *   idle RSS:    the supervisor's peak RSS after boot  (target ≤ 60 MB)
+ *   a command:   `beyond-pg archive` without a target (once per WAL segment) vs Deno on an
+ *                empty program (the runtime's floor)
  *
  * Usage: deno run -A bench/startup.ts [--runs N] [--warm] [--before DIST/beyond-pg]
  *        (root: postgres runs as `postgres`; --warm: the warm start only; --before: another
@@ -215,6 +217,60 @@ try {
       fmt(median(floorReady))
     } ms median; supervisor phases (medians, ms): ${phaseLine(phases)}`,
   );
+  // ---- a command's start: `beyond-pg archive` with no target (postgres runs it once per WAL
+  // segment; restore-wal and control start the same way), beside Deno's own floor: the same
+  // runtime, flags and launcher cache on an empty program.
+  {
+    const empty = await Deno.makeTempFile({ suffix: ".js" });
+    const flags = Deno.readTextFileSync(ourBin).match(/--v8-flags=\S+/)?.[0];
+    const env = { BEYOND_PG_RUN_DIR: "/nonexistent-run", PATH: "/usr/bin:/bin" };
+    const archive = (bin: string) => async () => {
+      const t = performance.now();
+      const o = await new Deno.Command(bin, {
+        args: ["archive", "/nonexistent/x", "000000010000000000000001"],
+        env,
+        clearEnv: true,
+      }).output();
+      if (!o.success) throw new Error(`${bin} archive without a target failed`);
+      return performance.now() - t;
+    };
+    const deno = async () => {
+      const t = performance.now();
+      await new Deno.Command(`${repo}/dist/deno`, {
+        args: [
+          "run",
+          "-A",
+          ...(flags ? [flags] : []),
+          "--no-config",
+          "--no-lock",
+          "--quiet",
+          empty,
+        ],
+        env: { DENO_NO_UPDATE_CHECK: "1" },
+        clearEnv: true,
+      }).output();
+      return performance.now() - t;
+    };
+    const ours = archive(ourBin);
+    const old = before ? archive(before) : undefined;
+    await ours(); // its caches warm
+    if (old) await old();
+    const cmdOurs: number[] = [];
+    const cmdFloor: number[] = [];
+    const cmdBefore: number[] = [];
+    for (let i = 0; i < 20; i++) {
+      cmdOurs.push(await ours());
+      cmdFloor.push(await deno());
+      if (old) cmdBefore.push(await old());
+    }
+    await Deno.remove(empty);
+    report({
+      name: "a command's start: `beyond-pg archive` without a target vs Deno on an empty program",
+      ours: cmdOurs,
+      base: cmdFloor,
+    });
+    if (old) report({ name: `  vs --before ${before}`, ours: cmdOurs, base: cmdBefore });
+  }
   if (!warmOnly) {
     // ---- first boot on empty volumes, alternating ----------------------------------------
     // The image ships a seed (built by `beyond-pg seed` at image build); build it here the same way.

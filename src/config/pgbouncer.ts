@@ -67,6 +67,11 @@ export function renderPgbouncerIni(i: PgbouncerInput): { content: string; warnin
     ["pool_mode", "transaction"],
     ["default_pool_size", i.poolSize],
     ["max_client_conn", maxClientConn(i.ramMb)],
+    // Clients that come at once (a wake, the end of a handoff's pause, a fleet reconnecting)
+    // wait in the kernel's accept queue while PgBouncer is busy: past its stock 128, a SYN is
+    // dropped and that client's connect takes 1 s more (3 s, 7 s…). The kernel caps it at
+    // net.core.somaxconn (1024 in the image).
+    ["listen_backlog", Math.min(4096, maxClientConn(i.ramMb))],
     // Idle unauthenticated sockets must not hold client slots for a minute.
     ["client_login_timeout", CLIENT_LOGIN_TIMEOUT_S],
     ["server_idle_timeout", 600],

@@ -245,10 +245,17 @@ Deno.test("maxClientConn() is 2 per MiB of RAM, from 1000 to 20000", () => {
   ]);
 });
 
-Deno.test("planConfig() sizes PgBouncer's client slots from the VM and drops silent logins after 10 s", () => {
-  for (const [ramMb, clients] of [[256, 1000], [2048, 4096], [32768, 20000]] as const) {
+Deno.test("planConfig() sizes PgBouncer's client slots and accept queue from the VM and drops silent logins after 10 s", () => {
+  for (
+    const [ramMb, clients, backlog] of [[256, 1000, 1000], [2048, 4096, 4096], [
+      32768,
+      20000,
+      4096,
+    ]] as const
+  ) {
     const ini = file(planConfig(planInputFixture({ ramMb })), "pgbouncer.ini");
     assert.match(ini, new RegExp(`^max_client_conn = ${clients}$`, "m"), `${ramMb} MB`);
+    assert.match(ini, new RegExp(`^listen_backlog = ${backlog}$`, "m"), `${ramMb} MB`);
     assert.match(ini, /^client_login_timeout = 10$/m);
   }
 });

@@ -75,6 +75,16 @@ const commands: Record<string, { summary: string; load: () => Promise<Command> }
         for (const [name, c] of Object.entries(commands)) if (name !== "warm") await c.load();
         await import("./src/init/platform.ts");
         await import("./src/init/pid1.ts");
+        // A split bundle (dist/js/): also the chunks commands import lazily inside themselves
+        // (archive's and restore-wal's working code, kept lazy so their cheap paths stay cheap).
+        const here = new URL(".", import.meta.url);
+        if (here.pathname.endsWith("/js/")) {
+          for (const e of Deno.readDirSync(here)) {
+            if (e.name.endsWith(".js") && e.name !== "main.js") {
+              await import(new URL(e.name, here).href);
+            }
+          }
+        }
         return 0;
       }),
   },
@@ -109,14 +119,16 @@ function usage(): string {
 async function main(argv: string[]): Promise<number> {
   // As /sbin/init the kernel passes no command (and stray cmdline words as arguments).
   if (
-    Deno.pid === 1 && (argv.length === 0 || argv[0] === "supervisor" || !(argv[0]! in commands))
+    Deno.pid === 1 &&
+    (argv.length === 0 || argv[0] === "supervisor" || !Object.hasOwn(commands, argv[0]!))
   ) {
     const { detectPlatform } = await import("./src/init/platform.ts");
     const { initMain } = await import("./src/init/pid1.ts");
     return await initMain(detectPlatform());
   }
   const [name = "help", ...args] = argv;
-  const command = commands[name === "--help" || name === "-h" ? "help" : name];
+  const key = name === "--help" || name === "-h" ? "help" : name;
+  const command = Object.hasOwn(commands, key) ? commands[key] : undefined;
   if (!command) {
     console.error(`beyond-pg: unknown command ${JSON.stringify(name)}; run \`beyond-pg help\``);
     return 2;

@@ -12,7 +12,8 @@ type Name = keyof typeof symbols;
 
 /**
  * Each symbol is bound on its first call (~0.2 ms each, against ~6.5 ms for all of them at
- * once): the wake path before postgres starts needs only the identity calls and open/flock.
+ * once): the wake path before postgres starts needs only the identity calls. errno's symbol is
+ * bound before any other, so a failed call's errno is never read after a dlopen.
  */
 const bound = {} as Symbols;
 /** Held for the life of the process (a library object that is collected may be unloaded). */
@@ -22,6 +23,7 @@ for (const name of Object.keys(symbols) as Name[]) {
     configurable: true,
     enumerable: true,
     get() {
+      if (name !== "__errno_location") void bound.__errno_location;
       const lib = Deno.dlopen(
         "libc.so.6",
         { [name]: symbols[name] } as Deno.ForeignLibraryInterface,
@@ -38,10 +40,14 @@ function libc(): Symbols {
   return bound;
 }
 
-/** Whether FFI to libc is usable here (permission and library present). */
+/**
+ * Whether FFI to libc is usable here (permission and library present). It binds the identity
+ * calls too, so a switch of identity cannot fail halfway on a symbol that will not bind.
+ */
 export function libcAvailable(): boolean {
   try {
-    void libc().__errno_location;
+    const c = libc();
+    void [c.__errno_location, c.syscall, c.setfsuid, c.setfsgid, c.getgroups];
     return true;
   } catch {
     return false;

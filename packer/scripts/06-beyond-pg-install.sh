@@ -19,6 +19,6 @@ done
 # same flags); a boot whose chunks are cold spends ~30 ms more CPU before postgres is ready.
 if [ -f /usr/local/lib/beyond-pg/js/main.js ]; then
   mkdir -p /usr/local/lib/beyond-pg/deno-cache
-  /usr/local/bin/beyond-pg warm
+  DENO_DIR=/usr/local/lib/beyond-pg/deno-cache /usr/local/bin/beyond-pg warm
 fi
 /usr/local/bin/beyond-pg version

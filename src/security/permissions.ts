@@ -66,7 +66,7 @@ export const profiles: Record<string, Profile> = {
   },
   permissions: { keep: ["read", "env"], why: "prints this table" },
   settings: { keep: [], why: "prints the settings table (no values: reads no environment)" },
-  warm: { keep: [], why: "loads code only (an image build step)" },
+  warm: { keep: ["read"], why: "loads code only: lists the bundle's chunks (an image build step)" },
   version: { keep: [], why: "prints a string" },
   help: { keep: [], why: "prints usage" },
 };

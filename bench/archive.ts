@@ -32,7 +32,15 @@ import {
   RGW_HTTPS,
   s3Env,
 } from "../tests/support/s3.ts";
-import { emptyBuckets, median, pgbench, sh } from "./lib.ts";
+import {
+  ARCHIVE_NO_TARGET,
+  denoFloor,
+  emptyBuckets,
+  median,
+  pgbench,
+  sh,
+  timeCommand,
+} from "./lib.ts";
 
 const READY = /\[beyond-pg\] ready:/;
 const repo = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
@@ -375,7 +383,7 @@ await removeRoot(rootA);
 
 // ---- 8. archive with no target ---------------------------------------------------------------
 {
-  const c = beyondPgCommand(["archive", "/nonexistent/x", "000000010000000000000001"]);
+  const c = beyondPgCommand(ARCHIVE_NO_TARGET.args);
   const ours: number[] = [];
   const truth: number[] = [];
   const shell: number[] = [];
@@ -385,38 +393,14 @@ await removeRoot(rootA);
       "000000010000000000000001",
     );
   // The runtime's own floor: the same Deno, flags and launcher cache, on an empty program.
-  const empty = await Deno.makeTempFile({ suffix: ".js" });
+  const deno = await denoFloor(repo);
   const floor: number[] = [];
-  const launcher = Deno.readTextFileSync(`${repo}/dist/beyond-pg`);
-  const flags = launcher.match(/--v8-flags=\S+/)?.[0];
   for (let i = 0; i < 20; i++) {
-    const f = performance.now();
-    await new Deno.Command(`${repo}/dist/deno`, {
-      args: ["run", "-A", ...(flags ? [flags] : []), "--no-config", "--no-lock", "--quiet", empty],
-      env: { DENO_NO_UPDATE_CHECK: "1" },
-      clearEnv: true,
-    }).output();
-    floor.push(performance.now() - f);
-    let t = performance.now();
-    const o = await new Deno.Command(c.cmd, {
-      args: c.args,
-      env: { BEYOND_PG_RUN_DIR: "/nonexistent-run" },
-      clearEnv: true,
-    }).output();
-    if (!o.success) throw new Error("archive without a target failed");
-    ours.push(performance.now() - t);
-    t = performance.now();
-    await new Deno.Command("/bin/true").output();
-    truth.push(performance.now() - t);
+    floor.push(await deno.time());
+    ours.push(await timeCommand(c.cmd, c.args, ARCHIVE_NO_TARGET.env));
+    truth.push(await timeCommand("/bin/true", []));
     // What postgres runs per segment: the archive_command line, through sh.
-    t = performance.now();
-    const line = await new Deno.Command("sh", {
-      args: ["-c", noTargetCommand],
-      env: { BEYOND_PG_RUN_DIR: "/nonexistent-run" },
-      clearEnv: true,
-    }).output();
-    if (!line.success) throw new Error("archive_command without a target failed");
-    shell.push(performance.now() - t);
+    shell.push(await timeCommand("sh", ["-c", noTargetCommand], ARCHIVE_NO_TARGET.env));
   }
   console.log(
     `\narchive_command without a target (the line postgres runs, via sh): ${
@@ -430,7 +414,7 @@ await removeRoot(rootA);
       median(ours).toFixed(1)
     } ms (Deno on an empty program, same flags: ${median(floor).toFixed(1)} ms)`,
   );
-  await Deno.remove(empty);
+  await deno.remove();
 }
 
 await emptyBuckets(cleanupBuckets.splice(0));

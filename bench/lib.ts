@@ -85,6 +85,51 @@ export async function emptyBuckets(buckets: string[]): Promise<void> {
   });
 }
 
+/** Wall time of one run of a command in a clean environment; throws when it fails. */
+export async function timeCommand(
+  cmd: string,
+  args: string[],
+  env: Record<string, string> = {},
+): Promise<number> {
+  const t = performance.now();
+  const o = await new Deno.Command(cmd, { args, env, clearEnv: true }).output();
+  if (!o.success) throw new Error(`${cmd} ${args.join(" ")} failed (exit ${o.code})`);
+  return performance.now() - t;
+}
+
+/**
+ * `beyond-pg archive` without a target (postgres runs it once per WAL segment): the arguments
+ * and environment both benchmarks time it with.
+ */
+export const ARCHIVE_NO_TARGET = {
+  args: ["archive", "/nonexistent/x", "000000010000000000000001"],
+  env: { BEYOND_PG_RUN_DIR: "/nonexistent-run" },
+};
+
+/**
+ * The runtime's own floor: the built Deno (dist/deno) with the launcher's V8 flags on an empty
+ * program. `time()` is one run; `remove()` deletes the empty program.
+ */
+export async function denoFloor(
+  repo: string,
+): Promise<{ time: () => Promise<number>; remove: () => Promise<void> }> {
+  const empty = await Deno.makeTempFile({ suffix: ".js" });
+  const flags = Deno.readTextFileSync(`${repo}/dist/beyond-pg`).match(/--v8-flags=\S+/)?.[0];
+  const args = [
+    "run",
+    "-A",
+    ...(flags ? [flags] : []),
+    "--no-config",
+    "--no-lock",
+    "--quiet",
+    empty,
+  ];
+  return {
+    time: () => timeCommand(`${repo}/dist/deno`, args, { DENO_NO_UPDATE_CHECK: "1" }),
+    remove: () => Deno.remove(empty),
+  };
+}
+
 /** The newest PostgreSQL's client programs here (the server the benchmarks run). */
 export const binDir = `/usr/lib/postgresql/${
   [...Deno.readDirSync("/usr/lib/postgresql")].map((e) => e.name).sort().pop()

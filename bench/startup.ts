@@ -22,7 +22,16 @@ import {
   startSupervisor,
   tempRoot,
 } from "../tests/support/harness.ts";
-import { fmt, median, report, runsFromArgs, sh } from "./lib.ts";
+import {
+  ARCHIVE_NO_TARGET,
+  denoFloor,
+  fmt,
+  median,
+  report,
+  runsFromArgs,
+  sh,
+  timeCommand,
+} from "./lib.ts";
 
 const runs = runsFromArgs(5);
 const warmOnly = Deno.args.includes("--warm");
@@ -221,36 +230,9 @@ try {
   // segment; restore-wal and control start the same way), beside Deno's own floor: the same
   // runtime, flags and launcher cache on an empty program.
   {
-    const empty = await Deno.makeTempFile({ suffix: ".js" });
-    const flags = Deno.readTextFileSync(ourBin).match(/--v8-flags=\S+/)?.[0];
-    const env = { BEYOND_PG_RUN_DIR: "/nonexistent-run", PATH: "/usr/bin:/bin" };
-    const archive = (bin: string) => async () => {
-      const t = performance.now();
-      const o = await new Deno.Command(bin, {
-        args: ["archive", "/nonexistent/x", "000000010000000000000001"],
-        env,
-        clearEnv: true,
-      }).output();
-      if (!o.success) throw new Error(`${bin} archive without a target failed`);
-      return performance.now() - t;
-    };
-    const deno = async () => {
-      const t = performance.now();
-      await new Deno.Command(`${repo}/dist/deno`, {
-        args: [
-          "run",
-          "-A",
-          ...(flags ? [flags] : []),
-          "--no-config",
-          "--no-lock",
-          "--quiet",
-          empty,
-        ],
-        env: { DENO_NO_UPDATE_CHECK: "1" },
-        clearEnv: true,
-      }).output();
-      return performance.now() - t;
-    };
+    const archive = (bin: string) => () =>
+      timeCommand(bin, ARCHIVE_NO_TARGET.args, { ...ARCHIVE_NO_TARGET.env, PATH: "/usr/bin:/bin" });
+    const deno = await denoFloor(repo);
     const ours = archive(ourBin);
     const old = before ? archive(before) : undefined;
     await ours(); // its caches warm
@@ -260,10 +242,10 @@ try {
     const cmdBefore: number[] = [];
     for (let i = 0; i < 20; i++) {
       cmdOurs.push(await ours());
-      cmdFloor.push(await deno());
+      cmdFloor.push(await deno.time());
       if (old) cmdBefore.push(await old());
     }
-    await Deno.remove(empty);
+    await deno.remove();
     report({
       name: "a command's start: `beyond-pg archive` without a target vs Deno on an empty program",
       ours: cmdOurs,

@@ -8,8 +8,8 @@
  * behaviour, same entry point, tested by tests/build_test.ts.
  *
  * The bundle is split at main.ts's lazy imports: a subcommand loads only its own code. Side by
- * side (20 runs each), `beyond-pg archive` — run once per WAL segment — took 66 ms instead of
- * 88 ms as one 757 KB file; a wake reached its first query ~14 ms sooner.
+ * side (bench/startup.ts, 20 runs each), `beyond-pg archive` — run once per WAL segment — took
+ * 67.6 ms instead of 79.1 ms as one 757 KB file; the wake did not change beyond noise.
  *
  * Usage: deno task build [--bundle-only] [--out DIR]
  */

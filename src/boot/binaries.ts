@@ -126,10 +126,13 @@ function readCache(files: string[], key: string): Probe | undefined {
   return undefined;
 }
 
-/** Store a probe for the next start (best effort: a read-only place is fine). */
+/**
+ * Store a probe for the next start (best effort: a read-only place is fine); a cache that
+ * already holds it is left alone (no write and fsync on every warm start).
+ */
 export function writeProbeCache(tree: RootTree, file: string, probe: Probe): void {
   try {
-    tree.writeAtomic(file, JSON.stringify(probe) + "\n", 0o644);
+    tree.writeIfChanged(file, JSON.stringify(probe) + "\n", 0o644);
   } catch { /* not writable: next start probes again */ }
 }
 

@@ -54,3 +54,46 @@ Deno.test({
     }
   },
 });
+
+Deno.test("command(): a child in its own session goes through setsid (no fork of this process), before setpriv", () => {
+  const own = commandSpec("/usr/bin/env", { args: ["true"], detached: true });
+  if (!own.cmd.toString().endsWith("/setsid")) return; // no util-linux setsid: Deno's own way
+  assert.deepEqual(own.options.args, ["--", "/usr/bin/env", "true"]);
+  assert.equal(own.options.detached, undefined);
+  if (root) {
+    const as = commandSpec("postgres", { args: ["-D", "d"], uid: 101, gid: 104, detached: true });
+    assert.match(String(as.cmd), /\/setsid$/);
+    assert.match(as.options.args![1]!, /\/setpriv$/);
+    assert.deepEqual(as.options.args!.slice(2), [
+      "--reuid=101",
+      "--regid=104",
+      "--clear-groups",
+      "--",
+      "postgres",
+      "-D",
+      "d",
+    ]);
+  }
+  // Deno forks for its own uid/gid (a cwd): its own session then, no setsid.
+  const inDir = commandSpec("postgres", { uid: 101, gid: 104, cwd: "/tmp", detached: true });
+  assert.equal(inDir.cmd, "postgres");
+  assert.equal(inDir.options.detached, true);
+});
+
+Deno.test("command(): the setsid way gives the child its own session, with the PID Deno reports", async () => {
+  const child = command("sh", {
+    args: ["-c", "echo $$; ps -o sid= -p $$; ps -o pgid= -p $$; id -u"],
+    detached: true,
+    ...(root && pg ? { uid: pg.uid, gid: pg.gid } : {}),
+    stdout: "piped",
+  }).spawn();
+  const out = await child.output();
+  assert.ok(out.success);
+  const [pid, sid, pgid, uid] = new TextDecoder().decode(out.stdout).trim().split("\n").map((
+    l,
+  ) => Number(l.trim()));
+  assert.equal(pid, child.pid, "setsid and setpriv exec: the same process");
+  assert.equal(sid, child.pid, "a session of its own");
+  assert.equal(pgid, child.pid, "and its own process group");
+  if (root && pg) assert.equal(uid, pg.uid);
+});

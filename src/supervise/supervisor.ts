@@ -23,6 +23,7 @@ import { removeStaleFifos } from "../process/fifo.ts";
 import { errorMessage } from "../util/errors.ts";
 import { log } from "../util/log.ts";
 import { canConnectUnix } from "../util/net.ts";
+import { DirChanges } from "../util/dir_changes.ts";
 import { readOwnedFile } from "../fs/handover.ts";
 import { controlTimeline, systemIdentifierOf } from "../wal/config.ts";
 import { buildVerifier, parseVerifier, verifierMatches } from "../auth/scram.ts";
@@ -166,8 +167,16 @@ export class Supervisor {
         ...common,
         failFast: () => false,
         launch: () => this.#spawn(this.#pgbouncerSpec()),
+        // Woken when its socket appears (inotify on the socket dir), polled only as a safety net.
         waitUp: async (c, s) => {
-          while (c.running && !s.aborted && !(await canConnectUnix(socket))) await sleep(3, s);
+          const changes = DirChanges.open(ctx.layout.socketDir);
+          try {
+            while (c.running && !s.aborted && !(await canConnectUnix(socket))) {
+              await changes.wait(changes.watching ? 25 : 3, s);
+            }
+          } finally {
+            changes.close();
+          }
           return c.running && !s.aborted;
         },
       },
@@ -446,8 +455,9 @@ export class Supervisor {
         DENO_DIR: ctx.trees.denoPostgres.base,
         DENO_NO_UPDATE_CHECK: "1",
       },
-      // No cwd: postgres enters -D itself, and a child with none is spawned through setpriv
-      // instead of a fork of this process (process/command.ts): ~20 ms off every start.
+      // No cwd: postgres enters -D itself, and a child with none is spawned through setsid and
+      // setpriv instead of a fork of this process (process/command.ts): a fork costs ~6 ms, and
+      // a page fault on each page the supervisor writes afterwards, while postgres starts.
       runAs: ctx.runAs.switchTo,
       fifoDir: this.#fifoDir(),
     };
@@ -460,7 +470,7 @@ export class Supervisor {
       cmd: ctx.bins.pgbouncer,
       args: [`${ctx.layout.pgbouncerDir}/pgbouncer.ini`],
       env: {},
-      // No cwd (every path in its config is absolute): spawned through setpriv, as postgres is.
+      // No cwd (every path in its config is absolute): spawned as postgres is.
       runAs: ctx.runAs.switchTo,
       fifoDir: this.#fifoDir(),
     };

@@ -15,7 +15,11 @@
  * every page of this process write-protected, so the supervisor pays a fault (~14 µs here) on
  * the first write to each afterwards: 145 ms to touch 40 MB, against 0.5 ms after a vfork.
  * `setsid` does not fork (a spawned child is never a group leader) and execs the command (same
- * PID). Without the binary, Deno's own way.
+ * PID). Without the binary, Deno's own way. Two differences from Deno's way, both harmless here:
+ * the session starts a moment after spawn() returns (a signal in between meets setsid or setpriv
+ * with default handlers, as with setpriv alone), and Deno marks a child that is not `detached`
+ * kill-on-drop, which only acts if its handle is dropped while it runs (it is not: the
+ * supervisor awaits every child's status, and a child survives Deno's exit either way).
  */
 import { childEnv } from "./env.ts";
 

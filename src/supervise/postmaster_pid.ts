@@ -1,5 +1,5 @@
 import type { Tree } from "../fs/tree.ts";
-import { DirChanges } from "../util/dir_changes.ts";
+import { sleep } from "../util/sleep.ts";
 
 /**
  * Readiness without a SQL polling loop: postmaster.pid's 8th line is the postmaster's status
@@ -40,10 +40,10 @@ export function readPostmasterPid(data: Tree, pgdata: string): PostmasterPid | u
 
 /**
  * Resolve when the postmaster with `pid` says "ready"; reject-free: returns false when
- * `gone` settles first (the process exited) or the signal aborts. The postmaster rewrites the
- * file as it goes: each write wakes the loop (inotify on PGDATA, util/dir_changes.ts), so a wake
- * sees "ready" within a ms or so without polling; the timed looks are only a safety net (and
- * the whole mechanism where there is no inotify).
+ * `gone` settles first (the process exited) or the signal aborts. Polled, not watched:
+ * Deno.watchFs opens the path of every event in the directory (as root, following links, on a
+ * thread all watchers share), so a FIFO or link postgres makes in PGDATA would hang it or make
+ * root open what postgres names.
  */
 export async function waitReady(
   data: Tree,
@@ -53,22 +53,15 @@ export async function waitReady(
   signal: AbortSignal,
 ): Promise<boolean> {
   let exited = false;
-  const changes = DirChanges.open(pgdata);
   gone.then(() => (exited = true), () => (exited = true));
   const started = performance.now();
-  try {
-    while (!exited && !signal.aborted) {
-      const info = readPostmasterPid(data, pgdata);
-      if (info?.pid === pid && info.status === "ready") return true;
-      // Without a watch: tight (≤ 5 ms) through any warm start or crash recovery of ordinary
-      // size, so a wake sees "ready" within a few ms; gentler once it is clearly a long recovery
-      // (a restore).
-      const elapsed = performance.now() - started;
-      const tick = elapsed < 2000 ? 3 : elapsed < 60_000 ? 5 : 50;
-      await changes.wait(changes.watching ? Math.max(tick, 25) : tick, signal);
-    }
-    return false;
-  } finally {
-    changes.close();
+  while (!exited && !signal.aborted) {
+    const info = readPostmasterPid(data, pgdata);
+    if (info?.pid === pid && info.status === "ready") return true;
+    // Tight (≤ 5 ms) through any warm start or crash recovery of ordinary size, so a wake sees
+    // "ready" within a few ms; gentler once it is clearly a long recovery (a restore).
+    const elapsed = performance.now() - started;
+    await sleep(elapsed < 2000 ? 3 : elapsed < 60_000 ? 5 : 50);
   }
+  return false;
 }

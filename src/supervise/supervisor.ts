@@ -23,7 +23,6 @@ import { removeStaleFifos } from "../process/fifo.ts";
 import { errorMessage } from "../util/errors.ts";
 import { log } from "../util/log.ts";
 import { canConnectUnix } from "../util/net.ts";
-import { DirChanges } from "../util/dir_changes.ts";
 import { readOwnedFile } from "../fs/handover.ts";
 import { controlTimeline, systemIdentifierOf } from "../wal/config.ts";
 import { buildVerifier, parseVerifier, verifierMatches } from "../auth/scram.ts";
@@ -167,16 +166,8 @@ export class Supervisor {
         ...common,
         failFast: () => false,
         launch: () => this.#spawn(this.#pgbouncerSpec()),
-        // Woken when its socket appears (inotify on the socket dir), polled only as a safety net.
         waitUp: async (c, s) => {
-          const changes = DirChanges.open(ctx.layout.socketDir);
-          try {
-            while (c.running && !s.aborted && !(await canConnectUnix(socket))) {
-              await changes.wait(changes.watching ? 25 : 3, s);
-            }
-          } finally {
-            changes.close();
-          }
+          while (c.running && !s.aborted && !(await canConnectUnix(socket))) await sleep(3, s);
           return c.running && !s.aborted;
         },
       },

@@ -125,6 +125,7 @@ export async function runDatabase(ctx: Context, o: RootOptions): Promise<number>
       monitor,
       tls: () => tls?.material ?? booted?.tls,
       archivePromote: () => archiving?.service?.lineage.allowPromote(),
+      archivePromoted: (timeline) => void archiving?.service?.afterPromotion(timeline),
     });
     life.attach({
       sup,

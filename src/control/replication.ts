@@ -41,6 +41,8 @@ export interface ReplicationPorts {
   tls: () => TlsMaterial | undefined;
   /** Tell archiving this cluster is its prefix's primary from now on (lineage). */
   archivePromote: () => void;
+  /** … and that it is on `timeline` now (the old timeline's last segment may need storing). */
+  archivePromoted: (timeline: number) => void;
 }
 
 function hostPortArg(args: Record<string, unknown>): { host: string; port: number } {
@@ -160,6 +162,7 @@ export class ReplicationOps {
       Object.assign(this.#ctx.replication, { role: "primary", sync, level });
       const changed = await this.#applyAndReload();
       const snap = await this.#p.monitor.refresh();
+      if (snap?.timeline) this.#p.archivePromoted(snap.timeline);
       log.info(
         `promoted to primary in ${promotedMs} ms: timeline ${snap?.timeline}, WAL at ${snap?.lsn}; synchronous standbys: ${
           formatSyncSpec(sync) || "none"

@@ -6,7 +6,8 @@
  *  - already stored with the same content (its size in metadata, then the stored copy
  *    decompressed and compared byte for byte) → 0;
  *    different content → an error, nothing overwritten (PUT If-None-Match: *), for every kind
- *    of file, `.history` included;
+ *    of file, `.history` included — except that two copies of a segment ending in the same
+ *    switch record are the same WAL whatever follows that record (reader.ts switchEndIn);
  *  - the bytes were checked against their name and this cluster before (prepare.ts,
  *    validate.ts); a prefix that another cluster owns (beyond-pg.json) is refused.
  */
@@ -17,7 +18,9 @@ import { sha256Hex } from "../util/crypto.ts";
 import type { ArchiveConfig } from "./config.ts";
 import type { Prepared } from "./prepare.ts";
 import { decompress } from "./codec.ts";
-import { walKind } from "./names.ts";
+import { parseSegment, SEGMENT_BYTES, walKind } from "./names.ts";
+import { switchEndIn } from "./reader.ts";
+import { WAL_MAGIC } from "./validate.ts";
 import { historyName, type Lineage, parseHistory } from "./lineage.ts";
 import { Layout, parseTarget } from "./target.ts";
 import { credentialSourceFor } from "./credentials.ts";
@@ -224,6 +227,33 @@ async function equalBytes(a: Uint8Array, b: Uint8Array): Promise<boolean> {
 }
 
 /**
+ * Two copies of segment `name` that differ only after the switch record both end in: the same
+ * WAL. A standby promoted after its primary died while sending the switch's padding holds its
+ * own bytes there (zeros, or a recycled file's); recovery skips from that record to the next
+ * segment and never reads them.
+ */
+async function sameToSwitch(
+  name: string,
+  a: Uint8Array,
+  b: Uint8Array,
+  cfg: Pick<ArchiveConfig, "major" | "sysid">,
+): Promise<boolean> {
+  const id = parseSegment(name);
+  const magic = WAL_MAGIC[cfg.major];
+  if (!id || magic === undefined || a.length !== SEGMENT_BYTES || b.length !== SEGMENT_BYTES) {
+    return false;
+  }
+  const o = {
+    format: { magic, segmentBytes: SEGMENT_BYTES },
+    timeline: id.timeline,
+    sysid: BigInt(cfg.sysid),
+  };
+  const end = switchEndIn(a, id.number, o);
+  if (end === undefined || switchEndIn(b, id.number, o) !== end) return false;
+  return await equalBytes(a.subarray(0, end), b.subarray(0, end));
+}
+
+/**
  * Archive one prepared file (see prepare.ts). `local` gives the file's bytes again, for the
  * rare byte-for-byte comparison with an object already there.
  */
@@ -260,8 +290,10 @@ export async function archivePrepared(
     } catch {
       throw different("the stored copy does not decompress");
     }
-    if (!(await equalBytes(stored, await local()))) throw different("bytes differ");
-    return true;
+    const mine = await local();
+    if (await equalBytes(stored, mine)) return true;
+    if (kind === "segment" && await sameToSwitch(name, stored, mine, cfg)) return true;
+    throw different("bytes differ");
   };
   try {
     // Without a trustworthy conditional PUT, look first: never overwrite.

@@ -84,6 +84,11 @@ export interface WalkResult {
   end: bigint;
   /** Start of the last valid record (undefined: none was read). */
   last: bigint | undefined;
+  /**
+   * Where the last record read ends when it was a switch record (the rest of its segment is
+   * padding that recovery never reads).
+   */
+  switchEnd?: bigint;
   records: number;
   stop: StopReason;
   detail: string;
@@ -233,9 +238,11 @@ export function walk(src: WalBytes, start: bigint, o: WalkOptions): WalkResult {
   let pos = start;
   let last: bigint | undefined = o.prev;
   let records = 0;
+  let switchEnd: bigint | undefined;
   const done = (stop: StopReason, detail = r.problem): WalkResult => ({
     end: pos,
     last,
+    ...(switchEnd !== undefined ? { switchEnd } : {}),
     records,
     stop,
     detail,
@@ -280,12 +287,33 @@ export function walk(src: WalBytes, start: bigint, o: WalkOptions): WalkResult {
     records++;
     const info = b[16]!;
     const rmid = b[17]!;
-    pos = rmid === RM_XLOG_ID && (info & 0xf0) === XLOG_SWITCH
-      ? ((rec.next + seg - 1n) / seg) * seg
-      : maxAlign(rec.next);
+    const isSwitch = rmid === RM_XLOG_ID && (info & 0xf0) === XLOG_SWITCH;
+    switchEnd = isSwitch ? rec.next : undefined;
+    pos = isSwitch ? ((rec.next + seg - 1n) / seg) * seg : maxAlign(rec.next);
   }
 }
 
+/**
+ * Offset in the segment file `file` (number `segNo`) just past its switch record, when its
+ * records run from its start to a switch record (pg_switch_wal, archive_timeout) that skips the
+ * rest of it; undefined otherwise. What follows that record is padding recovery never reads: the
+ * primary wrote page headers there, a standby that lost its primary while receiving them has
+ * zeros or a recycled file's old bytes.
+ */
+export function switchEndIn(
+  file: Uint8Array,
+  segNo: bigint,
+  o: Omit<WalkOptions, "until" | "prev">,
+): number | undefined {
+  const seg = BigInt(o.format.segmentBytes);
+  const start = segNo * seg;
+  const src = segmentBytes(new Map([[segNo, file]]), o.format.segmentBytes);
+  const first = firstRecord(src, start, o);
+  if (!("lsn" in first)) return undefined;
+  const r = walk(src, first.lsn, o);
+  if (r.switchEnd === undefined || r.end !== start + seg) return undefined;
+  return Number(r.switchEnd - start);
+}
 /** WalBytes over whole segment files of one timeline, by segment number. */
 export function segmentBytes(
   segments: ReadonlyMap<bigint, Uint8Array>,

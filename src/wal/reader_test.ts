@@ -1,80 +1,20 @@
 import assert from "node:assert/strict";
-import { CRC32C_INIT, crc32cFinish, crc32cUpdate } from "../util/crc32c.ts";
-import { firstRecord, PAGE_BYTES, segmentBytes, type WalFormat, walk } from "./reader.ts";
+import {
+  firstRecord,
+  PAGE_BYTES,
+  segmentBytes,
+  switchEndIn,
+  type WalFormat,
+  walk,
+} from "./reader.ts";
+import { buildWal } from "./testing_wal.ts";
 
 const SEG = PAGE_BYTES * 3; // small segments so records cross them
 const fmt: WalFormat = { magic: 0xd110, segmentBytes: SEG };
 const SYSID = 7000000000000000042n;
 
-/** Synthetic WAL: records of the given data lengths from the first segment's first record. */
 function build(lengths: number[], o: { tli?: number; switchAt?: number } = {}) {
-  const tli = o.tli ?? 1;
-  const segs = new Map<bigint, Uint8Array>();
-  const at = (lsn: bigint) => {
-    const n = lsn / BigInt(SEG);
-    if (!segs.has(n)) segs.set(n, new Uint8Array(SEG));
-    return { seg: segs.get(n)!, off: Number(lsn % BigInt(SEG)) };
-  };
-  const pageHeader = (page: bigint, remLen: number) => {
-    const long = page % BigInt(SEG) === 0n;
-    const { seg, off } = at(page);
-    const v = new DataView(seg.buffer, off);
-    v.setUint16(0, fmt.magic, true);
-    v.setUint16(2, (remLen > 0 ? 1 : 0) | (long ? 2 : 0), true);
-    v.setUint32(4, tli, true);
-    v.setBigUint64(8, page, true);
-    v.setUint32(16, remLen, true);
-    if (long) {
-      v.setBigUint64(24, SYSID, true);
-      v.setUint32(32, SEG, true);
-      v.setUint32(36, PAGE_BYTES, true);
-    }
-    return long ? 40 : 24;
-  };
-  let pos = BigInt(SEG); // segment 1
-  pos += BigInt(pageHeader(pos, 0));
-  let prev = 0n;
-  const starts: bigint[] = [];
-  lengths.forEach((len, i) => {
-    const total = 24 + len;
-    const rec = new Uint8Array(total);
-    const v = new DataView(rec.buffer);
-    v.setUint32(0, total, true);
-    v.setBigUint64(8, prev, true);
-    if (o.switchAt === i) rec[16] = 0x40; // XLOG_SWITCH, rmgr 0
-    else rec[17] = 10;
-    for (let k = 24; k < total; k++) rec[k] = (k * 31 + i) & 0xff;
-    v.setUint32(
-      20,
-      crc32cFinish(crc32cUpdate(crc32cUpdate(CRC32C_INIT, rec.subarray(24)), rec.subarray(0, 20))),
-      true,
-    );
-    if (pos % BigInt(PAGE_BYTES) === 0n) pos += BigInt(pageHeader(pos, 0));
-    starts.push(pos);
-    prev = pos;
-    let written = 0;
-    while (written < total) {
-      if (pos % BigInt(PAGE_BYTES) === 0n) {
-        pos += BigInt(pageHeader(pos, written === 0 ? 0 : total - written));
-      }
-      const { seg, off } = at(pos);
-      const take = Math.min(total - written, PAGE_BYTES - (off % PAGE_BYTES));
-      seg.set(rec.subarray(written, written + take), off);
-      written += take;
-      pos += BigInt(take);
-    }
-    if (o.switchAt === i) {
-      const next = ((pos + BigInt(SEG) - 1n) / BigInt(SEG)) * BigInt(SEG);
-      for (
-        let p = ((pos + BigInt(PAGE_BYTES) - 1n) / BigInt(PAGE_BYTES)) * BigInt(PAGE_BYTES);
-        p < next;
-        p += BigInt(PAGE_BYTES)
-      ) pageHeader(p, 0);
-      pos = next;
-    } else pos = (pos + 7n) & ~7n;
-    if (pos % BigInt(PAGE_BYTES) === 0n && i === lengths.length - 1) pageHeader(pos, 0);
-  });
-  return { segs, starts, end: pos };
+  return buildWal(lengths, { ...o, segmentBytes: SEG, magic: fmt.magic, sysid: SYSID });
 }
 
 const opts = { format: fmt, timeline: 1, sysid: SYSID };
@@ -143,4 +83,25 @@ Deno.test("firstRecord(): skips what continues from the previous segment", () =>
   const r = walk(segmentBytes(w.segs, SEG), f.lsn, opts);
   assert.equal(r.records, 2);
   assert.equal(r.end, w.end);
+});
+
+Deno.test("switchEndIn(): where a segment's switch record ends; the padding after it is never read", () => {
+  const sw = build([100, 5000, 50], { switchAt: 2 });
+  const file = sw.segs.get(1n)!;
+  const end = switchEndIn(file, 1n, opts);
+  assert.equal(end, Number(sw.starts[2]! - BigInt(SEG)) + 24 + 50);
+  // A standby that lost its primary mid-padding: zeros, or a recycled file's bytes, after it.
+  const zeros = file.slice();
+  zeros.fill(0, end!);
+  assert.equal(switchEndIn(zeros, 1n, opts), end);
+  const junk = file.slice();
+  for (let i = end!; i < junk.length; i++) junk[i] = (i * 7) & 0xff;
+  assert.equal(switchEndIn(junk, 1n, opts), end);
+  // No switch (the WAL just stops), or a switch record that fails its CRC: no switch end.
+  assert.equal(switchEndIn(build([100, 5000, 50]).segs.get(1n)!, 1n, opts), undefined);
+  const bad = file.slice();
+  bad[end! - 1] = bad[end! - 1]! ^ 0xff;
+  assert.equal(switchEndIn(bad, 1n, opts), undefined);
+  // Another cluster's segment.
+  assert.equal(switchEndIn(file, 1n, { ...opts, sysid: 1n }), undefined);
 });

@@ -23,7 +23,7 @@ import {
   WAL_ATTEMPTS,
   writeOwner,
 } from "./archive.ts";
-import { historyName } from "./lineage.ts";
+import { historyName, parseHistory } from "./lineage.ts";
 import { LineageGate } from "./lineage_gate.ts";
 import type { ArchiveConfig } from "./config.ts";
 import type { Owner } from "../fs/identity.ts";
@@ -36,7 +36,7 @@ import {
   prepareSegmentByTool,
   readWalFile,
 } from "./prepare.ts";
-import { walKind } from "./names.ts";
+import { formatLsn, SEGMENT_BYTES, segmentName, walKind } from "./names.ts";
 import { RestoreSpool } from "./spool.ts";
 import { sealPrepared } from "./keys.ts";
 import { S3Error } from "../s3/client.ts";
@@ -123,6 +123,8 @@ export class ArchiveService {
   /** name → earliest time to retry ahead of a request, after a failure. */
   readonly #retryAt = new Map<string, number>();
   readonly #queue: string[] = [];
+  /** Files postgres marks for nobody that the archive needs (afterPromotion), until stored. */
+  readonly #extra = new Set<string>();
   readonly #refused = new Set<string>();
   readonly #startedAt = Date.now();
   #active = 0;
@@ -203,8 +205,42 @@ export class ArchiveService {
   }
 
   start(): void {
+    // A promotion before this start (this supervisor died right after it, or postgres was
+    // promoted by hand) is looked at once here; the promote command calls it again.
+    if (this.#o.localTimeline > 1) this.afterPromotion(this.#o.localTimeline);
     this.#timer = setInterval(() => this.scan(), this.#o.scanMs);
     this.scan();
+  }
+
+  /**
+   * This cluster is on `timeline` after a promotion. When the timeline it came from ended
+   * exactly at a segment boundary (the old primary died right after a segment switch, before
+   * this standby had all of the switch's padding), postgres marks that timeline's last segment
+   * for nobody: the walreceiver never finished the file, and the end of recovery renames the
+   * last segment to `.partial` (and archives that) only when the switch is inside it. Its WAL is
+   * all there, up to the switch record; without it the archive has a hole until a checkpoint
+   * long after notices the file. It is stored from here (the name), or undefined when there is
+   * nothing to do.
+   */
+  afterPromotion(timeline: number): string | undefined {
+    const { data, walDir } = this.#o;
+    const parent = parseHistory(data.readText(`${walDir}/${historyName(timeline)}`) ?? "").at(-1);
+    const seg = BigInt(SEGMENT_BYTES);
+    if (!parent || parent.end === 0n || parent.end % seg !== 0n) return undefined;
+    const name = segmentName({ timeline: parent.timeline, number: parent.end / seg - 1n });
+    const status = `${walDir}/archive_status/${name}`;
+    if (!data.stat(`${walDir}/${name}`)?.isFile) return undefined;
+    if (data.exists(`${status}.ready`) || data.exists(`${status}.done`)) return undefined;
+    if (!this.#extra.has(name)) {
+      this.#extra.add(name);
+      log.info(
+        `archive: storing ${name}, the last segment of timeline ${parent.timeline}: it ended at ${
+          formatLsn(parent.end)
+        }, a segment boundary, and postgres marks that file for nobody after a promotion`,
+      );
+    }
+    this.scan();
+    return name;
   }
 
   close(): void {
@@ -215,7 +251,7 @@ export class ArchiveService {
 
   // ---- archiving ------------------------------------------------------------------------
 
-  /** Names of the files postgres has marked ready for archiving, oldest first. */
+  /** Names of the files postgres has marked ready for archiving (and #extra), oldest first. */
   #ready(): string[] {
     const out: string[] = [];
     try {
@@ -225,6 +261,10 @@ export class ArchiveService {
         }
       }
     } catch { /* no pg_wal yet */ }
+    for (const name of this.#extra) {
+      if (!this.#o.data.stat(`${this.#o.walDir}/${name}`)?.isFile) this.#extra.delete(name);
+      else if (!out.includes(name)) out.push(name);
+    }
     // Timeline history first (postgres does the same), then in WAL order.
     return out.sort((a, b) =>
       Number(walKind(b) === "history") - Number(walKind(a) === "history") || (a < b ? -1 : 1)
@@ -324,6 +364,7 @@ export class ArchiveService {
         if (decision.action === "skip") {
           // Not this prefix's lineage (a branch): answered as done, never stored.
           this.#stored.set(name, Date.now());
+          this.#extra.delete(name);
           this.#waiting.delete(name);
           this.#gauge();
           this.#markDone(name);
@@ -345,6 +386,7 @@ export class ArchiveService {
         );
         const result = await archivePrepared(this.client, this.cfg, prepared, read, owner);
         this.#stored.set(name, Date.now());
+        this.#extra.delete(name);
         this.#waiting.delete(name);
         this.#gauge();
         this.#markDone(name);

@@ -9,6 +9,7 @@ import { MemoryStore } from "../s3/memory_store.ts";
 import type { ArchiveConfig } from "./config.ts";
 import { ArchiveError } from "./errors.ts";
 import { ArchiveService } from "./service.ts";
+import { buildWal } from "./testing_wal.ts";
 
 const SYSID = 7000000000000000042n;
 const SEG = 16 << 20;
@@ -44,7 +45,10 @@ interface Fixture {
   [Symbol.asyncDispose](): Promise<void>;
 }
 
-async function fixture(ready: string[], o: { down?: boolean; retryMs?: number } = {}) {
+async function fixture(
+  ready: string[],
+  o: { down?: boolean; retryMs?: number; store?: MemoryStore } = {},
+) {
   const dir = await Deno.makeTempDir({ prefix: "bpg-service-" });
   const walDir = `${dir}/pg_wal`;
   await Deno.mkdir(`${walDir}/archive_status`, { recursive: true });
@@ -71,7 +75,7 @@ async function fixture(ready: string[], o: { down?: boolean; retryMs?: number } 
     socketDir: dir,
     port: 5432,
   };
-  const store = new MemoryStore();
+  const store = o.store ?? new MemoryStore();
   store.down = o.down ?? false;
   const done = RootTree.check(`${dir}/done`, "test");
   const f: Fixture = {
@@ -204,4 +208,60 @@ Deno.test("an upload in flight has its `.up` marker, gone once stored", async ()
     const left = f.done.list(f.done.base).map((e) => e.name);
     return left.length === 1 && left[0] === name;
   });
+});
+
+/** Segment 000000010000000000000001 whose last record is a switch; where that record ends. */
+function switched(): { file: Uint8Array; end: number } {
+  const w = buildWal([100, 3000, 50], {
+    switchAt: 2,
+    segmentBytes: SEG,
+    magic: 0xd110,
+    sysid: SYSID,
+  });
+  return { file: w.segs.get(1n)!, end: Number(w.starts[2]! - BigInt(SEG)) + 24 + 50 };
+}
+
+Deno.test("after a promotion at a segment boundary, the old timeline's last segment is stored though postgres marked it for nobody", async () => {
+  await using f = await fixture([]);
+  const wal = `${f.dir}/pg_wal`;
+  const name = "000000010000000000000001";
+  await Deno.writeFile(`${wal}/${name}`, switched().file); // no .ready, no .done
+  // The timeline ended inside the segment: postgres archives its .partial itself.
+  await Deno.writeTextFile(`${wal}/00000002.history`, "1\t0/1800000\tno recovery target\n");
+  assert.equal(f.service.afterPromotion(2), undefined);
+  // At the segment's end: nobody marks it.
+  await Deno.writeTextFile(`${wal}/00000002.history`, "1\t0/2000000\tno recovery target\n");
+  await Deno.writeTextFile(`${wal}/archive_status/${name}.done`, "");
+  assert.equal(f.service.afterPromotion(2), undefined, "postgres already did");
+  await Deno.remove(`${wal}/archive_status/${name}.done`);
+  assert.equal(f.service.afterPromotion(2), name);
+  assert.equal(f.service.stats.backlog, 1);
+  await until("stored", () => stored(f.store, name));
+  await until("backlog drained", () => f.service.stats.backlog === 0);
+  assert.equal(f.service.stats.archivedTotal, 1);
+});
+
+Deno.test("a copy of a segment that differs only after its switch record is already archived; any other difference is refused", async () => {
+  const name = "000000010000000000000001";
+  const { file, end } = switched();
+  await using a = await fixture([]);
+  await Deno.writeFile(`${a.dir}/pg_wal/${name}`, file);
+  await a.service.archive(name);
+  assert.ok(stored(a.store, name));
+  // A promoted standby's copy: the padding after the switch record never arrived.
+  await using b = await fixture([], { store: a.store });
+  const zeros = file.slice();
+  zeros.fill(0, end);
+  await Deno.writeFile(`${b.dir}/pg_wal/${name}`, zeros);
+  assert.deepEqual(await b.service.archive(name), { name, uploadedNow: true });
+  assert.equal(b.service.stats.alreadyStoredTotal, 1);
+  // A byte before the switch record's end: not the same WAL.
+  await using c = await fixture([], { store: a.store });
+  const other = file.slice();
+  other[end - 30] = other[end - 30]! ^ 1;
+  await Deno.writeFile(`${c.dir}/pg_wal/${name}`, other);
+  await assert.rejects(
+    c.service.archive(name),
+    (e) => e instanceof ArchiveError && /different content \(bytes differ\)/.test(e.message),
+  );
 });

@@ -9,7 +9,7 @@
 import postgres from "postgres";
 import { checkChain } from "../../src/backup/chain.ts";
 import { parseHistory } from "../../src/wal/lineage.ts";
-import { parseSegment, SEGMENT_BYTES, walKind } from "../../src/wal/names.ts";
+import { formatLsn, parseSegment, SEGMENT_BYTES, walKind } from "../../src/wal/names.ts";
 import { ok } from "./control.ts";
 import { type Instance, killPids } from "./harness.ts";
 import { freshBucket, s3Client, s3Env } from "./s3.ts";
@@ -31,6 +31,12 @@ export interface DrillOptions {
   /** How long the writers run before the kill (ms). */
   writeMs?: number;
   writers?: number;
+  /**
+   * Kill right after a segment switch returns (the replicas may hold the switch record but
+   * not all of the padding after it: the old timeline then ends at a segment boundary, and
+   * postgres marks that last segment for nobody).
+   */
+  killAfterSwitch?: boolean;
   log?: (line: string) => void;
 }
 
@@ -54,6 +60,9 @@ export interface DrillResult {
     /** TL1 objects stored before the kill that changed afterwards (must be empty). */
     overwritten: string[];
     partialStored: boolean;
+    /** Where timeline 1 ended (the history file); at a segment boundary or inside one. */
+    switchPoint: string;
+    atBoundary: boolean;
   };
 }
 
@@ -119,16 +128,20 @@ export async function runDrill(o: DrillOptions, nodes: Instance[]): Promise<Dril
       if (!killed) await sql(p0, "SELECT pg_switch_wal()").catch(() => {});
     }
   })();
+  const switchSql = o.killAfterSwitch ? client(p0) : undefined;
+  if (switchSql) await switchSql`SELECT 1`; // connected before the moment that counts
   await new Promise((r) => setTimeout(r, o.writeMs ?? 3000));
   const before = await listObjects(bucket, walPrefix);
 
   // Host loss: the primary's whole process tree, at once.
   const tree = p0.pids();
+  if (switchSql) await switchSql`SELECT pg_switch_wal()`;
   const tKill = performance.now();
   killed = true;
   killPids(tree, "SIGKILL");
   const settled = Promise.allSettled([...writing, switcher]).then(() =>
-    db.end({ timeout: 1 }).catch(() => {})
+    Promise.all([db, ...(switchSql ? [switchSql] : [])].map((c) => c.end({ timeout: 1 })))
+      .catch(() => {})
   );
   say(`killed p0 (${tree.length} processes) after ${acked.length} acknowledged commits`);
 
@@ -203,6 +216,7 @@ export async function runDrill(o: DrillOptions, nodes: Instance[]): Promise<Dril
   const owner = await ownerTimeline(bucket);
   const historyText = await getText(bucket, `${walPrefix}00000002.history`);
   const ancestors = historyText ? parseHistory(historyText) : [];
+  const tl1End = ancestors.find((a) => a.timeline === 1)?.end;
   const firstTl1 = [...names].filter((n) => walKind(n) === "segment" && n.startsWith("00000001"))
     .sort()[0];
   const startNo = firstTl1 ? parseSegment(firstTl1)!.number : 1n;
@@ -230,6 +244,8 @@ export async function runDrill(o: DrillOptions, nodes: Instance[]): Promise<Dril
       chain,
       overwritten,
       partialStored: [...names].some((n) => n.startsWith("00000001") && n.endsWith(".partial")),
+      switchPoint: tl1End === undefined ? "" : formatLsn(tl1End),
+      atBoundary: tl1End !== undefined && tl1End % BigInt(SEGMENT_BYTES) === 0n,
     },
   };
 }

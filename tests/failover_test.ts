@@ -29,6 +29,10 @@ for (const level of ["remote_write", "on"] as const) {
           Math.round(r.quorumMs)
         } ms; timeline 1 ended at ${r.archive.switchPoint}${
           r.archive.atBoundary ? " (a segment boundary)" : ""
+        }${
+          r.archive.storedAfterPromotion
+            ? `; ${r.archive.storedAfterPromotion} stored by the new primary (marked for nobody)`
+            : ""
         }`,
       );
       assert.ok(r.acked > 50, `only ${r.acked} commits`);

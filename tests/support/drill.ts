@@ -63,6 +63,8 @@ export interface DrillResult {
     /** Where timeline 1 ended (the history file); at a segment boundary or inside one. */
     switchPoint: string;
     atBoundary: boolean;
+    /** The new primary stored the old timeline's last segment, which postgres marked for nobody. */
+    storedAfterPromotion: string | undefined;
   };
 }
 
@@ -246,6 +248,9 @@ export async function runDrill(o: DrillOptions, nodes: Instance[]): Promise<Dril
       partialStored: [...names].some((n) => n.startsWith("00000001") && n.endsWith(".partial")),
       switchPoint: tl1End === undefined ? "" : formatLsn(tl1End),
       atBoundary: tl1End !== undefined && tl1End % BigInt(SEGMENT_BYTES) === 0n,
+      storedAfterPromotion: winner.lines.map((l) =>
+        /archive: storing (\w+), the last segment of timeline/.exec(l)?.[1]
+      ).find((n) => n),
     },
   };
 }

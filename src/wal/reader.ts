@@ -69,6 +69,11 @@ export interface WalkOptions {
   until?: bigint;
   /** Where the record before `start` began (checked against the first xl_prev). */
   prev?: bigint;
+  /**
+   * Check each record's CRC (default). Without: lengths, links and page headers only, ~10×
+   * faster without a JIT, for a caller that compares the bytes another way.
+   */
+  crc?: boolean;
 }
 
 export type StopReason =
@@ -278,11 +283,13 @@ export function walk(src: WalBytes, start: bigint, o: WalkOptions): WalkResult {
     const rec = r.read(pos, total, total);
     if (typeof rec === "string") return done(rec);
     const b = rec.bytes;
-    const want = new DataView(b.buffer, b.byteOffset, b.byteLength).getUint32(20, true);
-    const crc = crc32cFinish(
-      crc32cUpdate(crc32cUpdate(CRC32C_INIT, b.subarray(RECORD_HEADER)), b.subarray(0, 20)),
-    );
-    if (crc !== want) return done("bad-crc", `record at ${hex(pos)}: CRC mismatch`);
+    if (o.crc !== false) {
+      const want = new DataView(b.buffer, b.byteOffset, b.byteLength).getUint32(20, true);
+      const crc = crc32cFinish(
+        crc32cUpdate(crc32cUpdate(CRC32C_INIT, b.subarray(RECORD_HEADER)), b.subarray(0, 20)),
+      );
+      if (crc !== want) return done("bad-crc", `record at ${hex(pos)}: CRC mismatch`);
+    }
     last = pos;
     records++;
     const info = b[16]!;
@@ -291,6 +298,17 @@ export function walk(src: WalBytes, start: bigint, o: WalkOptions): WalkResult {
     switchEnd = isSwitch ? rec.next : undefined;
     pos = isSwitch ? ((rec.next + seg - 1n) / seg) * seg : maxAlign(rec.next);
   }
+}
+
+/** How the WAL in one segment file (number `segNo`) runs, from its first record on. */
+function walkSegment(
+  file: Uint8Array,
+  segNo: bigint,
+  o: Omit<WalkOptions, "until" | "prev">,
+): WalkResult | undefined {
+  const src = segmentBytes(new Map([[segNo, file]]), o.format.segmentBytes);
+  const first = firstRecord(src, segNo * BigInt(o.format.segmentBytes), o);
+  return "lsn" in first ? walk(src, first.lsn, o) : undefined;
 }
 
 /**
@@ -305,15 +323,28 @@ export function switchEndIn(
   segNo: bigint,
   o: Omit<WalkOptions, "until" | "prev">,
 ): number | undefined {
-  const seg = BigInt(o.format.segmentBytes);
-  const start = segNo * seg;
-  const src = segmentBytes(new Map([[segNo, file]]), o.format.segmentBytes);
-  const first = firstRecord(src, start, o);
-  if (!("lsn" in first)) return undefined;
-  const r = walk(src, first.lsn, o);
-  if (r.switchEnd === undefined || r.end !== start + seg) return undefined;
+  const start = segNo * BigInt(o.format.segmentBytes);
+  const r = walkSegment(file, segNo, o);
+  if (r?.switchEnd === undefined || r.end !== start + BigInt(o.format.segmentBytes)) {
+    return undefined;
+  }
   return Number(r.switchEnd - start);
 }
+
+/**
+ * Does the WAL in segment file `file` run to the segment's end (its last record ends there, or
+ * a switch record skips the rest)? Not when it stops before: zeros (never received), an old
+ * recycled page, a record that continues into the next segment.
+ */
+export function runsToSegmentEnd(
+  file: Uint8Array,
+  segNo: bigint,
+  o: Omit<WalkOptions, "until" | "prev">,
+): boolean {
+  const seg = BigInt(o.format.segmentBytes);
+  return walkSegment(file, segNo, o)?.end === (segNo + 1n) * seg;
+}
+
 /** WalBytes over whole segment files of one timeline, by segment number. */
 export function segmentBytes(
   segments: ReadonlyMap<bigint, Uint8Array>,

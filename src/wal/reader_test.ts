@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import {
   firstRecord,
   PAGE_BYTES,
+  runsToSegmentEnd,
   segmentBytes,
   switchEndIn,
   type WalFormat,
@@ -104,4 +105,17 @@ Deno.test("switchEndIn(): where a segment's switch record ends; the padding afte
   assert.equal(switchEndIn(bad, 1n, opts), undefined);
   // Another cluster's segment.
   assert.equal(switchEndIn(file, 1n, { ...opts, sysid: 1n }), undefined);
+  // Lengths and links only (crc: false) still find it; the CRC is for callers that need it.
+  assert.equal(switchEndIn(bad, 1n, { ...opts, crc: false }), end);
+});
+
+Deno.test("runsToSegmentEnd(): a switch or a last record at the end, not WAL that stops short", () => {
+  const sw = build([100, 5000, 50], { switchAt: 2 });
+  assert.ok(runsToSegmentEnd(sw.segs.get(1n)!, 1n, opts));
+  const short = sw.segs.get(1n)!.slice();
+  short.fill(0, Number(sw.starts[2]! - BigInt(SEG)));
+  assert.ok(!runsToSegmentEnd(short, 1n, opts), "the switch record never arrived");
+  // A record that continues in the next segment: this file alone does not end the WAL.
+  const crossing = build([100, 30000, 100]);
+  assert.ok(!runsToSegmentEnd(crossing.segs.get(1n)!, 1n, opts));
 });

@@ -234,6 +234,16 @@ Deno.test("after a promotion at a segment boundary, the old timeline's last segm
   await Deno.writeTextFile(`${wal}/archive_status/${name}.done`, "");
   assert.equal(f.service.afterPromotion(2), undefined, "postgres already did");
   await Deno.remove(`${wal}/archive_status/${name}.done`);
+  // A copy whose WAL stops short (never fully received) is not stored.
+  const { file, end } = switched();
+  const short = file.slice();
+  short.fill(0, end - 60);
+  await Deno.writeFile(`${wal}/${name}`, short);
+  assert.equal(f.service.afterPromotion(2), name);
+  await until("given up", () => f.service.stats.backlog === 0);
+  assert.ok(!stored(f.store, name));
+  // The whole WAL up to the switch: stored.
+  await Deno.writeFile(`${wal}/${name}`, file);
   assert.equal(f.service.afterPromotion(2), name);
   assert.equal(f.service.stats.backlog, 1);
   await until("stored", () => stored(f.store, name));

@@ -14,8 +14,11 @@ export interface LineagePorts {
   writeOwner(rec: OwnerRecord): Promise<void>;
   /** The archive's lineage of `timeline` (its stored history file). */
   lineageOf(timeline: number): Promise<Lineage>;
-  /** This cluster's own history file of `timeline` (pg_wal), or undefined. */
-  localHistory(timeline: number): string | undefined;
+  /**
+   * This cluster's own history file of `timeline` (pg_wal), or undefined. Read as a file
+   * postgres produced (no link followed, no FIFO opened): async.
+   */
+  localHistory(timeline: number): Promise<string | undefined>;
   now(): number;
 }
 
@@ -59,29 +62,24 @@ export class LineageGate {
     return await this.#loading;
   }
 
-  /** Does our own history of `timeline` descend from the owner's timeline? */
-  #descends(owner: Lineage, timeline: number): boolean {
-    const text = this.#ports.localHistory(timeline);
-    if (text === undefined) return false;
-    return parseHistory(text).some((e) => e.timeline === owner.timeline);
-  }
-
   /** What to do with `name` now; a promotion is carried out here (the record moves first). */
   async decide(name: string): Promise<Decision> {
     let owner = await this.#current();
-    let d = decide(name, owner, {
-      promote: this.#promote,
-      descends: (t) => this.#descends(owner, t),
-    });
+    // Our own history of the file's timeline, when it is newer than the owner's: does it
+    // descend from the owner's timeline? (Read first: decide() is pure and synchronous.)
+    const timeline = parseInt(name.slice(0, 8), 16);
+    const history = timeline > owner.timeline
+      ? parseHistory(await this.#ports.localHistory(timeline) ?? "")
+      : undefined;
+    const descends = (t: number) =>
+      t === timeline && !!history?.some((e) => e.timeline === owner.timeline);
+    let d = decide(name, owner, { promote: this.#promote, descends });
     if (d.action === "skip" && this.#ports.now() - this.#loadedAt > SKIP_RECHECK_MS) {
       // A newer timeline may have become the owner's since the last look (a replica that
       // follows a promoted primary archives its WAL too): look again before calling it a branch.
       this.#lineage = undefined;
       owner = await this.#current();
-      d = decide(name, owner, {
-        promote: this.#promote,
-        descends: (t) => this.#descends(owner, t),
-      });
+      d = decide(name, owner, { promote: this.#promote, descends });
     }
     if (d.action === "promote") {
       const rec = await this.#ports.readOwner();
@@ -94,7 +92,7 @@ export class LineageGate {
       // Our own history says where we branched (the archive gets it right after this).
       owner = {
         timeline: d.timeline,
-        ancestors: parseHistory(this.#ports.localHistory(d.timeline) ?? ""),
+        ancestors: parseHistory(await this.#ports.localHistory(d.timeline) ?? ""),
       };
       this.#lineage = owner;
       this.#loadedAt = this.#ports.now();

@@ -21,7 +21,7 @@ function fakes(
           return { timeline: Number(tl), end: (BigInt(`0x${hi}`) << 32n) | BigInt(`0x${lo}`) };
         }),
       }),
-    localHistory: (t) => o.local?.[t],
+    localHistory: (t) => Promise.resolve(o.local?.[t]),
     now: () => now,
   };
   return { ports, record: () => record, tick: (ms: number) => (now += ms) };

@@ -38,7 +38,8 @@ import {
 } from "./prepare.ts";
 import { formatLsn, parseSegment, SEGMENT_BYTES, segmentName, walKind } from "./names.ts";
 import { runsToSegmentEnd } from "./reader.ts";
-import { WAL_MAGIC } from "./validate.ts";
+import { MAX_TEXT_FILE, WAL_MAGIC } from "./validate.ts";
+import { readOwnedFile } from "../fs/handover.ts";
 import { RestoreSpool } from "./spool.ts";
 import { sealPrepared } from "./keys.ts";
 import { S3Error } from "../s3/client.ts";
@@ -170,7 +171,7 @@ export class ArchiveService {
       readOwner: () => readOwner(client, cfg.target),
       writeOwner: (rec) => writeOwner(client, cfg.target, rec),
       lineageOf: (t) => lineageOf(client, cfg, t),
-      localHistory: (t) => o.data.readText(`${o.walDir}/${historyName(t)}`),
+      localHistory: (t) => this.#localHistory(t),
       now: () => Date.now(),
     }, { promote: this.#o.promote });
     this.#spool = new RestoreSpool({
@@ -209,7 +210,7 @@ export class ArchiveService {
   start(): void {
     // A promotion before this start (this supervisor died right after it, or postgres was
     // promoted by hand) is looked at once here; the promote command calls it again.
-    if (this.#o.localTimeline > 1) this.afterPromotion(this.#o.localTimeline);
+    if (this.#o.localTimeline > 1) void this.afterPromotion(this.#o.localTimeline);
     this.#timer = setInterval(() => this.scan(), this.#o.scanMs);
     this.scan();
   }
@@ -224,9 +225,9 @@ export class ArchiveService {
    * long after notices the file. It is stored from here (the name), or undefined when there is
    * nothing to do.
    */
-  afterPromotion(timeline: number): string | undefined {
+  async afterPromotion(timeline: number): Promise<string | undefined> {
     const { data, walDir } = this.#o;
-    const parent = parseHistory(data.readText(`${walDir}/${historyName(timeline)}`) ?? "").at(-1);
+    const parent = parseHistory(await this.#localHistory(timeline) ?? "").at(-1);
     const seg = BigInt(SEGMENT_BYTES);
     if (!parent || parent.end === 0n || parent.end % seg !== 0n) return undefined;
     const name = segmentName({ timeline: parent.timeline, number: parent.end / seg - 1n });
@@ -436,6 +437,22 @@ export class ArchiveService {
     })();
     this.#inflight.set(name, task);
     return task;
+  }
+
+  /**
+   * pg_wal's history file of `timeline`, read as a file postgres produced (no link followed,
+   * no FIFO opened, a size cap); undefined when there is none or it is not a plain file.
+   */
+  async #localHistory(timeline: number): Promise<string | undefined> {
+    const path = `${this.#o.walDir}/${historyName(timeline)}`;
+    try {
+      return new TextDecoder().decode(await readOwnedFile(path, this.#o.owner, MAX_TEXT_FILE));
+    } catch (error) {
+      if (!(error instanceof Deno.errors.NotFound)) {
+        log.warn(`archive: not reading ${path}: ${errorMessage(error)}`);
+      }
+      return undefined;
+    }
   }
 
   /** Does this copy of segment `name` hold WAL up to the segment's end (reader.ts)? */

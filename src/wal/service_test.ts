@@ -226,25 +226,30 @@ Deno.test("after a promotion at a segment boundary, the old timeline's last segm
   const wal = `${f.dir}/pg_wal`;
   const name = "000000010000000000000001";
   await Deno.writeFile(`${wal}/${name}`, switched().file); // no .ready, no .done
+  // postgres's uid made the history file a FIFO: not opened (nothing hangs), nothing stored.
+  const mkfifo = await new Deno.Command("mkfifo", { args: [`${wal}/00000002.history`] }).output();
+  assert.ok(mkfifo.success);
+  assert.equal(await f.service.afterPromotion(2), undefined);
+  await Deno.remove(`${wal}/00000002.history`);
   // The timeline ended inside the segment: postgres archives its .partial itself.
   await Deno.writeTextFile(`${wal}/00000002.history`, "1\t0/1800000\tno recovery target\n");
-  assert.equal(f.service.afterPromotion(2), undefined);
+  assert.equal(await f.service.afterPromotion(2), undefined);
   // At the segment's end: nobody marks it.
   await Deno.writeTextFile(`${wal}/00000002.history`, "1\t0/2000000\tno recovery target\n");
   await Deno.writeTextFile(`${wal}/archive_status/${name}.done`, "");
-  assert.equal(f.service.afterPromotion(2), undefined, "postgres already did");
+  assert.equal(await f.service.afterPromotion(2), undefined, "postgres already did");
   await Deno.remove(`${wal}/archive_status/${name}.done`);
   // A copy whose WAL stops short (never fully received) is not stored.
   const { file, end } = switched();
   const short = file.slice();
   short.fill(0, end - 60);
   await Deno.writeFile(`${wal}/${name}`, short);
-  assert.equal(f.service.afterPromotion(2), name);
+  assert.equal(await f.service.afterPromotion(2), name);
   await until("given up", () => f.service.stats.backlog === 0);
   assert.ok(!stored(f.store, name));
   // The whole WAL up to the switch: stored.
   await Deno.writeFile(`${wal}/${name}`, file);
-  assert.equal(f.service.afterPromotion(2), name);
+  assert.equal(await f.service.afterPromotion(2), name);
   assert.equal(f.service.stats.backlog, 1);
   await until("stored", () => stored(f.store, name));
   await until("backlog drained", () => f.service.stats.backlog === 0);

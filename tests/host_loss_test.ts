@@ -11,7 +11,7 @@ import {
   cleanup,
   freePort,
   type Instance,
-  killPids,
+  killTree,
   psql,
   removeRoot,
   startSupervisor,
@@ -74,7 +74,7 @@ Deno.test("host loss with 2 WAL sinks (ANY 1): every acknowledged commit survive
       rand,
       restart,
       beforeLoss: () => {
-        killPids(s2.pids(), "SIGKILL");
+        killTree(s2);
         return Promise.resolve();
       },
     });

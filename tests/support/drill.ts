@@ -11,7 +11,7 @@ import { checkChain } from "../../src/backup/chain.ts";
 import { parseHistory } from "../../src/wal/lineage.ts";
 import { formatLsn, parseSegment, SEGMENT_BYTES, walKind } from "../../src/wal/names.ts";
 import { ok } from "./control.ts";
-import { type Instance, killPids } from "./harness.ts";
+import { type Instance, killTree } from "./harness.ts";
 import { freshBucket, s3Client, s3Env } from "./s3.ts";
 import {
   lsnValue,
@@ -136,16 +136,15 @@ export async function runDrill(o: DrillOptions, nodes: Instance[]): Promise<Dril
   const before = await listObjects(bucket, walPrefix);
 
   // Host loss: the primary's whole process tree, at once.
-  const tree = p0.pids();
   if (switchSql) await switchSql`SELECT pg_switch_wal()`;
   const tKill = performance.now();
   killed = true;
-  killPids(tree, "SIGKILL");
+  const tree = killTree(p0);
   const settled = Promise.allSettled([...writing, switcher]).then(() =>
     Promise.all([db, ...(switchSql ? [switchSql] : [])].map((c) => c.end({ timeout: 1 })))
       .catch(() => {})
   );
-  say(`killed p0 (${tree.length} processes) after ${acked.length} acknowledged commits`);
+  say(`killed p0 (${tree} processes) after ${acked.length} acknowledged commits`);
 
   // The control plane: the replica with the highest flush LSN wins.
   const flushed = await Promise.all([r1, r2].map(async (r) => ({

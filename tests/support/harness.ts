@@ -117,6 +117,30 @@ export function killPids(pids: number[], sig: Deno.Signal = "SIGKILL"): void {
   }
 }
 
+/**
+ * Stop (SIGSTOP) every process of `inst`, none escaping: a stopped postmaster forks no more, and a
+ * child it forked just before is still its child, so the tree is looked at again until nothing new
+ * appears. (One snapshot then a kill let a backend forked in between outlive the test, waiting
+ * forever on a lock a killed process held.) Returns the stopped PIDs.
+ */
+export function freezeTree(inst: Pick<Instance, "pids">): number[] {
+  const stopped = new Set<number>();
+  for (let round = 0; round < 50; round++) {
+    const fresh = inst.pids().filter((p) => !stopped.has(p));
+    if (!fresh.length) break;
+    killPids(fresh, "SIGSTOP");
+    for (const p of fresh) stopped.add(p);
+  }
+  return [...stopped];
+}
+
+/** Every process of `inst` at once (host loss, or cleanup): frozen first, then SIGKILL. */
+export function killTree(inst: Pick<Instance, "pids">): number {
+  const pids = freezeTree(inst);
+  killPids(pids, "SIGKILL");
+  return pids.length;
+}
+
 export interface Instance {
   root: string;
   env: Record<string, string>;
@@ -333,7 +357,7 @@ const registry = new Set<Instance>();
 export async function cleanup(...instances: Instance[]): Promise<void> {
   const all = instances.length ? instances : [...registry];
   for (const inst of all) {
-    killPids(inst.pids(), "SIGKILL");
+    killTree(inst);
     await inst.exited.catch(() => {});
     registry.delete(inst);
   }

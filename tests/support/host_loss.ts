@@ -6,7 +6,14 @@
  * the old copy put back, and the primary booted again. Every acknowledged id must be there.
  */
 import postgres from "postgres";
-import { type Instance, killPids, type StartOptions, startSupervisor } from "./harness.ts";
+import {
+  freezeTree,
+  type Instance,
+  killPids,
+  killTree,
+  type StartOptions,
+  startSupervisor,
+} from "./harness.ts";
 import { READY } from "./replication.ts";
 
 export interface TrialResult {
@@ -81,8 +88,7 @@ export async function hostLossTrial(
   // The volume "as it was": a copy taken while the whole tree is frozen.
   const data = `${p.root}/data`;
   const snap = `${p.root}/data.snap`;
-  const tree = p.pids();
-  killPids(tree, "SIGSTOP");
+  const tree = freezeTree(p);
   try {
     await run("cp", ["-a", data, snap]);
   } finally {
@@ -94,7 +100,7 @@ export async function hostLossTrial(
   await o.beforeLoss?.();
 
   // Host loss: everything at once, then the volume comes back as it was.
-  killPids(p.pids(), "SIGKILL");
+  killTree(p);
   dead = true;
   const rewindMs = performance.now() - tSnap;
   await Promise.allSettled(writing);

@@ -1,10 +1,9 @@
 /** Crash-consistent copies of a live volume, as the platform's block snapshot makes them. */
-import { type Instance, killPids } from "./harness.ts";
+import { freezeTree, type Instance, killPids } from "./harness.ts";
 
 /** Freeze every process of an instance (SIGSTOP), run `fn`, thaw them (SIGCONT). */
 export async function frozen<T>(pg: Instance, fn: () => Promise<T>): Promise<T> {
-  const pids = pg.pids();
-  killPids(pids, "SIGSTOP");
+  const pids = freezeTree(pg);
   try {
     return await fn();
   } finally {

@@ -10,7 +10,7 @@ RUN echo "create_main_cluster = false" > /tmp/createcluster.conf \
  && mkdir -p /etc/postgresql-common && mv /tmp/createcluster.conf /etc/postgresql-common/ \
  && apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      postgresql-15 postgresql-contrib pgbouncer openssl ca-certificates procps iproute2 \
+      postgresql-15 postgresql-contrib pgbouncer openssl ca-certificates procps iproute2 libeatmydata1 \
       postgresql-15-cron postgresql-15-partman postgresql-15-hypopg postgresql-15-repack \
  && rm -rf /var/lib/apt/lists/*
 COPY dist/ /usr/local/lib/beyond-pg/

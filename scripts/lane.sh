@@ -35,7 +35,7 @@ packages() { # the lane's packages, one per line, sorted
     cat "$tmp/apt"
     # The server, PgBouncer, and what the supervisor, the tests and the benchmarks run.
     printf '%s\n' "postgresql-$MAJOR" pgbouncer zstd openssl ca-certificates procps iproute2 pgbackrest \
-      util-linux e2fsprogs
+      util-linux e2fsprogs libeatmydata1
   } | sort -u
   rm -rf "$tmp"
 }

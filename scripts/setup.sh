@@ -18,11 +18,13 @@ if [ "${1:-}" = "test" ]; then
   major=$(ls /usr/lib/postgresql 2>/dev/null | sort -n | tail -n 1)
   major=${major:-15}
   # Extensions Debian ships (the rest are skipped with a warning at boot), the S3 server,
-  # pgBackRest for the archive benchmark's comparison, promtool, and the VM toolchain.
+  # pgBackRest for the archive benchmark's comparison, promtool, the VM toolchain, and
+  # libeatmydata for WAL sinks that acknowledge on write (BEYOND_PG_SINK_ACK=write).
   packages="$packages postgresql-$major postgresql-contrib postgresql-$major-cron postgresql-$major-partman
     postgresql-$major-hypopg postgresql-$major-repack postgresql-$major-postgis-3
     postgresql-$major-postgis-3-scripts radosgw ceph-mon ceph-osd pgbackrest prometheus
-    qemu-system-x86 qemu-utils debootstrap e2fsprogs openssl procps iproute2 util-linux"
+    qemu-system-x86 qemu-utils debootstrap e2fsprogs openssl procps iproute2 util-linux
+    libeatmydata1"
 fi
 missing=""
 for p in $packages; do

@@ -129,6 +129,74 @@ function lsn(text: string): bigint {
   return (BigInt(`0x${hi}`) << 32n) + BigInt(`0x${lo}`);
 }
 
+Deno.test("sinks acknowledging on write (BEYOND_PG_SINK_ACK=write): a host loss loses nothing; the flush LSN follows; a primary at `on` is told in one line", async () => {
+  const directPort = freePort();
+  const env = { BEYOND_PG_SINK_ACK: "write" };
+  const s1 = await startSink("s1", directPort, { env });
+  const s2 = await startSink("s2", directPort, { env });
+  const root = await tempRoot();
+  const restart = {
+    root,
+    port: freePort(),
+    directPort,
+    httpPort: freePort(),
+    env: replEnv(sinkEnv([s1, s2])),
+  };
+  let p: Instance = await startSupervisor(restart);
+  const sinkStatus = async (s: Sink) =>
+    await (await fetch(`${s.url}/v1/status`)).json() as {
+      ack: string;
+      flushLsn: string | null;
+      reason?: string;
+    };
+  try {
+    await p.waitFor(READY, 60_000);
+    await Promise.all([streaming(p, "s1"), streaming(p, "s2")]);
+    for (const s of [s1, s2]) {
+      const env = s.pids().map((pid) => {
+        try {
+          const cmd = Deno.readTextFileSync(`/proc/${pid}/cmdline`);
+          return cmd.includes("pg_receivewal") ? Deno.readTextFileSync(`/proc/${pid}/environ`) : "";
+        } catch {
+          return "";
+        }
+      }).find((e) => e);
+      assert.match(env ?? "", /LD_PRELOAD=[^\0]*libeatmydata/, `${s.name}: pg_receivewal's env`);
+    }
+    await psql(p.directPort, "CREATE TABLE acks (id bigint PRIMARY KEY, pad text)", {
+      password: p.password,
+    });
+    const t = await hostLossTrial(p, { rand: lcg(15), restart });
+    p = t.next;
+    console.log(`ack=write trial: ${t.acked} acknowledged, ${t.lost.length} lost`);
+    assert.deepEqual(t.lost, [], "acknowledged ids lost");
+    assert.equal(t.gapFetch?.["outcome"], "fetched");
+    await Promise.all([streaming(p, "s1"), streaming(p, "s2")]);
+
+    await psql(p.directPort, "INSERT INTO acks VALUES (-1, 'after')", { password: p.password });
+    const at = lsn(
+      await psql(p.directPort, "SELECT pg_current_wal_flush_lsn()", { password: p.password }),
+    );
+    await until("s1's flushed WAL reaches the primary's", async () => {
+      const st = await sinkStatus(s1);
+      return st.ack === "write" && st.flushLsn !== null && lsn(st.flushLsn) >= at;
+    });
+    assert.doesNotMatch((await sinkStatus(s1)).reason ?? "", /BEYOND_PG_SINK_ACK/);
+    await ok(p, "set-sync-standbys", { standbys: "ANY 1 (s1, s2)", level: "on" });
+    await until(
+      "s1 says the primary's level does not fit",
+      async () => /BEYOND_PG_SINK_ACK=flush/.test((await sinkStatus(s1)).reason ?? ""),
+      25_000,
+      500,
+    );
+    console.log(`s1: ${(await sinkStatus(s1)).reason}`);
+    assert.equal(await p.stop(), 0);
+  } finally {
+    await cleanup();
+    await removeRoot(root);
+  }
+});
+
 Deno.test("host loss without sinks loses the commits after the copy (the window Tier 1.5 closes)", async () => {
   const root = await tempRoot();
   const restart = { root, port: freePort(), directPort: freePort(), httpPort: freePort() };

@@ -11,7 +11,8 @@ import { RootTree } from "../fs/tree.ts";
 import { serveHttp } from "../http/server.ts";
 import { counter, gauge, renderFamilies } from "../metrics/prom.ts";
 import type { SinkSettings } from "../settings/settings.ts";
-import { Receiver } from "../sink/receiver.ts";
+import { Flusher, levelWarningFor } from "../sink/flusher.ts";
+import { findNoSyncPreload, Receiver } from "../sink/receiver.ts";
 import { sinkRoutes } from "../sink/server.ts";
 import { SinkStore } from "../sink/store.ts";
 import { errorMessage, OperatorError } from "../util/errors.ts";
@@ -54,6 +55,13 @@ export async function runSink(s: SinkSettings, latch: StopLatch): Promise<number
     }
   }
 
+  const preload = s.ack === "write" ? findNoSyncPreload() : undefined;
+  if (s.ack === "write" && !preload) {
+    throw new OperatorError(
+      "Cannot start: BEYOND_PG_SINK_ACK=write needs libeatmydata (Debian: apt-get install libeatmydata1), since pg_receivewal cannot report a write before its fsync on its own; install it or use BEYOND_PG_SINK_ACK=flush",
+      { exitCode: 2 },
+    );
+  }
   const store = new SinkStore(tree, s.dir, s.name);
   const receiver = new Receiver({
     bin: `${binDir}/pg_receivewal`,
@@ -61,11 +69,15 @@ export async function runSink(s: SinkSettings, latch: StopLatch): Promise<number
     name: s.name,
     primary: s.primary,
     passfile: passfilePath({ runDir: s.runDir }),
+    noSyncPreload: preload,
     beforeStart: () => void store.dropTornPartials(),
   }, latch.signal);
   const started = Date.now();
   let primaryLsn: bigint | undefined;
   let lastEnd: bigint | undefined;
+  const flusher = s.ack === "write" ? new Flusher(tree, s.dir, () => lastEnd) : undefined;
+  /** With ack=write: the primary's synchronous_commit is `on` (this sink answers too early). */
+  let levelWarning: string | undefined;
   const end = () => {
     try {
       const e = store.listing().end;
@@ -75,16 +87,20 @@ export async function runSink(s: SinkSettings, latch: StopLatch): Promise<number
     }
     return lastEnd;
   };
+  const flushedEnd = () => (flusher ? flusher.flushed : lastEnd);
   const status = () => {
     const e = lastEnd;
+    const f = flushedEnd();
+    const reason = receiver.state.lastError ?? levelWarning;
     return {
       name: s.name,
       primary: `${s.primary.host}:${s.primary.port}`,
       state: receiver.state.up ? "streaming" : "connecting",
-      ...(receiver.state.lastError ? { reason: receiver.state.lastError } : {}),
+      ...(reason ? { reason } : {}),
+      ack: s.ack,
       diskFull: receiver.state.diskFull,
       receivedLsn: e === undefined ? null : lsnText(e),
-      flushLsn: e === undefined ? null : lsnText(e),
+      flushLsn: f === undefined ? null : lsnText(f),
       lagBytes: primaryLsn !== undefined && e !== undefined ? Number(primaryLsn - e) : null,
       reconnects: receiver.state.reconnects,
       uptimeSeconds: Math.round((Date.now() - started) / 1000),
@@ -116,8 +132,8 @@ export async function runSink(s: SinkSettings, latch: StopLatch): Promise<number
           ),
           gauge(
             "beyond_pg_sink_flush_lsn_bytes",
-            "Where the WAL this sink has flushed ends (pg_receivewal --synchronous: the same).",
-            lastEnd === undefined ? 0 : Number(lastEnd),
+            "Where the WAL this sink has flushed ends (at least: with BEYOND_PG_SINK_ACK=flush the same as received).",
+            Number(flushedEnd() ?? 0n),
           ),
           gauge(
             "beyond_pg_sink_lag_bytes",
@@ -147,23 +163,35 @@ export async function runSink(s: SinkSettings, latch: StopLatch): Promise<number
     }://${s.http.hostname}:${server.addr.port}`,
   );
   receiver.start();
+  flusher?.start();
 
-  // The primary's position (IDENTIFY_SYSTEM), for the lag; retention.
-  const probe = setInterval(async () => {
+  // The primary's position (IDENTIFY_SYSTEM), for the lag; with ack=write, its default
+  // synchronous_commit (a sink that answers on write must not serve a primary at `on`).
+  const probeTarget = {
+    conninfo: upstreamConninfo({
+      host: s.primary.host,
+      port: s.primary.port,
+      name: `${s.name}_probe`.slice(0, 63),
+      passfile: passfilePath({ runDir: s.runDir }),
+    }),
+    timeoutMs: 8000,
+  };
+  const probeOnce = async () => {
     try {
-      const r = await replicationCommand(binDir, "IDENTIFY_SYSTEM", {
-        conninfo: upstreamConninfo({
-          host: s.primary.host,
-          port: s.primary.port,
-          name: `${s.name}_probe`.slice(0, 63),
-          passfile: passfilePath({ runDir: s.runDir }),
-        }),
-        timeoutMs: 8000,
-      });
+      const r = await replicationCommand(binDir, "IDENTIFY_SYSTEM", probeTarget);
       const lsn = parseLsn(r.stdout.trim().split("|")[2] ?? "");
       if (lsn !== undefined) primaryLsn = lsn;
+      if (flusher) {
+        const level = await replicationCommand(binDir, "SHOW synchronous_commit", probeTarget);
+        if (level.code !== 0) return;
+        const warning = levelWarningFor(level.stdout.trim());
+        if (warning && warning !== levelWarning) log.warn(`wal-sink: ${warning}`);
+        levelWarning = warning;
+      }
     } catch { /* the next round */ }
-  }, 10_000);
+  };
+  const probe = setInterval(probeOnce, 10_000);
+  void probeOnce();
   // The partial's valid end, followed every second (a walk of what arrived since): a gap
   // fetch's listing then answers at once instead of walking up to 16 MiB of WAL, the primary
   // up or not.
@@ -182,6 +210,7 @@ export async function runSink(s: SinkSettings, latch: StopLatch): Promise<number
   clearInterval(follow);
   clearInterval(prune);
   await receiver.close();
+  await flusher?.close();
   await server.shutdown();
   return 0;
 }

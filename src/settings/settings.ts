@@ -51,6 +51,11 @@ export interface SinkSettings {
   http: { hostname: string; port: number };
   tlsDir: string | undefined;
   keepMb: number;
+  /**
+   * When WAL is acknowledged: `flush` after fsync (pg_receivewal --synchronous), `write` after
+   * write (libeatmydata preloaded into pg_receivewal; the sink fsyncs within 200 ms).
+   */
+  ack: "flush" | "write";
   binDir: string | undefined;
   /** Runtime files (the passfile), root's. */
   runDir: string;
@@ -388,6 +393,7 @@ export function parseSinkSettings(
     http: get("BEYOND_PG_SINK_HTTP"),
     tlsDir: get("BEYOND_PG_SINK_TLS_DIR"),
     keepMb: get("BEYOND_PG_SINK_KEEP_MB"),
+    ack: get("BEYOND_PG_SINK_ACK"),
     binDir: get("BEYOND_PG_BIN_DIR"),
     runDir: get("BEYOND_PG_RUN_DIR"),
   };

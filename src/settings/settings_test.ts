@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { parseSettings } from "./settings.ts";
+import { parseSettings, parseSinkSettings } from "./settings.ts";
 import { Secret } from "./secret.ts";
 
 const ctx = {
@@ -437,4 +437,20 @@ Deno.test("parseSettings() reads BEYOND_PG_S3_SSE, the storage class, the URL st
   assert.equal(p({ BEYOND_PG_S3_URL_STYLE: "virtual" }).urlStyle, "virtual");
   assert.equal(p({}).attempts, 8);
   assert.throws(() => p({ BEYOND_PG_S3_ATTEMPTS: "0" }), /out of range/);
+});
+
+Deno.test("wal-sink: BEYOND_PG_SINK_ACK is flush unless set to write; anything else is one line", () => {
+  const base = {
+    BEYOND_PG_PRIMARY: "10.0.0.1:5433",
+    BEYOND_PG_REPLICATION_PASSWORD: "repl-pw",
+    BEYOND_PG_WAL_SINK_TOKEN: "0123456789abcdef0123",
+    BEYOND_PG_SINK_DIR: "/srv/wal",
+    BEYOND_PG_STANDBY_NAME: "s1",
+  };
+  assert.equal(parseSinkSettings(base, ctx).ack, "flush");
+  assert.equal(parseSinkSettings({ ...base, BEYOND_PG_SINK_ACK: "WRITE" }, ctx).ack, "write");
+  assert.throws(
+    () => parseSinkSettings({ ...base, BEYOND_PG_SINK_ACK: "fsync" }, ctx),
+    /BEYOND_PG_SINK_ACK.*is not one of flush, write/,
+  );
 });

@@ -5,6 +5,7 @@
  */
 import {
   absolutePath,
+  choice,
   cidrList,
   directory,
   hostPort,
@@ -115,6 +116,13 @@ export const replicationSettings = {
     shown: "plain HTTP",
     doc: "`wal-sink`: `cert.pem` and `key.pem` to serve HTTPS with",
     parse: directory,
+  }),
+  BEYOND_PG_SINK_ACK: setting({
+    group: "replication",
+    default: "flush",
+    doc:
+      "`wal-sink`: when it acknowledges WAL: `flush` once on its disk (right for any `synchronous_commit`), `write` once written, fsynced within 200 ms (the promise of `remote_write`; not for primaries at `on`)",
+    parse: choice(["flush", "write"] as const),
   }),
   BEYOND_PG_SINK_KEEP_MB: setting({
     group: "replication",

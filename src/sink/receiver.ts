@@ -1,7 +1,8 @@
 /**
  * EFFECT: pg_receivewal, kept running by the same child loop as postgres and PgBouncer
  * (supervise/child_loop.ts): `--synchronous` (every write is flushed before it is reported, so
- * the primary may count this sink in its synchronous quorum), `--slot` (the primary keeps our
+ * the primary may count this sink in its synchronous quorum; with libeatmydata preloaded, every
+ * write is reported at once and sink/flusher.ts flushes it), `--slot` (the primary keeps our
  * WAL while we are away: a restart resumes where the directory ends, with no gap), `--no-loop`
  * (a lost connection exits, and the loop's backoff decides when to try again). The password
  * comes from a passfile; nothing secret is on its command line or in its environment.
@@ -19,6 +20,12 @@ export interface ReceiverOptions {
   name: string;
   primary: { host: string; port: number };
   passfile: string;
+  /**
+   * BEYOND_PG_SINK_ACK=write: this library (libeatmydata) preloaded into pg_receivewal makes its
+   * fsync a no-op, so `--synchronous` reports WAL once written; the sink's flusher puts it on
+   * disk. (pg_receivewal refuses `--synchronous` with `--no-sync`.)
+   */
+  noSyncPreload?: string;
   /** Before each start of pg_receivewal (the store removes a torn `.partial`). */
   beforeStart?: () => void;
 }
@@ -46,6 +53,27 @@ export function explain(line: string, dir: string): string {
     return `${text}; check BEYOND_PG_REPLICATION_PASSWORD and the primary's BEYOND_PG_REPLICATION_PEERS`;
   }
   return text;
+}
+
+/**
+ * libeatmydata, for BEYOND_PG_SINK_ACK=write: a root-owned file in a system library directory
+ * (Debian's libeatmydata1), or undefined.
+ */
+export function findNoSyncPreload(
+  candidates = [
+    `/usr/lib/${Deno.build.arch}-linux-gnu/libeatmydata.so.1`,
+    `/usr/lib/${Deno.build.arch}-linux-gnu/libeatmydata.so`,
+    "/usr/lib64/libeatmydata.so.1",
+    "/usr/lib/libeatmydata.so.1",
+  ],
+): string | undefined {
+  for (const path of candidates) {
+    try {
+      const st = Deno.statSync(path);
+      if (st.isFile && st.uid === 0 && ((st.mode ?? 0) & 0o022) === 0) return path;
+    } catch { /* next */ }
+  }
+  return undefined;
 }
 
 /** A run that stays up this long clears the last error. */
@@ -113,7 +141,10 @@ export class Receiver {
               "-d",
               conninfo,
             ],
-            env: { PGAPPNAME: o.name },
+            env: {
+              PGAPPNAME: o.name,
+              ...(o.noSyncPreload ? { LD_PRELOAD: o.noSyncPreload } : {}),
+            },
             runAs: undefined,
           }, output);
         },

@@ -10,7 +10,8 @@
  *   3. the host-loss trial (tests/support/host_loss.ts) N times with 2 sinks `ANY 1` (every
  *      acknowledged commit must survive), and once without sinks (the loss it prevents).
  *
- * `deno task bench wal_sink [--runs N]` (trials; default 10). `--only tps|gap|trials`.
+ * `deno task bench wal_sink [--runs N]` (trials; default 10). `--only tps|gap|trials`;
+ * `--ack write`: the trials' sinks acknowledge on write.
  */
 import { ok } from "../tests/support/control.ts";
 import {
@@ -29,6 +30,8 @@ import { median, pgbench as pgbenchTps, pgbenchOutput, runsFromArgs, sh, tpsOf }
 
 const runs = runsFromArgs(10);
 const only = Deno.args.includes("--only") ? Deno.args[Deno.args.indexOf("--only") + 1] : "";
+/** `--ack write`: the trials' sinks acknowledge on write (BEYOND_PG_SINK_ACK). */
+const ack = Deno.args.includes("--ack") ? Deno.args[Deno.args.indexOf("--ack") + 1] : "flush";
 const SECONDS = Number(Deno.env.get("BENCH_SECONDS") ?? 8);
 const keepLines = /^\[beyond-pg\]/;
 
@@ -102,10 +105,14 @@ addEventListener("unload", () => {
 
 console.log(`# WAL sink benchmark (loopback, 2 shared cores; pgbench -T ${SECONDS})`);
 
-async function primaryWithSinks(names: string[], extra: Record<string, string> = {}) {
+async function primaryWithSinks(
+  names: string[],
+  extra: Record<string, string> = {},
+  sinkExtra: Record<string, string> = {},
+) {
   const directPort = freePort();
   const sinks: Sink[] = [];
-  for (const n of names) sinks.push(await startSink(n, directPort));
+  for (const n of names) sinks.push(await startSink(n, directPort, { env: sinkExtra }));
   const restart = {
     root: await madeRoot(),
     port: freePort(),
@@ -294,7 +301,9 @@ if (!only || only === "trials") {
   let seed = 1414;
   const rand = () => ((seed = (seed * 48271) % 2147483647) / 2147483647);
   try {
-    const { p: first, restart } = await primaryWithSinks(["s1", "s2"]);
+    const { p: first, restart } = await primaryWithSinks(["s1", "s2"], {}, {
+      BEYOND_PG_SINK_ACK: ack ?? "flush",
+    });
     let p = first;
     await Promise.all(["s1", "s2"].map((n) => streaming(p, n)));
     await psql(p.directPort, "CREATE TABLE acks (id bigint PRIMARY KEY, pad text)", {
@@ -323,7 +332,7 @@ if (!only || only === "trials") {
       await Promise.all(["s1", "s2"].map((n) => streaming(p, n)));
     }
     console.log(
-      `\nhost loss with 2 sinks (ANY 1): ${runs} trials, ${acked} acknowledged, ${lost} lost (${
+      `\nhost loss with 2 sinks (ANY 1, BEYOND_PG_SINK_ACK=${ack}): ${runs} trials, ${acked} acknowledged, ${lost} lost (${
         lost === 0 ? "PASS" : "FAIL"
       }); gap fetch median ${Math.round(median(fetchMs))} ms, boot median ${
         Math.round(median(bootMs))

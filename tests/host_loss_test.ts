@@ -26,10 +26,11 @@ function lcg(seed: number) {
   return () => ((s = (s * 48271) % 2147483647) / 2147483647);
 }
 
-Deno.test("host loss with 2 WAL sinks (ANY 1): every acknowledged commit survives; quorum; a sink resumes from its slot", async () => {
+/** Two sinks (`sinkEnv` for both) and a primary with `ANY 1` of them, not yet ready. */
+async function primaryWithTwoSinks(env: Record<string, string> = {}) {
   const directPort = freePort();
-  const s1 = await startSink("s1", directPort);
-  const s2 = await startSink("s2", directPort);
+  const s1 = await startSink("s1", directPort, { env });
+  const s2 = await startSink("s2", directPort, { env });
   const root = await tempRoot();
   const restart = {
     root,
@@ -38,7 +39,13 @@ Deno.test("host loss with 2 WAL sinks (ANY 1): every acknowledged commit survive
     httpPort: freePort(),
     env: replEnv(sinkEnv([s1, s2])),
   };
-  let p: Instance = await startSupervisor(restart);
+  return { s1, s2, root, restart, directPort, p: await startSupervisor(restart) };
+}
+
+Deno.test("host loss with 2 WAL sinks (ANY 1): every acknowledged commit survives; quorum; a sink resumes from its slot", async () => {
+  const start = await primaryWithTwoSinks();
+  const { s2, root, restart, directPort } = start;
+  let p: Instance = start.p;
   const rand = lcg(14);
   let s2b: Sink | undefined;
   try {
@@ -130,19 +137,9 @@ function lsn(text: string): bigint {
 }
 
 Deno.test("sinks acknowledging on write (BEYOND_PG_SINK_ACK=write): a host loss loses nothing; the flush LSN follows; a primary at `on` is told in one line", async () => {
-  const directPort = freePort();
-  const env = { BEYOND_PG_SINK_ACK: "write" };
-  const s1 = await startSink("s1", directPort, { env });
-  const s2 = await startSink("s2", directPort, { env });
-  const root = await tempRoot();
-  const restart = {
-    root,
-    port: freePort(),
-    directPort,
-    httpPort: freePort(),
-    env: replEnv(sinkEnv([s1, s2])),
-  };
-  let p: Instance = await startSupervisor(restart);
+  const start = await primaryWithTwoSinks({ BEYOND_PG_SINK_ACK: "write" });
+  const { s1, s2, root, restart } = start;
+  let p: Instance = start.p;
   const sinkStatus = async (s: Sink) =>
     await (await fetch(`${s.url}/v1/status`)).json() as {
       ack: string;

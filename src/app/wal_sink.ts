@@ -75,7 +75,7 @@ export async function runSink(s: SinkSettings, latch: StopLatch): Promise<number
   const started = Date.now();
   let primaryLsn: bigint | undefined;
   let lastEnd: bigint | undefined;
-  const flusher = s.ack === "write" ? new Flusher(tree, s.dir, () => lastEnd) : undefined;
+  const flusher = preload ? new Flusher(tree, s.dir, store, () => lastEnd) : undefined;
   /** With ack=write: the primary's synchronous_commit is `on` (this sink answers too early). */
   let levelWarning: string | undefined;
   const end = () => {

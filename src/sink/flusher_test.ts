@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { RootTree } from "../fs/tree.ts";
 import { Flusher, levelWarningFor } from "./flusher.ts";
+import { SinkStore } from "./store.ts";
 
 const SEG = "000000010000000000000001";
 const NEXT = "000000010000000000000002";
@@ -10,7 +11,7 @@ Deno.test("the flusher syncs the partial every round, a complete segment once, a
   try {
     const tree = RootTree.check(dir, "test");
     let end: bigint | undefined = 100n;
-    const f = new Flusher(tree, dir, () => end);
+    const f = new Flusher(tree, dir, new SinkStore(tree, dir, "s1"), () => end);
     Deno.writeFileSync(`${dir}/${SEG}.partial`, new Uint8Array(8192));
     Deno.writeFileSync(`${dir}/other.tmp`, new Uint8Array(1));
     await f.round();

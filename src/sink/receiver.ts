@@ -7,6 +7,7 @@
  * (a lost connection exits, and the loop's backoff decides when to try again). The password
  * comes from a passfile; nothing secret is on its command line or in its environment.
  */
+import { hookProblem } from "../boot/hooks.ts";
 import { upstreamConninfo } from "../config/replication_conf.ts";
 import { pipeLines } from "../logs/lines.ts";
 import { Child, type ChildHandle, type OutputPump } from "../supervise/child.ts";
@@ -56,8 +57,9 @@ export function explain(line: string, dir: string): string {
 }
 
 /**
- * libeatmydata, for BEYOND_PG_SINK_ACK=write: a root-owned file in a system library directory
- * (Debian's libeatmydata1), or undefined.
+ * libeatmydata, for BEYOND_PG_SINK_ACK=write: the first candidate root may load into a child
+ * (boot/hooks.ts hookProblem: a file, its own and its directories' root's, not writable by group
+ * or others), or undefined.
  */
 export function findNoSyncPreload(
   candidates = [
@@ -67,13 +69,7 @@ export function findNoSyncPreload(
     "/usr/lib/libeatmydata.so.1",
   ],
 ): string | undefined {
-  for (const path of candidates) {
-    try {
-      const st = Deno.statSync(path);
-      if (st.isFile && st.uid === 0 && ((st.mode ?? 0) & 0o022) === 0) return path;
-    } catch { /* next */ }
-  }
-  return undefined;
+  return candidates.find((path) => hookProblem(path) === undefined);
 }
 
 /** A run that stays up this long clears the last error. */

@@ -40,7 +40,7 @@ export class SinkStore {
   }
 
   /** Complete segments and the partial, oldest first (names only, checked). */
-  #files(): { name: string; partial: boolean }[] {
+  files(): { name: string; partial: boolean }[] {
     return this.#tree.list(this.#dir)
       .filter((e) => e.isFile)
       .map((e) => e.name)
@@ -129,7 +129,7 @@ export class SinkStore {
   listing(): SinkListing {
     const segments: SinkSegment[] = [];
     let end: bigint | undefined;
-    for (const f of this.#files()) {
+    for (const f of this.files()) {
       const id = parseSegment(f.name)!;
       const segStart = id.number * BigInt(SEGMENT_BYTES);
       if (!f.partial) {
@@ -166,7 +166,7 @@ export class SinkStore {
     const partial = name.endsWith(".partial");
     const base = name.replace(/\.partial$/, "");
     if (walKind(base) !== "segment") return undefined;
-    const entry = this.#files().find((f) => f.name === base && f.partial === partial);
+    const entry = this.files().find((f) => f.name === base && f.partial === partial);
     if (!entry) return undefined;
     let length = SEGMENT_BYTES;
     if (partial) {
@@ -194,7 +194,7 @@ export class SinkStore {
    */
   dropTornPartials(): string[] {
     const dropped: string[] = [];
-    for (const f of this.#files().filter((x) => x.partial)) {
+    for (const f of this.files().filter((x) => x.partial)) {
       const path = `${this.#dir}/${f.name}.partial`;
       const size = this.#tree.stat(path)?.size ?? 0;
       if (size === 0 || size === SEGMENT_BYTES) continue;
@@ -217,7 +217,7 @@ export class SinkStore {
 
   /** Remove complete segments beyond `keepMb`, oldest first; the newest two always stay. */
   prune(keepMb: number): string[] {
-    const complete = this.#files().filter((f) => !f.partial);
+    const complete = this.files().filter((f) => !f.partial);
     const budget = Math.floor((keepMb * 2 ** 20) / SEGMENT_BYTES);
     const drop = complete.slice(0, Math.max(0, complete.length - Math.max(budget, 2)));
     for (const f of drop) this.#tree.remove(`${this.#dir}/${f.name}`, false);

@@ -144,6 +144,7 @@ Deno.test("sinks acknowledging on write (BEYOND_PG_SINK_ACK=write): a host loss 
     await (await fetch(`${s.url}/v1/status`)).json() as {
       ack: string;
       flushLsn: string | null;
+      lagBytes: number | null;
       reason?: string;
     };
   try {
@@ -187,6 +188,8 @@ Deno.test("sinks acknowledging on write (BEYOND_PG_SINK_ACK=write): a host loss 
       500,
     );
     console.log(`s1: ${(await sinkStatus(s1)).reason}`);
+    // The same probe (one psql: IDENTIFY_SYSTEM, then SHOW) gives the primary's position.
+    assert.equal(typeof (await sinkStatus(s1)).lagBytes, "number");
     assert.equal(await p.stop(), 0);
   } finally {
     await cleanup();

@@ -178,13 +178,17 @@ export async function runSink(s: SinkSettings, latch: StopLatch): Promise<number
   };
   const probeOnce = async () => {
     try {
-      const r = await replicationCommand(binDir, "IDENTIFY_SYSTEM", probeTarget);
-      const lsn = parseLsn(r.stdout.trim().split("|")[2] ?? "");
+      // One connection for both: psql runs each -c in turn, a line each.
+      const r = await replicationCommand(
+        binDir,
+        flusher ? ["IDENTIFY_SYSTEM", "SHOW synchronous_commit"] : "IDENTIFY_SYSTEM",
+        probeTarget,
+      );
+      const [identity = "", level] = r.stdout.trim().split("\n");
+      const lsn = parseLsn(identity.split("|")[2] ?? "");
       if (lsn !== undefined) primaryLsn = lsn;
-      if (flusher) {
-        const level = await replicationCommand(binDir, "SHOW synchronous_commit", probeTarget);
-        if (level.code !== 0) return;
-        const warning = levelWarningFor(level.stdout.trim());
+      if (flusher && r.code === 0 && level) {
+        const warning = levelWarningFor(level.trim());
         if (warning && warning !== levelWarning) log.warn(`wal-sink: ${warning}`);
         levelWarning = warning;
       }

@@ -44,12 +44,13 @@ export function toolProblem(stderr: string): string {
  */
 export function replicationCommand(
   binDir: string,
-  sql: string,
+  sql: string | string[],
   o: RunOptions & { conninfo: string },
 ): Promise<RunResult> {
   const { conninfo, ...options } = o;
   const target = `${conninfo} replication=true dbname=replication`;
-  return run(`${binDir}/psql`, ["-X", "-A", "-t", "-w", "-d", target, "-c", sql], {
+  const commands = (typeof sql === "string" ? [sql] : sql).flatMap((c) => ["-c", c]);
+  return run(`${binDir}/psql`, ["-X", "-A", "-t", "-w", "-d", target, ...commands], {
     ...options,
     check: false,
   });

@@ -14,7 +14,7 @@ import { log } from "../util/log.ts";
 
 const KNOWN_MAGIC = new Set(Object.values(WAL_MAGIC));
 
-/** How much of a partial segment past its known end a walk reads first. */
+/** How much of a partial segment past its known end a walk reads at a time. */
 const PARTIAL_READ_BYTES = 1 << 20;
 
 interface PartialState {
@@ -32,6 +32,8 @@ export class SinkStore {
   readonly #name: string;
   #partial: PartialState | undefined;
   #sysid: string | null = null;
+  /** The partial's walk reads into this (see #readSized). */
+  #scratch = new Uint8Array(0);
 
   constructor(tree: RootTree, dir: string, name: string) {
     this.#tree = tree;
@@ -51,13 +53,20 @@ export class SinkStore {
 
   /**
    * Bytes of a file from `offset` to its end, or at most `limit` of them (a short read: what is
-   * there now); `size` is the file's.
+   * there now); `size` is the file's. Read into `into` when it is given and large enough (the
+   * partial's walk reuses one buffer: a fresh one each second costs a page fault per 4 KiB).
    */
-  #readSized(file: string, offset: number, limit = Infinity): { bytes: Uint8Array; size: number } {
+  #readSized(
+    file: string,
+    offset: number,
+    limit = Infinity,
+    into?: Uint8Array,
+  ): { bytes: Uint8Array; size: number } {
     const f = this.#tree.open(`${this.#dir}/${file}`, { read: true });
     try {
       const size = f.statSync().size;
-      const out = new Uint8Array(Math.max(0, Math.min(size - offset, limit)));
+      const want = Math.max(0, Math.min(size - offset, limit));
+      const out = into && into.length >= want ? into.subarray(0, want) : new Uint8Array(want);
       f.seekSync(offset, Deno.SeekMode.Start);
       let got = 0;
       while (got < out.length) {
@@ -71,25 +80,24 @@ export class SinkStore {
     }
   }
 
-  #read(file: string, offset: number): Uint8Array {
-    return this.#readSized(file, offset).bytes;
+  #read(file: string, offset: number, limit?: number): Uint8Array {
+    return this.#readSized(file, offset, limit).bytes;
   }
 
-  /** How much of the partial segment `name` is valid (whole records). */
+  /**
+   * How much of the partial segment `name` is valid (whole records). It reads from the page
+   * holding the known end (everything before it is valid), 1 MiB at a time: pg_receivewal's
+   * partial is the whole 16 MiB, zero-filled past what arrived, and a busy second brings
+   * about that much. A walk that runs out of bytes goes on from where it stopped; only a
+   * record longer than what was read makes the next read larger.
+   */
   #partialEnd(name: string): PartialState | undefined {
     const id = parseSegment(name)!;
     const segStart = id.number * BigInt(SEGMENT_BYTES);
     let st = this.#partial?.name === name ? this.#partial : undefined;
-    // Read from the page holding the current end (everything before it is known valid).
-    const from = st ? Number((st.end - segStart) / BigInt(PAGE_BYTES)) * PAGE_BYTES : 0;
-    // pg_receivewal's partial is the whole 16 MiB, zero-filled past what arrived: read 1 MiB
-    // past the known end (about what a busy second brings), more only when a walk runs into
-    // the end of what was read (a following sink read the rest of the segment every second).
-    // A segment's first look reads it whole (its first record may continue a long one).
-    let limit = st ? PARTIAL_READ_BYTES : Infinity;
+    let limit = PARTIAL_READ_BYTES;
     let bytes: Uint8Array = new Uint8Array(0);
-    let size = 0;
-    const base = segStart + BigInt(from);
+    let base = segStart;
     const src: WalBytes = {
       get(lsn, len) {
         const off = Number(lsn - base);
@@ -97,33 +105,42 @@ export class SinkStore {
         return bytes.subarray(off, off + len);
       },
     };
-    const load = () => ({ bytes, size } = this.#readSized(`${name}.partial`, from, limit));
-    load();
-    if (!st) {
-      if (bytes.length < 40) return undefined;
-      const h = readPageHeader(bytes.subarray(0, 40));
-      if (!KNOWN_MAGIC.has(h.magic)) return undefined;
-      const format = { magic: h.magic, segmentBytes: SEGMENT_BYTES };
-      const f = firstRecord(src, segStart, { format, timeline: id.timeline });
-      const first = { name, last: undefined, sysid: h.sysid, magic: h.magic };
-      if (!("lsn" in f)) return { ...first, end: segStart };
-      st = { ...first, end: f.lsn };
+    for (;;) {
+      const from = st ? Number((st.end - segStart) / BigInt(PAGE_BYTES)) * PAGE_BYTES : 0;
+      if (this.#scratch.length < Math.min(limit, SEGMENT_BYTES)) {
+        this.#scratch = new Uint8Array(Math.min(limit, SEGMENT_BYTES));
+      }
+      const read = this.#readSized(`${name}.partial`, from, limit, this.#scratch);
+      bytes = read.bytes;
+      base = segStart + BigInt(from);
+      const more = from + bytes.length < read.size;
+      if (!st) {
+        if (bytes.length < 40) return undefined;
+        const h = readPageHeader(bytes.subarray(0, 40));
+        if (!KNOWN_MAGIC.has(h.magic)) return undefined;
+        const format = { magic: h.magic, segmentBytes: SEGMENT_BYTES };
+        const f = firstRecord(src, segStart, { format, timeline: id.timeline });
+        if ("stop" in f && f.stop === "no-data" && more) {
+          limit *= 4; // the rest of a long record continued from the previous segment
+          continue;
+        }
+        const first = { name, last: undefined, sysid: h.sysid, magic: h.magic };
+        if (!("lsn" in f)) return { ...first, end: segStart };
+        st = { ...first, end: f.lsn };
+      }
+      const r = walk(src, st.end, {
+        format: { magic: st.magic, segmentBytes: SEGMENT_BYTES },
+        timeline: id.timeline,
+        ...(st.sysid !== undefined ? { sysid: st.sysid } : {}),
+        ...(st.last !== undefined ? { prev: st.last } : {}),
+      });
+      const moved = r.end !== st.end;
+      st = { ...st, end: r.end, last: r.last ?? st.last };
+      if (r.stop !== "no-data" || !more) break;
+      if (!moved) limit *= 4; // one record longer than what was read
     }
-    const options = {
-      format: { magic: st.magic, segmentBytes: SEGMENT_BYTES },
-      timeline: id.timeline,
-      ...(st.sysid !== undefined ? { sysid: st.sysid } : {}),
-      ...(st.last !== undefined ? { prev: st.last } : {}),
-    };
-    let r = walk(src, st.end, options);
-    while (r.stop === "no-data" && from + bytes.length < size) {
-      limit *= 4;
-      load();
-      r = walk(src, st.end, options);
-    }
-    const next = { ...st, end: r.end, last: r.last ?? st.last };
-    this.#partial = next;
-    return next;
+    this.#partial = st;
+    return st;
   }
 
   listing(): SinkListing {
@@ -136,7 +153,7 @@ export class SinkStore {
         const size = this.#tree.stat(`${this.#dir}/${f.name}`)?.size ?? 0;
         if (size !== SEGMENT_BYTES) continue;
         if (this.#sysid === null) {
-          const h = readPageHeader(this.#read(f.name, 0).subarray(0, 40));
+          const h = readPageHeader(this.#read(f.name, 0, 40));
           if (h.sysid !== undefined) this.#sysid = h.sysid.toString();
         }
         segments.push({ name: f.name, bytes: SEGMENT_BYTES, partial: false });

@@ -5,13 +5,22 @@ import { segmentBytes, walk } from "../wal/reader.ts";
 import { buildWal } from "../wal/testing_wal.ts";
 import { SinkStore } from "./store.ts";
 
-Deno.test("SinkStore.dropTornPartials(): a half-padded .partial of zeros goes, WAL stays", async () => {
+/** A sink's directory (`wal`, 0700) under a temporary root, removed after `fn`. */
+async function inSinkDir(fn: (tree: RootTree, wal: string) => Promise<void> | void) {
   const dir = await Deno.makeTempDir({ prefix: "bpg-sink-unit-" });
   try {
     await Deno.chmod(dir, 0o755);
     const wal = `${dir}/wal`;
     await Deno.mkdir(wal, { mode: 0o700 });
-    const store = new SinkStore(RootTree.check(dir, "test"), wal, "s1");
+    await fn(RootTree.check(dir, "test"), wal);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+Deno.test("SinkStore.dropTornPartials(): a half-padded .partial of zeros goes, WAL stays", async () => {
+  await inSinkDir(async (tree, wal) => {
+    const store = new SinkStore(tree, wal, "s1");
     await Deno.writeFile(`${wal}/000000010000000000000002.partial`, new Uint8Array(4 << 20));
     const withWal = new Uint8Array(1 << 20);
     withWal[100] = 7;
@@ -23,18 +32,11 @@ Deno.test("SinkStore.dropTornPartials(): a half-padded .partial of zeros goes, W
       "000000010000000000000003.partial",
       "000000020000000000000002.partial",
     ]);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
 
 Deno.test("SinkStore.listing(): the partial's valid end, read 1 MiB at a time, across a record longer than that and a segment that starts inside one", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "bpg-sink-unit-" });
-  try {
-    await Deno.chmod(dir, 0o755);
-    const wal = `${dir}/wal`;
-    await Deno.mkdir(wal, { mode: 0o700 });
-    const tree = RootTree.check(dir, "test");
+  await inSinkDir((tree, wal) => {
     const MiB = 1 << 20;
     // ~1 MiB of small records, one of 2.5 MiB, 1 MiB ones to near the segment's end, one of 3
     // MiB that continues 2.5 MiB into segment 2, then small ones.
@@ -77,9 +79,7 @@ Deno.test("SinkStore.listing(): the partial's valid end, read 1 MiB at a time, a
     Deno.writeFileSync(`${wal}/000000010000000000000002.partial`, w.segs.get(2n)!);
     assert.equal(lsn(following.listing().end!), w.end);
     assert.equal(lsn(new SinkStore(tree, wal, "s1").listing().end!), w.end);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
 
 function lsn(text: string): bigint {

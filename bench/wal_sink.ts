@@ -107,6 +107,26 @@ function usage(pids: number[]): { rssKb: number; ticks: number } {
   return { rssKb, ticks };
 }
 
+/** Run `fn`; meanwhile each group's CPU (% of one core) and, at the end, its RSS (KiB). */
+async function withUsage<T>(groups: number[][], fn: () => Promise<T>) {
+  const before = groups.map(usage);
+  const t0 = performance.now();
+  const result = await fn();
+  const secs = (performance.now() - t0) / 1000;
+  const after = groups.map(usage);
+  return {
+    result,
+    cpu: after.map((a, i) => (a.ticks - before[i]!.ticks) / secs),
+    rssKb: after.map((a) => a.rssKb),
+  };
+}
+
+/** Sinks' processes in two groups: their supervisors (deno), and the rest (pg_receivewal). */
+function sinkParts(sinks: Sink[]): [number[], number[]] {
+  const deno = sinks.map((s) => s.proc.pid);
+  return [deno, sinks.flatMap((s) => s.pids()).filter((pid) => !deno.includes(pid))];
+}
+
 /** The primary's walsender processes. */
 function walsenders(p: Instance): number[] {
   return p.pids().filter((pid) => {
@@ -196,26 +216,13 @@ if (!only || only === "tps") {
       await ok(p, "set-sync-standbys", { standbys: "ANY 1 (s1, s2)", level: "remote_write" });
       // Where the CPU goes: the sinks' supervisors (deno), their pg_receivewal, and the
       // primary's walsenders (which the primary's host pays wherever the sinks run).
-      const parts = () => {
-        const deno = [s1.proc.pid, s2.proc.pid];
-        return [
-          deno,
-          [...s1.pids(), ...s2.pids()].filter((x) => !deno.includes(x)),
-          walsenders(p),
-        ];
-      };
-      const who = parts();
-      const before = who.map(usage);
-      const t0 = performance.now();
-      add("(c) 2 sinks, ANY 1", await pgbench(p));
-      const secs = (performance.now() - t0) / 1000;
-      const after = who.map(usage);
-      const pctOf = (i: number) => (after[i]!.ticks - before[i]!.ticks) / secs;
-      sinkUse.c.push(pctOf(0) + pctOf(1));
-      sinkUse.deno.push(pctOf(0));
-      sinkUse.receivewal.push(pctOf(1));
-      sinkUse.walsenders.push(pctOf(2));
-      sinkUse.rssC = Math.max(sinkUse.rssC, after[0]!.rssKb + after[1]!.rssKb);
+      const u = await withUsage([...sinkParts([s1, s2]), walsenders(p)], () => pgbench(p));
+      add("(c) 2 sinks, ANY 1", u.result);
+      sinkUse.c.push(u.cpu[0]! + u.cpu[1]!);
+      sinkUse.deno.push(u.cpu[0]!);
+      sinkUse.receivewal.push(u.cpu[1]!);
+      sinkUse.walsenders.push(u.cpu[2]!);
+      sinkUse.rssC = Math.max(sinkUse.rssC, u.rssKb[0]! + u.rssKb[1]!);
       await s1.stop();
       await s2.stop();
       // (c') the same sinks acknowledging on write (BEYOND_PG_SINK_ACK=write: libeatmydata under
@@ -230,12 +237,10 @@ if (!only || only === "tps") {
         ),
       );
       await Promise.all(w.map((s) => streaming(p, s.name)));
-      const beforeW = usage(w.flatMap((s) => s.pids()));
-      const tW = performance.now();
-      add("(c') 2 sinks, ack=write", await pgbench(p));
-      const afterW = usage(w.flatMap((s) => s.pids()));
-      sinkUse.cw.push((afterW.ticks - beforeW.ticks) / ((performance.now() - tW) / 1000));
-      sinkUse.rssW = Math.max(sinkUse.rssW, afterW.rssKb);
+      const uw = await withUsage(sinkParts(w), () => pgbench(p));
+      add("(c') 2 sinks, ack=write", uw.result);
+      sinkUse.cw.push(uw.cpu[0]! + uw.cpu[1]!);
+      sinkUse.rssW = Math.max(sinkUse.rssW, uw.rssKb[0]! + uw.rssKb[1]!);
       for (const s of w) await s.stop();
       // The same two sinks keeping their WAL in memory (tmpfs): on their own hosts a sink's fsync
       // is its own disk's; here every node shares one disk, and a sink's flush queues behind the

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { RootTree } from "../fs/tree.ts";
-import { SEGMENT_BYTES } from "../wal/names.ts";
+import { parseLsn, SEGMENT_BYTES } from "../wal/names.ts";
 import { segmentBytes, walk } from "../wal/reader.ts";
 import { buildWal } from "../wal/testing_wal.ts";
 import { SinkStore } from "./store.ts";
@@ -70,19 +70,14 @@ Deno.test("SinkStore.listing(): the partial's valid end, read 1 MiB at a time, a
     ) {
       const b = writeUpTo(upTo);
       const want = walk(segmentBytes(new Map([[1n, b]]), SEGMENT_BYTES), w.starts[0]!, opts).end;
-      const end = (s: SinkStore) => lsn(s.listing().end!);
+      const end = (s: SinkStore) => parseLsn(s.listing().end!);
       assert.equal(end(following), want, `following, WAL up to ${upTo}`);
       assert.equal(end(new SinkStore(tree, wal, "s1")), want, `a first look, WAL up to ${upTo}`);
     }
     // Segment 2 starts with the last 2.5 MiB of the 3 MiB record: its first record is past them.
     Deno.renameSync(partial1, `${wal}/000000010000000000000001`);
     Deno.writeFileSync(`${wal}/000000010000000000000002.partial`, w.segs.get(2n)!);
-    assert.equal(lsn(following.listing().end!), w.end);
-    assert.equal(lsn(new SinkStore(tree, wal, "s1").listing().end!), w.end);
+    assert.equal(parseLsn(following.listing().end!), w.end);
+    assert.equal(parseLsn(new SinkStore(tree, wal, "s1").listing().end!), w.end);
   });
 });
-
-function lsn(text: string): bigint {
-  const [hi, lo] = text.split("/");
-  return (BigInt(`0x${hi}`) << 32n) | BigInt(`0x${lo}`);
-}
